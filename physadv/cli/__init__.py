@@ -1,0 +1,49 @@
+"""The ``physadv`` command line. Sub-commands live in small modules; this file wires them up and
+turns user-facing errors into one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from physadv.cli import models as models_cmd
+from physadv.errors import PhysadvError
+
+app = typer.Typer(
+    name="physadv",
+    help="Physical-world adversarial attacks: make printable stickers and patches, replay, test defenses.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models_cmd.app, name="models")
+
+
+@app.callback()
+def _root() -> None:
+    """physadv: make printable adversarial artefacts with EOT, replay them through models, test defenses.
+
+    Everything runs offline; models are local files, Ultralytics model yamls, or 'default' (embedded).
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for ``physadv`` and ``python cli.py``."""
+    try:
+        app(args=argv, prog_name="physadv")
+    except PhysadvError as exc:
+        print(f"physadv: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("physadv: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # never a bare traceback for a user; PHYSADV_DEBUG=1 shows it
+        if os.environ.get("PHYSADV_DEBUG"):
+            raise
+        print(
+            f"physadv: internal error: {type(exc).__name__}: {exc} (set PHYSADV_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        sys.exit(1)

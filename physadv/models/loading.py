@@ -1,0 +1,239 @@
+"""Turn what a user types after ``--model`` into an adapter, or one clear line saying why not.
+
+Accepted:
+- ``*.pt`` — an Ultralytics detection checkpoint, or a TorchScript classifier (with physadv's
+  ``physadv.json`` extra file for names/size/normalisation, or ``--names``);
+- ``*.yaml`` — an Ultralytics model definition, a local file or a name Ultralytics ships
+  (``yolo11n.yaml``): random weights, for tests and dry runs;
+- ``*.safetensors`` — classifier weights with metadata naming a built-in architecture;
+- ``default`` — physadv's embedded models.
+
+physadv never downloads weights: a name that is not a local file is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from physadv.device import select_device
+from physadv.errors import ModelError
+from physadv.models.architectures import build_architecture
+from physadv.models.classes import ClassNames
+from physadv.models.classifier import Classifier
+from physadv.models.detector import YoloDetector
+
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+EMBEDDED = {"detect": EMBEDDED_DIR / "detector.pt", "classify": EMBEDDED_DIR / "sign_classifier.safetensors"}
+TORCHSCRIPT_META = "physadv.json"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def load_model(
+    spec: str | Path,
+    task: str | None = None,
+    device: str | torch.device = "auto",
+    amp: bool = False,
+    names: Sequence[str] | None = None,
+    imgsz: int | None = None,
+    end2end: bool | None = None,
+):
+    """Load a detector or classifier adapter from a path, a model yaml, or ``"default"``.
+
+    Args:
+        spec: file path, Ultralytics yaml name, or ``"default"``.
+        task: ``"detect"`` or ``"classify"``; needed only to pick the embedded default.
+        device: ``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
+        amp: float16 autocast on CUDA.
+        names: class names for a classifier file that does not carry them.
+        imgsz: detectors only — resize inputs so their long side has this many pixels.
+        end2end: detectors only — use the NMS-free one-to-one head where there is one
+            (``None``: as Ultralytics' default ``predict``).
+
+    Raises:
+        ModelError: missing, corrupt, unsupported, or remote-only model.
+    """
+    dev = select_device(device)
+    spec = str(spec)
+    if spec == "default":
+        if task not in EMBEDDED:
+            raise ModelError(
+                "'--model default' needs a task: detect (embedded YOLO) or classify (sign classifier)"
+            )
+        path = EMBEDDED[task]
+        if not path.is_file():
+            raise ModelError(f"the embedded {task} model is missing from this install ({path.name})")
+        spec = str(path)
+    path = Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    if suffix in YAML_SUFFIXES:
+        return _detector(_yolo_from_yaml(spec), dev, amp, imgsz, end2end)
+    if not path.is_file():
+        hint = " (a model name? physadv never downloads weights)" if path.parent == Path(".") else ""
+        raise ModelError(
+            f"model file '{spec}' not found{hint}: pass a local .pt/.safetensors file, "
+            "a model .yaml such as yolo11n.yaml, or 'default'"
+        )
+    if suffix == ".safetensors":
+        return _classifier_from_safetensors(path, dev, amp, names)
+    if suffix in (".pt", ".pth", ".ts", ".torchscript"):
+        if _is_torchscript(path):
+            return _classifier_from_torchscript(path, dev, amp, names)
+        return _detector(_yolo_from_checkpoint(path), dev, amp, imgsz, end2end)
+    raise ModelError(f"unsupported model file '{path.name}': expected .pt, .yaml or .safetensors")
+
+
+def _detector(model: nn.Module, device, amp: bool, imgsz: int | None, end2end: bool | None) -> YoloDetector:
+    try:
+        return YoloDetector(model, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.split("/", 1)[-1].startswith("code/") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _check_detect(model: nn.Module, source: str) -> nn.Module:
+    from ultralytics.nn.modules.head import OBB, Classify, Detect, Pose, Segment
+
+    head = model.model[-1] if hasattr(model, "model") else None
+    if isinstance(head, (Segment, Pose, OBB, Classify)) or not isinstance(head, Detect):
+        kind = type(head).__name__ if head is not None else type(model).__name__
+        raise ModelError(
+            f"'{source}' is not a detection model (its head is {kind}); physadv attacks detectors"
+        )
+    return model
+
+
+def _coco_names_if_unnamed(model: nn.Module) -> None:
+    """Official yamls define 80 COCO classes but no names; give them COCO's so `person` works."""
+    names = getattr(model, "names", None) or {}
+    if len(names) == 80 and all(str(v) == str(k) for k, v in dict(names).items()):
+        from ultralytics.utils import YAML
+        from ultralytics.utils.checks import check_yaml
+
+        model.names = YAML.load(check_yaml("coco.yaml"))["names"]
+
+
+def _yolo_from_yaml(spec: str) -> nn.Module:
+    from ultralytics.nn.tasks import DetectionModel, guess_model_task
+
+    try:
+        task = guess_model_task(spec)
+        if task != "detect":
+            raise ModelError(f"'{spec}' defines a {task} model; physadv attacks detection models")
+        model = DetectionModel(spec, verbose=False)
+    except ModelError:
+        raise
+    except FileNotFoundError:
+        raise ModelError(
+            f"model yaml '{spec}' not found locally or among Ultralytics' model definitions"
+        ) from None
+    except Exception as exc:  # a malformed yaml raises many kinds of errors
+        raise ModelError(f"cannot build a model from '{spec}': {_short(exc)}") from None
+    _coco_names_if_unnamed(model)
+    return _check_detect(model, spec)
+
+
+def _yolo_from_checkpoint(path: Path) -> nn.Module:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot read model file '{path}': {_short(exc)} (corrupt or not a PyTorch file)"
+        ) from None
+    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else ckpt
+    if isinstance(ckpt, dict) and model is None:
+        raise ModelError(
+            f"'{path}' holds a state dict, not a model; pass an Ultralytics checkpoint or a TorchScript file"
+        )
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"'{path}' holds a {type(model).__name__}, not a model")
+    return _check_detect(model, str(path))
+
+
+def _read_meta(
+    meta: dict, path: Path, names: Sequence[str] | None
+) -> tuple[ClassNames, tuple, list | None, list | None]:
+    class_names = names or meta.get("class_names")
+    if not class_names:
+        raise ModelError(f"'{path}' carries no class names; pass them with --names")
+    size = meta.get("input_size") or [32, 32]
+    return ClassNames(class_names), tuple(size), meta.get("mean"), meta.get("std")
+
+
+def _classifier_from_safetensors(path: Path, device, amp: bool, names) -> Classifier:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot read safetensors file '{path}': {_short(exc)}") from None
+    meta = json.loads(raw_meta.get(TORCHSCRIPT_META, "{}"))
+    arch = meta.get("architecture")
+    if not arch:
+        raise ModelError(f"'{path}' does not name its architecture (physadv.json metadata missing)")
+    class_names, size, mean, std = _read_meta(meta, path, names)
+    module = build_architecture(arch, len(class_names))
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"weights in '{path}' do not fit architecture '{arch}': {_short(exc)}") from None
+    return Classifier(module, class_names, size, mean, std, device=device, amp=amp)
+
+
+def _classifier_from_torchscript(path: Path, device, amp: bool, names) -> Classifier:
+    extra = {TORCHSCRIPT_META: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:
+        raise ModelError(f"cannot load TorchScript file '{path}': {_short(exc)}") from None
+    meta = json.loads(extra[TORCHSCRIPT_META] or "{}")
+    class_names, size, mean, std = _read_meta(meta, path, names)
+    return Classifier(module, class_names, size, mean, std, device=device, amp=amp)
+
+
+def save_classifier(
+    module: nn.Module,
+    path: str | Path,
+    architecture: str,
+    names: Sequence[str],
+    input_size: tuple[int, int] = (32, 32),
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Save a built-in-architecture classifier as safetensors with its names and preprocessing."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "architecture": architecture,
+        "class_names": list(names),
+        "input_size": list(input_size),
+        "mean": None if mean is None else list(mean),
+        "std": None if std is None else list(std),
+        **(extra or {}),
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={TORCHSCRIPT_META: json.dumps(meta)})
+    return path
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]

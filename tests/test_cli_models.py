@@ -1,0 +1,81 @@
+"""`physadv models check`, run as a user runs it: the console script and `python cli.py`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PHYSADV = str(Path(sys.executable).with_name("physadv"))
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_check_yaml_detector_via_console_script():
+    result = run(PHYSADV, "models", "check", "yolo11n.yaml", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "kind:        detector" in result.stdout
+    assert "80 (person, bicycle" in result.stdout
+    assert "attackable:  yes" in result.stdout
+
+
+def test_check_yolo26_via_cli_py_end2end():
+    result = run(sys.executable, "cli.py", "models", "check", "yolo26n.yaml", "--end2end", "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"end2end": true' in result.stdout and '"attackable": true' in result.stdout
+
+
+@pytest.mark.parametrize(
+    "make_bad,expect",
+    [
+        (lambda d: "missing.pt", "not found"),
+        (
+            lambda d: (d / "junk.pt").write_bytes(b"not a model") and str(d / "junk.pt"),
+            "cannot read model file",
+        ),
+        (lambda d: (d / "m.yaml").write_text("nc: [oops\n") and str(d / "m.yaml"), "cannot build a model"),
+        (lambda d: "yolo11n-seg.yaml", "not a detection model|defines a segment model"),
+        (lambda d: "default", "needs a task|missing"),
+    ],
+)
+def test_bad_model_is_one_line_and_nonzero(tmp_path, make_bad, expect):
+    import re
+
+    spec = make_bad(tmp_path)
+    task = ["--task", "detect"] if spec == "default" else []
+    result = run(PHYSADV, "models", "check", spec, *task, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("physadv: error:"), result.stderr
+    assert re.search(expect, lines[0]), lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_check_classifier_file(tmp_path):
+    from physadv.models import save_classifier
+    from physadv.models.architectures import LisaCNN
+
+    path = save_classifier(
+        LisaCNN(3), tmp_path / "c.safetensors", "lisa_cnn", ["stop", "yield", "speed limit 45"]
+    )
+    result = run(PHYSADV, "models", "check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "classifier" in result.stdout and "32x32" in result.stdout
+
+
+def test_unknown_device_is_one_line():
+    result = run(PHYSADV, "models", "check", "yolo11n.yaml", "--device", "tpu")
+    assert result.returncode == 2
+    assert "unknown device" in result.stderr or "not supported" in result.stderr
+
+
+def test_help_reads_well():
+    result = run(PHYSADV, "--help")
+    assert result.returncode == 0 and "models" in result.stdout
+    assert torch.__version__  # torch imported fine alongside the CLI
