@@ -8,7 +8,9 @@ import sys
 
 import typer
 
+from physadv.cli import calibrate as calibrate_cmd
 from physadv.cli import models as models_cmd
+from physadv.cli.printable import printable
 from physadv.errors import PhysadvError
 
 app = typer.Typer(
@@ -19,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(calibrate_cmd.app, name="calibrate")
+app.command("printable")(printable)
 
 
 @app.callback()

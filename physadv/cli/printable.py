@@ -1,0 +1,57 @@
+"""``physadv printable``: turn any artefact image into files that print at the right size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from physadv.errors import PhysadvError
+
+
+def parse_size_mm(text: str) -> tuple[float, float]:
+    """``"400"`` → (400, 400); ``"300x200"`` → (300, 200), millimetres."""
+    try:
+        parts = [float(p) for p in text.lower().replace("mm", "").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) <= 0:
+        raise PhysadvError(f"bad size '{text}': give millimetres as W or WxH, e.g. 400 or 300x200")
+    return (parts[0], parts[-1])
+
+
+def printable(
+    image: Path = typer.Argument(
+        ..., help="The artefact image (PNG; an alpha channel marks unprinted areas)."
+    ),
+    size_mm: str = typer.Option(..., "--size-mm", help="Printed size in mm: W or WxH (e.g. 400, 300x200)."),
+    out: Path = typer.Option(Path("printables"), help="Output folder."),
+    paper: str = typer.Option("a4", help="Paper for the tiled PDF: a4, a3, letter, legal."),
+    dpi: int = typer.Option(300, min=72, max=1200, help="Print resolution."),
+    quantize: bool = typer.Option(False, help="Snap every pixel to the nearest palette colour."),
+    palette: Path = typer.Option(None, help="Palette file (r,g,b lines); default: physadv's estimate."),
+) -> None:
+    """Write NAME.png (with DPI), NAME.pdf (one page of exactly the artefact's size),
+    NAME_PAPER.pdf (true size on PAPER, tiled if larger, cut marks and a 10 cm scale bar) and NAME.json."""
+    from physadv.printing.export import load_artefact_image, save_pdf, save_png, save_sidecar
+    from physadv.printing.palette import Palette
+
+    artefact = load_artefact_image(image, parse_size_mm(size_mm))
+    pal = (Palette.load(palette) if palette else Palette.default()) if quantize else None
+    stem = image.stem
+    out.mkdir(parents=True, exist_ok=True)
+    save_png(artefact, out / f"{stem}.png", dpi, pal)
+    save_pdf(artefact, out / f"{stem}.pdf", dpi, paper=None, quantize=pal)
+    pages = save_pdf(artefact, out / f"{stem}_{paper}.pdf", dpi, paper=paper, quantize=pal, label=stem)
+    save_sidecar(
+        artefact,
+        out / f"{stem}.json",
+        dpi=dpi,
+        quantized=quantize,
+        palette=str(palette) if palette else "physadv default",
+    )
+    w, h = artefact.size_mm
+    typer.echo(
+        f"wrote {out}/{stem}.png, {stem}.pdf ({w:g} x {h:g} mm), {stem}_{paper}.pdf ({pages} page(s)), "
+        f"{stem}.json — print at 100% scale"
+    )

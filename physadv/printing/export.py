@@ -1,0 +1,174 @@
+"""Print-ready files at physical size: PNG with DPI metadata, PDF pages (tiled when larger than the
+paper) with cut marks and a 10 cm scale bar, and a JSON sidecar with provenance.
+
+Pillow writes a PDF page of ``pixels · 72 / dpi`` points, so rendering at ``mm / 25.4 · dpi``
+pixels gives a page of exactly the physical size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+import physadv
+from physadv.artefact import Artefact
+from physadv.errors import PhysadvError
+from physadv.printing.palette import Palette
+
+MM_PER_INCH = 25.4
+PAPER_MM = {"a4": (210.0, 297.0), "a3": (297.0, 420.0), "letter": (215.9, 279.4), "legal": (215.9, 355.6)}
+PAGE_MARGIN_MM = 12.0
+
+
+def mm_to_px(mm: float, dpi: int) -> int:
+    return max(1, round(mm / MM_PER_INCH * dpi))
+
+
+def artefact_pixels(artefact: Artefact, dpi: int, quantize: Palette | None = None) -> Image.Image:
+    """The artefact at print resolution: RGB, unprinted (alpha 0) areas white. Nearest-neighbour
+    upsampling keeps the optimised pixel values exact."""
+    image = artefact.image.detach().float().cpu().clamp(0, 1)
+    if quantize is not None:
+        image = quantize.quantize(image)
+    if artefact.alpha is not None:
+        alpha = artefact.alpha.detach().float().cpu().clamp(0, 1)
+        image = image * alpha + (1 - alpha)
+    array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    size = (mm_to_px(artefact.size_mm[0], dpi), mm_to_px(artefact.size_mm[1], dpi))
+    return Image.fromarray(array).resize(size, Image.NEAREST)
+
+
+def save_png(artefact: Artefact, path: str | Path, dpi: int = 300, quantize: Palette | None = None) -> Path:
+    """A PNG at print resolution with its DPI recorded, so it prints at ``size_mm``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    artefact_pixels(artefact, dpi, quantize).save(path, dpi=(dpi, dpi))
+    return path
+
+
+def _font(size_px: int) -> ImageFont.ImageFont:
+    from physadv.offline import _bundled_font
+
+    font = _bundled_font()
+    return ImageFont.truetype(str(font), size_px) if font else ImageFont.load_default()
+
+
+def _cut_marks(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], dpi: int) -> None:
+    """L-shaped marks outside each corner of ``box`` (x0, y0, x1, y1 in pixels)."""
+    length, gap, width = mm_to_px(5, dpi), mm_to_px(1.5, dpi), max(1, mm_to_px(0.25, dpi))
+    x0, y0, x1, y1 = box
+    for x, sx in ((x0, -1), (x1, 1)):
+        for y, sy in ((y0, -1), (y1, 1)):
+            draw.line([(x + sx * gap, y), (x + sx * (gap + length), y)], fill=0, width=width)
+            draw.line([(x, y + sy * gap), (x, y + sy * (gap + length))], fill=0, width=width)
+
+
+def _scale_bar(draw: ImageDraw.ImageDraw, x: int, y: int, dpi: int) -> None:
+    """A 100 mm bar with 10 mm ticks: measure it on the print to check the printer's scaling."""
+    width = max(1, mm_to_px(0.4, dpi))
+    draw.line([(x, y), (x + mm_to_px(100, dpi), y)], fill=0, width=width)
+    for i in range(11):
+        tx = x + mm_to_px(10 * i, dpi)
+        draw.line([(tx, y - mm_to_px(2 if i % 5 else 3, dpi)), (tx, y)], fill=0, width=width)
+    draw.text((x + mm_to_px(102, dpi), y - mm_to_px(3, dpi)), "100 mm", fill=0, font=_font(mm_to_px(3, dpi)))
+
+
+def layout_pages(
+    pixels: Image.Image, dpi: int, paper: str, label: str = "", cut_marks: bool = True, scale_bar: bool = True
+) -> list[Image.Image]:
+    """Place ``pixels`` at true size on pages of ``paper``, tiled in a grid when it does not fit.
+
+    Each tile is butted to its neighbours (no overlap); cut marks show where to trim.
+    """
+    if paper.lower() not in PAPER_MM:
+        raise PhysadvError(f"unknown paper '{paper}': choose one of {', '.join(PAPER_MM)}")
+    page_w, page_h = (mm_to_px(v, dpi) for v in PAPER_MM[paper.lower()])
+    margin = mm_to_px(PAGE_MARGIN_MM, dpi)
+    area_w, area_h = page_w - 2 * margin, page_h - 2 * margin
+    cols, rows = math.ceil(pixels.width / area_w), math.ceil(pixels.height / area_h)
+    pages = []
+    for r in range(rows):
+        for c in range(cols):
+            tile = pixels.crop(
+                (
+                    c * area_w,
+                    r * area_h,
+                    min((c + 1) * area_w, pixels.width),
+                    min((r + 1) * area_h, pixels.height),
+                )
+            )
+            page = Image.new("RGB", (page_w, page_h), "white")
+            x0 = margin + (area_w - tile.width) // 2 if cols == 1 else margin
+            y0 = margin + (area_h - tile.height) // 2 if rows == 1 else margin
+            page.paste(tile, (x0, y0))
+            draw = ImageDraw.Draw(page)
+            if cut_marks:
+                _cut_marks(draw, (x0, y0, x0 + tile.width, y0 + tile.height), dpi)
+            text = f"{label}  tile row {r + 1}/{rows}, column {c + 1}/{cols}" if rows * cols > 1 else label
+            draw.text((margin, mm_to_px(3, dpi)), text.strip(), fill=0, font=_font(mm_to_px(3.5, dpi)))
+            if scale_bar and r == 0 and c == 0:
+                _scale_bar(draw, margin, page_h - mm_to_px(5, dpi), dpi)
+            pages.append(page)
+    return pages
+
+
+def save_pdf(
+    artefact: Artefact,
+    path: str | Path,
+    dpi: int = 300,
+    paper: str | None = None,
+    cut_marks: bool = True,
+    scale_bar: bool = True,
+    quantize: Palette | None = None,
+    label: str = "",
+) -> int:
+    """Write a PDF that prints the artefact at ``size_mm``; returns the number of pages.
+
+    ``paper=None``: one page exactly the artefact's size (for print shops, large-format printers).
+    ``paper="a4"|"letter"|…``: true size on that paper, tiled over pages if larger, with marks.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = artefact_pixels(artefact, dpi, quantize)
+    if paper is None:
+        pages = [pixels]
+    else:
+        size = f"{artefact.size_mm[0]:g} x {artefact.size_mm[1]:g} mm"
+        pages = layout_pages(
+            pixels, dpi, paper, f"{label} {size} at 100% scale".strip(), cut_marks, scale_bar
+        )
+    pages[0].save(path, "PDF", resolution=float(dpi), save_all=True, append_images=pages[1:])
+    return len(pages)
+
+
+def save_sidecar(artefact: Artefact, path: str | Path, **extra) -> Path:
+    """JSON with the artefact's physical size, provenance and physadv's version."""
+    path = Path(path)
+    record = {
+        "physadv_version": physadv.__version__,
+        "size_mm": list(artefact.size_mm),
+        "pixels": list(artefact.image.shape[-2:][::-1]),
+        **artefact.provenance,
+        **extra,
+    }
+    path.write_text(json.dumps(record, indent=2, default=str))
+    return path
+
+
+def load_artefact_image(path: str | Path, size_mm: tuple[float, float]) -> Artefact:
+    """An artefact from an image file (PNG/JPEG; an alpha channel marks unprinted areas)."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, ValueError) as exc:
+        raise PhysadvError(f"cannot read artefact image '{path}': {exc}") from None
+    alpha = None
+    if image.mode in ("RGBA", "LA"):
+        alpha = torch.from_numpy(np.asarray(image.getchannel("A"), np.float32) / 255)[None]
+    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255).permute(2, 0, 1)
+    return Artefact(rgb, size_mm, alpha, {"source": str(path)})

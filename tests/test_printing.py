@@ -1,0 +1,252 @@
+"""Printables: palettes, NPS/TV/mask norms, colour calibration from a photo, files at true size."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from physadv.artefact import Artefact
+from physadv.errors import PhysadvError
+from physadv.losses import mask_norm, nps, total_variation
+from physadv.printing.calibrate import read_chart
+from physadv.printing.chart import ChartLayout, render_chart
+from physadv.printing.colour import ColourTransfer, delta_e2000, rgb_to_lab
+from physadv.printing.export import save_pdf, save_png
+from physadv.printing.palette import Palette
+
+PHYSADV = str(Path(sys.executable).with_name("physadv"))
+PT_PER_MM = 72 / 25.4
+
+
+def media_boxes_mm(pdf: Path) -> list[tuple[float, float]]:
+    boxes = re.findall(rb"/MediaBox \[ ?([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ?\]", pdf.read_bytes())
+    return [(float(x1) / PT_PER_MM, float(y1) / PT_PER_MM) for _, _, x1, y1 in boxes]
+
+
+# --- palette and loss terms -------------------------------------------------------------------
+
+
+def test_palette_roundtrip_and_errors(tmp_path):
+    pal = Palette.default()
+    assert len(pal) == 30 and pal.colours.min() >= 0 and pal.colours.max() <= 1
+    path = pal.save(tmp_path / "p.txt")
+    torch.testing.assert_close(Palette.load(path).colours, pal.colours, atol=1e-6, rtol=0)
+    (tmp_path / "bad.txt").write_text("0.1,0.2,0.3\n0.5,1.7,0.2\n")
+    with pytest.raises(PhysadvError, match="line 2"):
+        Palette.load(tmp_path / "bad.txt")
+
+
+def test_nps_zero_on_palette_and_grows_away():
+    pal = Palette.default().colours
+    idx = torch.randint(0, len(pal), (2, 16, 16))
+    on_palette = pal[idx].permute(0, 3, 1, 2)
+    assert float(nps(on_palette, pal)) == 0.0
+    target = pal[0].view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    away = [float(nps((target + step).clamp(0, 1), pal[:1])) for step in (0.05, 0.1, 0.2)]
+    assert away[0] < away[1] < away[2]
+    assert float(nps(on_palette, pal, mode="product")) == 0.0
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: nps(x, Palette.default().colours),
+        lambda x: nps(x, Palette.default().colours, mode="product"),
+        total_variation,
+        lambda x: mask_norm(x - 0.5, torch.ones_like(x), p=1),
+        lambda x: mask_norm(x - 0.5, torch.ones_like(x), p=2),
+    ],
+)
+def test_loss_gradients(fn):
+    x = torch.rand(1, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-4)
+
+
+def test_total_variation_and_mask_norm_values():
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert float(total_variation(flat)) == 0.0
+    stripes = flat.clone()
+    stripes[..., ::2] = 0.8
+    assert float(total_variation(stripes)) == pytest.approx(0.5)
+    delta, mask = torch.full((1, 3, 4, 4), 0.5), torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    assert float(mask_norm(delta, mask, p=1)) == pytest.approx(0.25)
+    assert float(mask_norm(delta, mask, p=2)) == pytest.approx((0.125) ** 0.5)
+
+
+def test_quantize_uses_only_palette_colours():
+    pal = Palette.default()
+    q = pal.quantize(torch.rand(3, 10, 10))
+    flat = q.permute(1, 2, 0).reshape(-1, 3)
+    assert all(((pal.colours - c).abs().sum(1) < 1e-6).any() for c in flat)
+
+
+# --- colour science ---------------------------------------------------------------------------
+
+
+def test_delta_e2000_reference_pairs():
+    """Sharma, Wu & Dalal (2005) test data, pairs 1, 7 and 17."""
+    lab1 = torch.tensor([[50.0, 2.6772, -79.7751], [50.0, 0.0, 0.0], [50.0, 2.5, 0.0]], dtype=torch.float64)
+    lab2 = torch.tensor([[50.0, 0.0, -82.7485], [50.0, -1.0, 2.0], [73.0, 25.0, -18.0]], dtype=torch.float64)
+    torch.testing.assert_close(
+        delta_e2000(lab1, lab2),
+        torch.tensor([2.0425, 2.3669, 27.1492], dtype=torch.float64),
+        atol=1e-3,
+        rtol=0,
+    )
+
+
+def test_colour_transfer_fit_recovers_an_affine_map():
+    m, b = (
+        torch.tensor([[0.8, 0.1, 0.0], [0.05, 0.85, 0.05], [0.0, 0.1, 0.75]]),
+        torch.tensor([0.08, 0.06, 0.1]),
+    )
+    intended = torch.rand(50, 3)
+    fitted = ColourTransfer.fit(intended, intended @ m.T + b)
+    torch.testing.assert_close(fitted.matrix, m, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fitted.bias, b, atol=1e-4, rtol=0)
+    img = torch.rand(2, 3, 4, 4, requires_grad=True)
+    fitted(img).sum().backward()
+    assert img.grad.abs().sum() > 0
+
+
+# --- calibration from a photograph ------------------------------------------------------------
+
+TRUE_M = np.array([[0.78, 0.08, 0.02], [0.04, 0.80, 0.06], [0.03, 0.07, 0.70]], np.float32)
+TRUE_B = np.array([0.09, 0.08, 0.11], np.float32)
+
+
+def synthetic_photo(seed: int = 0, with_chart: bool = True) -> np.ndarray:
+    """The chart rendered, colour-shifted, warped by a random homography into a 1600×1200 scene,
+    blurred and noised; plus a glare spot."""
+    rng = np.random.default_rng(seed)
+    layout = ChartLayout()
+    chart = render_chart(layout, px_per_mm=4.0).astype(np.float32) / 255
+    shifted = np.clip(chart @ TRUE_M.T + TRUE_B, 0, 1)
+    h, w = chart.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    base = np.float32([[250, 180], [1350, 200], [1380, 1000], [220, 980]])
+    dst = (base + rng.uniform(-60, 60, base.shape)).astype(np.float32)
+    scene = np.tile(np.linspace(0.2, 0.45, 1600, dtype=np.float32)[None, :, None], (1200, 1, 3))
+    if with_chart:
+        homography = cv2.getPerspectiveTransform(src, dst)
+        warped = cv2.warpPerspective(shifted, homography, (1600, 1200), flags=cv2.INTER_AREA)
+        inside = cv2.warpPerspective(np.ones((h, w), np.float32), homography, (1600, 1200)) > 0.5
+        scene[inside] = warped[inside]
+        cx, cy = dst.mean(0).astype(int)
+        cv2.circle(scene, (int(cx) + 40, int(cy) - 30), 9, (1.0, 1.0, 1.0), -1)  # glare
+    scene = cv2.GaussianBlur(scene, (5, 5), 1.2)
+    scene += rng.normal(0, 0.015, scene.shape).astype(np.float32)
+    return (np.clip(scene, 0, 1) * 255).round().astype(np.uint8)
+
+
+def test_calibration_recovers_swatches_from_a_synthetic_photo():
+    reading = read_chart(synthetic_photo())
+    truth = np.clip(ChartLayout().colours @ TRUE_M.T + TRUE_B, 0, 1)
+    de = delta_e2000(rgb_to_lab(torch.from_numpy(reading.measured)), rgb_to_lab(torch.from_numpy(truth)))
+    assert float(de.mean()) < 3.0, f"mean ΔE2000 {float(de.mean()):.2f}"
+    torch.testing.assert_close(reading.transfer.matrix, torch.from_numpy(TRUE_M), atol=0.05, rtol=0)
+
+
+def test_photo_without_chart_is_a_clear_error():
+    with pytest.raises(PhysadvError, match="no calibration chart found"):
+        read_chart(synthetic_photo(with_chart=False))
+
+
+def test_calibrate_cli_end_to_end(tmp_path):
+    photo = tmp_path / "chart_photo.jpg"
+    cv2.imwrite(
+        str(photo), cv2.cvtColor(synthetic_photo(seed=3), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    result = subprocess.run(
+        [PHYSADV, "calibrate", "photo", str(photo), "--out", str(tmp_path / "cal")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(Palette.load(tmp_path / "cal" / "palette.txt")) == 72
+    transfer = ColourTransfer.load(tmp_path / "cal" / "colour_transfer.json")
+    torch.testing.assert_close(transfer.bias, torch.from_numpy(TRUE_B), atol=0.05, rtol=0)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), synthetic_photo(with_chart=False))
+    bad = subprocess.run(
+        [PHYSADV, "calibrate", "photo", str(blank), "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        bad.returncode == 2 and "no calibration chart found" in bad.stderr and "Traceback" not in bad.stderr
+    )
+
+
+# --- files at physical size -------------------------------------------------------------------
+
+
+def test_pdf_page_is_the_artefact_size(tmp_path):
+    art = Artefact(torch.rand(3, 64, 64), (400.0, 400.0))
+    assert save_pdf(art, tmp_path / "patch.pdf", dpi=150) == 1
+    ((w, h),) = media_boxes_mm(tmp_path / "patch.pdf")
+    assert abs(w - 400) < 0.5 and abs(h - 400) < 0.5
+
+
+def test_large_artefact_tiles_over_a4_pages(tmp_path):
+    art = Artefact(torch.rand(3, 64, 64), (400.0, 400.0))
+    pages = save_pdf(art, tmp_path / "patch_a4.pdf", dpi=100, paper="a4")
+    assert pages == 6  # printable area 186 × 273 mm: ceil(400/186) = 3 columns, ceil(400/273) = 2 rows
+    boxes = media_boxes_mm(tmp_path / "patch_a4.pdf")
+    assert len(boxes) == pages and all(abs(w - 210) < 0.5 and abs(h - 297) < 0.5 for w, h in boxes)
+
+
+def test_png_carries_dpi_and_true_pixel_size(tmp_path):
+    from PIL import Image
+
+    art = Artefact(torch.rand(3, 32, 48), (120.0, 80.0), alpha=torch.ones(1, 32, 48))
+    path = save_png(art, tmp_path / "a.png", dpi=254)
+    image = Image.open(path)
+    assert image.size == (1200, 800) and round(image.info["dpi"][0]) == 254
+
+
+def test_printable_cli(tmp_path):
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((50, 50, 3)) * 255).astype(np.uint8)).save(
+        tmp_path / "p.png"
+    )
+    result = subprocess.run(
+        [
+            PHYSADV,
+            "printable",
+            str(tmp_path / "p.png"),
+            "--size-mm",
+            "150",
+            "--dpi",
+            "100",
+            "--out",
+            str(tmp_path / "out"),
+            "--quantize",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    ((w, h),) = media_boxes_mm(tmp_path / "out" / "p.pdf")
+    assert abs(w - 150) < 0.5 and abs(h - 150) < 0.5
+    assert json.loads((tmp_path / "out" / "p.json").read_text())["size_mm"] == [150.0, 150.0]
+    bad = subprocess.run(
+        [PHYSADV, "printable", str(tmp_path / "p.png"), "--size-mm", "big"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "bad size" in bad.stderr
