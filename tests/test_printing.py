@@ -216,6 +216,38 @@ def test_png_carries_dpi_and_true_pixel_size(tmp_path):
     assert image.size == (1200, 800) and round(image.info["dpi"][0]) == 254
 
 
+def test_printable_cli_sticker_sheet(tmp_path):
+    from PIL import Image
+
+    art = sticker_artefact()
+    rgba = torch.cat([art.image, art.alpha]).permute(1, 2, 0).numpy()
+    Image.fromarray((rgba * 255).astype(np.uint8), "RGBA").save(tmp_path / "stop.png")
+    result = subprocess.run(
+        [
+            PHYSADV,
+            "printable",
+            str(tmp_path / "stop.png"),
+            "--size-mm",
+            "750",
+            "--dpi",
+            "72",
+            "--stickers",
+            "--paper",
+            "letter",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        media_boxes_mm(tmp_path / "o" / "stop_stickers.pdf") and (tmp_path / "o" / "stop_guide.pdf").is_file()
+    )
+    assert "stop_stickers.pdf (1 page(s))" in result.stdout
+
+
 def test_printable_cli(tmp_path):
     from PIL import Image
 
@@ -250,3 +282,41 @@ def test_printable_cli(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and "bad size" in bad.stderr
+
+
+# --- sticker sheets ---------------------------------------------------------------------------
+
+
+def sticker_artefact() -> Artefact:
+    """A 750 mm stop-sign face (75 px, 10 mm/px) with two rectangular stickers."""
+    alpha = torch.zeros(1, 75, 75)
+    alpha[:, 10:20, 15:45] = 1  # 300 × 100 mm at x 150, y 100
+    alpha[:, 50:58, 30:36] = 1  # 60 × 80 mm at x 300, y 500
+    return Artefact(torch.rand(3, 75, 75), (750.0, 750.0), alpha)
+
+
+def test_find_stickers_positions_and_sizes():
+    from physadv.printing.stickers import find_stickers
+
+    big, small = find_stickers(sticker_artefact(), dpi=50)
+    assert (big.x_mm, big.y_mm, big.w_mm, big.h_mm) == (150, 100, 300, 100)
+    assert (small.x_mm, small.y_mm, small.w_mm, small.h_mm) == (300, 500, 60, 80)
+    assert big.pixels.size == (round(300 / 25.4 * 50), round(100 / 25.4 * 50))
+
+
+def test_sticker_sheet_and_guide_pdfs(tmp_path):
+    from physadv.printing.stickers import save_placement_guide, save_sticker_sheet
+    from physadv.scene.geometry import stop_sign_outline_mm
+
+    # the 300 mm sticker is wider than Letter's printable width: cut into two labelled parts
+    assert save_sticker_sheet(sticker_artefact(), tmp_path / "s.pdf", paper="letter", dpi=100) == 1
+    from physadv.printing.stickers import _split, find_stickers
+
+    big = find_stickers(sticker_artefact(), dpi=100)[0]
+    parts = _split(big, 700, 1000, dpi=100)
+    assert [p.number for p in parts] == ["1a", "1b"] and parts[1].x_mm == pytest.approx(150 + 700 * 0.254)
+    assert all(abs(w - 215.9) < 0.5 and abs(h - 279.4) < 0.5 for w, h in media_boxes_mm(tmp_path / "s.pdf"))
+    pages = save_placement_guide(
+        sticker_artefact(), tmp_path / "g.pdf", stop_sign_outline_mm(), "letter", dpi=50
+    )
+    assert pages == 4 * 3  # 750 mm over a 191.9 × 255.4 mm printable area: 4 columns, 3 rows

@@ -30,6 +30,14 @@ def printable(
     dpi: int = typer.Option(300, min=72, max=1200, help="Print resolution."),
     quantize: bool = typer.Option(False, help="Snap every pixel to the nearest palette colour."),
     palette: Path = typer.Option(None, help="Palette file (r,g,b lines); default: physadv's estimate."),
+    stickers: bool = typer.Option(
+        False,
+        help="The image is a sign face whose alpha marks stickers: also write "
+        "NAME_stickers.pdf (each sticker at true size, labelled) and NAME_guide.pdf.",
+    ),
+    sign: str = typer.Option(
+        "stop", help="With --stickers: the sign's outline drawn on the guide (stop, none)."
+    ),
 ) -> None:
     """Write NAME.png (with DPI), NAME.pdf (one page of exactly the artefact's size),
     NAME_PAPER.pdf (true size on PAPER, tiled if larger, cut marks and a 10 cm scale bar) and NAME.json."""
@@ -50,6 +58,14 @@ def printable(
         quantized=quantize,
         palette=str(palette) if palette else "physadv default",
     )
+    if stickers:
+        from physadv.printing.stickers import save_placement_guide, save_sticker_sheet
+        from physadv.scene.geometry import stop_sign_outline_mm
+
+        outline = stop_sign_outline_mm(artefact.size_mm[0]) if sign == "stop" else None
+        sheets = save_sticker_sheet(artefact, out / f"{stem}_stickers.pdf", paper, dpi)
+        guide = save_placement_guide(artefact, out / f"{stem}_guide.pdf", outline, paper, min(dpi, 150))
+        typer.echo(f"wrote {out}/{stem}_stickers.pdf ({sheets} page(s)), {stem}_guide.pdf ({guide} page(s))")
     w, h = artefact.size_mm
     typer.echo(
         f"wrote {out}/{stem}.png, {stem}.pdf ({w:g} x {h:g} mm), {stem}_{paper}.pdf ({pages} page(s)), "
