@@ -1,0 +1,321 @@
+"""Render scene specs into frames with ground truth.
+
+A scene is a sequence of shots; a shot is a camera, objects placed in the world (sign faces,
+poles, people) and one draw of the effects. Objects are composited far to near with
+:func:`physadv.scene.compose.composite`, the same function the attacks optimise through.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from physadv.artefact import Artefact
+from physadv.scene.backgrounds import ground_map as make_ground_map
+from physadv.scene.backgrounds import render_background
+from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
+from physadv.scene.compose import composite
+from physadv.scene.effects import EffectParams, apply_effects, draw_effects
+from physadv.scene.persons import draw_person
+from physadv.scene.signs import SIGNS, render_face
+from physadv.scene.spec import FT
+
+FACE_PX_PER_MM = 0.4
+
+
+@dataclass
+class ObjectTruth:
+    """Ground truth of one object in one frame. Pixels: u right, v down; corners TL, TR, BR, BL."""
+
+    object_id: int
+    class_name: str
+    corners: list[list[float]]
+    box: list[float]  # x1, y1, x2, y2, clipped to the frame
+    distance_m: float  # camera to the object's centre
+    angle_deg: float  # between the object's face normal and the direction to the camera
+    truncated: bool = False
+
+
+@dataclass
+class FrameTruth:
+    index: int
+    time_s: float
+    objects: list[ObjectTruth]
+    camera: dict = field(default_factory=dict)
+    effects: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Placed:
+    """An object in the world: an RGBA texture on an upright rectangle."""
+
+    object_id: int
+    class_name: str  # "" for scenery (poles) that gets no ground truth
+    texture: torch.Tensor  # [4, h, w]
+    centre: tuple[float, float, float]
+    width_m: float
+    height_m: float
+    yaw_deg: float
+    support: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # tight alpha box, fractions
+
+
+@dataclass
+class Shot:
+    camera: Camera
+    objects: list[Placed]
+    effects: EffectParams
+    time_s: float
+
+
+def _alpha_support(rgba: np.ndarray) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(rgba[..., 3] > 0.5)
+    h, w = rgba.shape[:2]
+    return xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h
+
+
+def sign_object(object_id: int, name: str, centre, yaw_deg: float, sticker: Artefact | None = None) -> Placed:
+    """A sign face in the world, with an optional sticker layer (an artefact the size of the face)."""
+    spec = SIGNS[name]
+    face = torch.from_numpy(np.array(render_face(name, FACE_PX_PER_MM))).permute(2, 0, 1)
+    if sticker is not None:
+        face = apply_sticker(face, sticker)
+    return Placed(object_id, name, face, centre, spec.width_m, spec.height_m, yaw_deg)
+
+
+def apply_sticker(face: torch.Tensor, sticker: Artefact) -> torch.Tensor:
+    """Overlay a sticker artefact (its image/alpha span the whole face) on a ``[4, h, w]`` face;
+    stickers only stick where the sign is (face alpha)."""
+    import torch.nn.functional as F
+
+    size = face.shape[-2:]
+    rgb = F.interpolate(sticker.image[None], size=size, mode="bilinear", align_corners=False)[0]
+    alpha = (
+        torch.ones(1, *size)
+        if sticker.alpha is None
+        else F.interpolate(sticker.alpha[None], size=size, mode="bilinear", align_corners=False)[0]
+    )
+    alpha = alpha * face[3:]
+    return torch.cat([face[:3] * (1 - alpha) + rgb * alpha, face[3:]])
+
+
+def pole_object(centre_sign, sign_height_m: float, yaw_deg: float) -> Placed:
+    """The grey post under a sign, a little behind it."""
+    normal = facing_normal(yaw_deg)
+    x, y, z = np.asarray(centre_sign) - normal * 0.03
+    texture = torch.tensor([0.55, 0.56, 0.58, 1.0]).view(4, 1, 1).expand(4, 8, 8).clone()
+    return Placed(-1, "", texture, (x, y / 2, z), 0.07, y, yaw_deg)
+
+
+def person_object(
+    object_id: int, rng: np.random.Generator, feet, height_px: int, facing_yaw: float
+) -> Placed:
+    sprite = draw_person(rng, height_px)
+    texture = torch.from_numpy(sprite.rgba).permute(2, 0, 1)
+    centre = (feet[0], sprite.height_m / 2, feet[2])
+    return Placed(
+        object_id,
+        "person",
+        texture,
+        centre,
+        sprite.width_m,
+        sprite.height_m,
+        facing_yaw,
+        _alpha_support(sprite.rgba),
+    )
+
+
+def _truth(obj: Placed, camera: Camera, corners: np.ndarray) -> ObjectTruth | None:
+    x0, y0, x1, y1 = obj.support
+    tl, tr, br, bl = corners
+    # bilinear position of the tight alpha box inside the projected quad (exact for affine views)
+    pts = [
+        tl + (tr - tl) * fx + (bl - tl) * fy + (tl - tr - bl + br) * fx * fy
+        for fx in (x0, x1)
+        for fy in (y0, y1)
+    ]
+    pts = np.array(pts)
+    box = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]
+    clipped = [max(0.0, box[0]), max(0.0, box[1]), min(camera.width, box[2]), min(camera.height, box[3])]
+    if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
+        return None
+    area, full = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]), (box[2] - box[0]) * (box[3] - box[1])
+    distance = float(np.linalg.norm(np.asarray(obj.centre) - np.asarray(camera.position)))
+    return ObjectTruth(
+        obj.object_id,
+        obj.class_name,
+        corners.round(2).tolist(),
+        [round(v, 2) for v in clipped],
+        round(distance, 3),
+        round(viewing_angle_deg(camera.position, obj.centre, obj.yaw_deg), 2),
+        truncated=area < 0.9 * full,
+    )
+
+
+def render_shot(
+    shot: Shot,
+    ground: np.ndarray,
+    rng: np.random.Generator,
+    index: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, FrameTruth]:
+    """One frame ``[3, H, W]`` in [0, 1] and its ground truth."""
+    cam = shot.camera
+    frame = torch.from_numpy(render_background(cam, ground, rng)).permute(2, 0, 1)[None]
+    truths = []
+    order = sorted(shot.objects, key=lambda o: -float(cam.to_camera(np.array([o.centre]))[0, 2]))
+    for obj in order:
+        world = plane_corners(obj.centre, obj.width_m, obj.height_m, obj.yaw_deg)
+        if (cam.to_camera(world)[:, 2] < 0.2).any():
+            continue
+        corners = cam.project(world)
+        frame = composite(frame, obj.texture[None], torch.from_numpy(corners).float()[None])
+        if obj.class_name:
+            truth = _truth(obj, cam, corners)
+            if truth is not None:
+                truths.append(truth)
+    frame = apply_effects(frame, shot.effects, generator)[0]
+    cam_info = {
+        "position": [round(v, 3) for v in cam.position],
+        "yaw_deg": round(cam.yaw_deg, 2),
+        "pitch_deg": round(cam.pitch_deg, 2),
+        "hfov_deg": cam.hfov_deg,
+        "focal_px": round(cam.focal_px, 2),
+    }
+    return frame, FrameTruth(index, round(shot.time_s, 4), truths, cam_info, shot.effects.as_dict())
+
+
+# --- the three kinds of scene -----------------------------------------------------------------
+
+
+def _camera(spec: dict, position, target, rng: np.random.Generator) -> Camera:
+    c = spec["camera"]
+    base = Camera(c["width"], c["height"], c["hfov_deg"], tuple(float(v) for v in position)).looking_at(
+        target
+    )
+    j = c["jitter_deg"]
+    return Camera(
+        base.width,
+        base.height,
+        base.hfov_deg,
+        base.position,
+        base.yaw_deg + float(rng.uniform(-j, j)),
+        base.pitch_deg + float(rng.uniform(-j, j) * 0.6),
+    )
+
+
+def _sign_centre(spec: dict, x: float, z: float) -> tuple[float, float, float]:
+    s = SIGNS[spec["sign"]["class"]]
+    return (x, spec["sign"]["height_m"] + s.height_m / 2, z)
+
+
+def lab_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
+    """RP2's stationary table: each pose (distance, angle) several times, new light and aim each time."""
+    centre = _sign_centre(spec, 0.0, 30.0)
+    yaw = spec["sign"]["yaw_deg"]
+    sign = [pole_object(centre, centre[1], yaw), sign_object(0, spec["sign"]["class"], centre, yaw, sticker)]
+    t = 0.0
+    for pose in spec["lab"]["poses"]:
+        d, angle = pose["distance_ft"] * FT, pose["angle_deg"]
+        for _ in range(spec["lab"]["draws_per_pose"]):
+            offset = facing_normal(yaw + angle) * d
+            position = (centre[0] + offset[0], spec["camera"]["height_m"], centre[2] + offset[2])
+            yield Shot(_camera(spec, position, centre, rng), sign, draw_effects(rng, spec["effects"]), t)
+            t += 1.0
+
+
+def driveby_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
+    """A car in its lane approaching the sign at constant speed, the camera (hand-held) on the sign."""
+    d = spec["driveby"]
+    z_sign = 40.0
+    centre = _sign_centre(spec, spec["sign"]["lateral_m"], z_sign)
+    yaw = spec["sign"]["yaw_deg"]
+    sign = [pole_object(centre, centre[1], yaw), sign_object(0, spec["sign"]["class"], centre, yaw, sticker)]
+    speed = d["speed_kmh"] / 3.6
+    z, t, wobble = z_sign - d["start_ft"] * FT, 0.0, float(rng.uniform(0, 2 * math.pi))
+    effects = draw_effects(rng, spec["effects"])  # one light for the whole drive; noise varies per frame
+    while z_sign - z >= d["end_ft"] * FT:
+        position = (0.0, spec["camera"]["height_m"], z)
+        target = centre if d["track_sign"] else (0.0, spec["camera"]["height_m"], z + 50)
+        cam = Camera(spec["camera"]["width"], spec["camera"]["height"], spec["camera"]["hfov_deg"], position)
+        cam = cam.looking_at(target)
+        shake = spec["camera"]["jitter_deg"] * math.sin(wobble + 2.1 * t)
+        cam = Camera(
+            cam.width, cam.height, cam.hfov_deg, cam.position, cam.yaw_deg + shake, cam.pitch_deg + shake / 2
+        )
+        yield Shot(cam, sign, effects, t)
+        t += 1 / d["fps"]
+        z += speed / d["fps"]
+
+
+def pedestrian_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
+    """People walking across the view at 2–20 m, sometimes with a stop sign at the roadside."""
+    p, c = spec["pedestrians"], spec["camera"]
+    cam = Camera(
+        c["width"], c["height"], c["hfov_deg"], (0.0, c["height_m"], 0.0), 0.0, float(rng.uniform(-4, 1))
+    )
+    people = []
+    for i in range(int(rng.integers(p["count"][0], p["count"][1] + 1))):
+        z = float(rng.uniform(*p["distance_m"]))
+        x = float(rng.uniform(*p["lateral_m"])) * z / 10
+        height_px = int(min(640, 1.3 * cam.focal_px * 1.95 / z))
+        people.append(
+            (person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0), float(rng.uniform(-1.4, 1.4)))
+        )
+    scenery = []
+    if rng.random() < p["sign_probability"]:
+        z = float(rng.uniform(5, 25))
+        centre = _sign_centre(spec, float(rng.uniform(-4, 4)) * z / 10, z)
+        yaw = float(rng.uniform(-30, 30))
+        scenery = [
+            pole_object(centre, centre[1], yaw),
+            sign_object(100, spec["sign"]["class"], centre, yaw, sticker),
+        ]
+    effects = draw_effects(rng, spec["effects"])
+    for k in range(p["frames"]):
+        t = k / p["fps"]
+        moved = []
+        for person, vx in people:
+            cx, cy, cz = person.centre
+            moved.append(
+                Placed(
+                    person.object_id,
+                    "person",
+                    person.texture,
+                    (cx + vx * t, cy, cz),
+                    person.width_m,
+                    person.height_m,
+                    person.yaw_deg,
+                    person.support,
+                )
+            )
+        yield Shot(cam, scenery + moved, effects, t)
+
+
+SHOTS = {"lab": lab_shots, "driveby": driveby_shots, "pedestrians": pedestrian_shots}
+
+
+def count_frames(spec: dict) -> int:
+    """How many frames a spec renders (for progress bars)."""
+    if spec["kind"] == "lab":
+        return len(spec["lab"]["poses"]) * spec["lab"]["draws_per_pose"]
+    if spec["kind"] == "pedestrians":
+        return spec["pedestrians"]["frames"]
+    d = spec["driveby"]
+    step = d["speed_kmh"] / 3.6 / d["fps"]
+    return int(math.floor(((d["start_ft"] - d["end_ft"]) * FT) / step + 1e-9)) + 1
+
+
+def render_scene(spec: dict, sticker: Artefact | None = None) -> Iterator[tuple[torch.Tensor, FrameTruth]]:
+    """Frames of a validated spec, deterministic for its seed: ``([3, H, W] tensor, FrameTruth)``."""
+    rng = np.random.default_rng(spec["seed"])
+    generator = torch.Generator().manual_seed(int(spec["seed"]))
+    ground = make_ground_map(rng)
+    for index, shot in enumerate(SHOTS[spec["kind"]](spec, rng, sticker)):
+        yield render_shot(shot, ground, rng, index, generator)
