@@ -10,6 +10,8 @@ import typer
 
 from physadv.cli import calibrate as calibrate_cmd
 from physadv.cli import models as models_cmd
+from physadv.cli import scene as scene_cmd
+from physadv.cli import train as train_cmd
 from physadv.cli.printable import printable
 from physadv.errors import PhysadvError
 
@@ -22,6 +24,8 @@ app = typer.Typer(
 )
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(calibrate_cmd.app, name="calibrate")
+app.add_typer(scene_cmd.app, name="scene")
+app.add_typer(train_cmd.app, name="train")
 app.command("printable")(printable)
 
 

@@ -51,7 +51,8 @@ def load_model(
         device: ``"auto"``, ``"cpu"``, ``"cuda[:N]"``.
         amp: float16 autocast on CUDA.
         names: class names for a classifier file that does not carry them.
-        imgsz: detectors only — resize inputs so their long side has this many pixels.
+        imgsz: detectors only — resize inputs so their long side has this many pixels (default: the
+            model's training size, 640 for yamls; 0: keep the input's size).
         end2end: detectors only — use the NMS-free one-to-one head where there is one
             (``None``: as Ultralytics' default ``predict``).
 
@@ -89,8 +90,12 @@ def load_model(
 
 
 def _detector(model: nn.Module, device, amp: bool, imgsz: int | None, end2end: bool | None) -> YoloDetector:
+    """Inputs are resized to the model's training size unless ``imgsz`` says otherwise (0: native
+    size), as Ultralytics' ``predict`` does with a checkpoint's ``imgsz``."""
     try:
-        return YoloDetector(model, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
+        detector = YoloDetector(model, device=device, amp=amp, imgsz=None, end2end=end2end)
+        detector.imgsz = detector.train_imgsz if imgsz is None else (imgsz or None)
+        return detector
     except ValueError as exc:
         raise ModelError(str(exc)) from None
 

@@ -141,20 +141,27 @@ def _truth(obj: Placed, camera: Camera, corners: np.ndarray) -> ObjectTruth | No
         for fy in (y0, y1)
     ]
     pts = np.array(pts)
-    box = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]
-    clipped = [max(0.0, box[0]), max(0.0, box[1]), min(camera.width, box[2]), min(camera.height, box[3])]
+    box = [float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())]
+    clipped = [
+        max(0.0, box[0]),
+        max(0.0, box[1]),
+        min(float(camera.width), box[2]),
+        min(float(camera.height), box[3]),
+    ]
     if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
         return None
-    area, full = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]), (box[2] - box[0]) * (box[3] - box[1])
+    area = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1])
+    full = (box[2] - box[0]) * (box[3] - box[1])
     distance = float(np.linalg.norm(np.asarray(obj.centre) - np.asarray(camera.position)))
+    angle = viewing_angle_deg(camera.position, obj.centre, obj.yaw_deg)
     return ObjectTruth(
         obj.object_id,
         obj.class_name,
         corners.round(2).tolist(),
         [round(v, 2) for v in clipped],
         round(distance, 3),
-        round(viewing_angle_deg(camera.position, obj.centre, obj.yaw_deg), 2),
-        truncated=area < 0.9 * full,
+        round(angle, 2),
+        truncated=bool(area < 0.9 * full),
     )
 
 

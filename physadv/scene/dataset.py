@@ -1,0 +1,180 @@
+"""Training sets from the embedded world.
+
+- Classification (ImageFolder): one folder per sign class, crops around the sign as a detector
+  (or RP2's manual crop) would give them, at distances 5–50 ft and angles up to 50°.
+- Detection (YOLO format): street frames with people, stop signs, and other signs as unlabelled
+  distractors. Classes carry COCO's names (``person``, ``stop sign``); physadv looks classes up by
+  name, so commands are the same for this model and a real COCO model.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from physadv.scene.backgrounds import ground_map
+from physadv.scene.camera import Camera, facing_normal
+from physadv.scene.effects import draw_effects
+from physadv.scene.render import Shot, person_object, pole_object, render_shot, sign_object
+from physadv.scene.signs import SIGN_CLASSES, SIGNS
+from physadv.scene.spec import FT
+
+DETECT_NAMES = ["person", "stop sign"]
+TRAIN_EFFECTS = {
+    "brightness": [0.6, 1.3],
+    "contrast": [0.75, 1.15],
+    "colour_temperature_k": [4000.0, 8500.0],
+    "shadow": [0.0, 0.45],
+    "motion_blur_px": [0.0, 3.0],
+    "noise_std": [0.0, 0.03],
+    "jpeg_quality": [0, 95],
+}
+CROP_PX = 64
+
+
+def _save(path: Path, image) -> None:
+    array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(array, cv2.COLOR_RGB2BGR))
+
+
+def sign_crop_shot(name: str, rng: np.random.Generator, ref_width: int = 640, ref_hfov: float = 60.0) -> Shot:
+    """A camera framing one sign as a crop would: the sign fills 70–95% of a square view, at the
+    pixel resolution a ``ref_width``-pixel, ``ref_hfov``-degree camera would see it with."""
+    spec = SIGNS[name]
+    distance = float(np.exp(rng.uniform(math.log(5 * FT), math.log(50 * FT))))
+    angle = float(rng.uniform(-50, 50))
+    yaw = float(rng.uniform(-10, 10))
+    centre = (0.0, float(rng.uniform(1.0, 2.2)) + spec.height_m / 2, 30.0)
+    offset = facing_normal(yaw + angle) * distance
+    position = (offset[0], float(rng.uniform(1.2, 1.8)), centre[2] + offset[2])
+    f_ref = ref_width / 2 / math.tan(math.radians(ref_hfov) / 2)
+    sign_px = f_ref * max(spec.width_m, spec.height_m) / distance
+    fill = float(rng.uniform(0.7, 0.95))
+    view_px = sign_px / fill
+    hfov = 2 * math.degrees(math.atan(view_px / 2 / f_ref))
+    size = int(min(CROP_PX * 2, max(16, round(view_px))))
+    cam = Camera(size, size, hfov, position).looking_at(centre)
+    jitter = hfov * 0.08
+    cam = Camera(
+        size,
+        size,
+        hfov,
+        position,
+        cam.yaw_deg + float(rng.uniform(-jitter, jitter)),
+        cam.pitch_deg + float(rng.uniform(-jitter, jitter)),
+    )
+    objects = [pole_object(centre, centre[1], yaw), sign_object(0, name, centre, yaw)]
+    return Shot(cam, objects, draw_effects(rng, TRAIN_EFFECTS), 0.0)
+
+
+def _item_rng(seed: int, *key: int) -> np.random.Generator:
+    """Each item has its own seed, so an interrupted run resumes by skipping the files it wrote."""
+    return np.random.default_rng([seed, *key])
+
+
+def write_classification_set(out: Path, per_class: int, seed: int, progress=None) -> dict[str, int]:
+    """ImageFolder at ``out``: ``out/<class name>/<n>.png`` crops (64×64). Returns counts per class.
+
+    Items already on disk are kept (resume after an interruption)."""
+    import torch.nn.functional as F
+
+    ground = ground_map(_item_rng(seed, 10**6))
+    counts = {}
+    for c, name in enumerate(SIGN_CLASSES):
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            path = folder / f"{i:05d}.png"
+            if not path.is_file():
+                rng = _item_rng(seed, c, i)
+                image, _ = render_shot(sign_crop_shot(name, rng), ground, rng)
+                image = F.interpolate(image[None], size=(CROP_PX, CROP_PX), mode="bilinear", antialias=True)[
+                    0
+                ]
+                _save(path, image.clamp(0, 1))
+            if progress:
+                progress()
+        counts[name] = per_class
+    return counts
+
+
+def street_shot(rng: np.random.Generator, width: int = 480, height: int = 360) -> Shot:
+    """A random street frame: 0–5 people, a stop sign in most frames, other signs as distractors."""
+    hfov = float(rng.uniform(50, 70))
+    cam = Camera(
+        width,
+        height,
+        hfov,
+        (float(rng.uniform(-1.5, 1.5)), float(rng.uniform(1.1, 1.8)), 0.0),
+        float(rng.uniform(-10, 10)),
+        float(rng.uniform(-5, 3)),
+    )
+    objects = []
+    for i in range(int(rng.integers(0, 6))):
+        z = float(np.exp(rng.uniform(math.log(2.5), math.log(20))))
+        x = float(rng.uniform(-0.55, 0.55)) * z * math.tan(math.radians(hfov / 2)) * 2 + cam.position[0]
+        height_px = int(min(360, 1.2 * cam.focal_px * 1.95 / z))
+        objects.append(person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0))
+    n_signs = int(rng.choice([0, 1, 1, 1, 2, 2, 3]))
+    for k in range(n_signs):
+        name = "stop" if (k == 0 and rng.random() < 0.8) else str(rng.choice(SIGN_CLASSES))
+        z = float(np.exp(rng.uniform(math.log(2.5), math.log(22))))
+        x = float(rng.uniform(-0.5, 0.5)) * z * math.tan(math.radians(hfov / 2)) * 2 + cam.position[0]
+        centre = (x, float(rng.uniform(1.0, 2.3)) + SIGNS[name].height_m / 2, z)
+        yaw = float(rng.uniform(-40, 40))
+        objects += [pole_object(centre, centre[1], yaw), sign_object(100 + k, name, centre, yaw)]
+    return Shot(cam, objects, draw_effects(rng, TRAIN_EFFECTS), 0.0)
+
+
+@functools.lru_cache(maxsize=2)
+def _ground(seed: int, split: int, block: int) -> np.ndarray:
+    return ground_map(_item_rng(seed, split, block, 10**6))
+
+
+def _yolo_labels(truth, camera: Camera) -> str:
+    """YOLO label lines (class cx cy w h, normalised); distractor signs get none."""
+    lines = []
+    for obj in truth.objects:
+        name = "stop sign" if obj.class_name == "stop" else obj.class_name
+        if name not in DETECT_NAMES:
+            continue
+        cls = DETECT_NAMES.index(name)
+        x1, y1, x2, y2 = obj.box
+        w, h = camera.width, camera.height
+        lines.append(
+            f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_detection_set(out: Path, train: int, val: int, seed: int, progress=None) -> Path:
+    """YOLO-format set at ``out`` (images/, labels/, data.yaml). Returns data.yaml.
+
+    Items already on disk are kept (resume after an interruption)."""
+    for s_id, (split, count) in enumerate((("train", train), ("val", val))):
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            label_path = out / "labels" / split / f"{i:05d}.txt"
+            if not label_path.is_file():  # written last: its presence means the item is complete
+                rng = _item_rng(seed, s_id, i)
+                shot = street_shot(rng)
+                image, truth = render_shot(shot, _ground(seed, s_id, i // 50), rng, i)
+                _save(out / "images" / split / f"{i:05d}.jpg", image)
+                label_path.write_text(_yolo_labels(truth, shot.camera))
+            if progress:
+                progress()
+    names = dict(enumerate(DETECT_NAMES))
+    data = out / "data.yaml"
+    data.write_text(
+        yaml.safe_dump(
+            {"path": str(out.resolve()), "train": "images/train", "val": "images/val", "names": names},
+            sort_keys=False,
+        )
+    )
+    return data

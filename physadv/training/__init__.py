@@ -1,0 +1,1 @@
+"""Training the models physadv attacks: sign classifiers (ImageFolder) and Ultralytics detectors."""

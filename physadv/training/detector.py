@@ -1,0 +1,89 @@
+"""Train an Ultralytics detector offline (their trainer, physadv's offline environment).
+
+Ultralytics keeps ``last.pt`` every epoch; ``resume`` continues an interrupted run from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from physadv.errors import PhysadvError
+
+# width 0.125 of YOLOv8's channels (n is 0.25): small enough to train on a laptop CPU
+PICO_SCALE = [0.33, 0.125, 1024]
+
+
+def pico_yaml(folder: Path) -> Path:
+    """Write ``yolov8-pico.yaml``: Ultralytics' installed YOLOv8 definition at a smaller width."""
+    from ultralytics.utils.checks import check_yaml
+
+    definition = yaml.safe_load(Path(check_yaml("yolov8.yaml")).read_text())
+    definition["scales"] = {"p": PICO_SCALE}
+    definition["scale"] = "p"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "yolov8-pico.yaml"
+    path.write_text(yaml.safe_dump(definition, sort_keys=False))
+    return path
+
+
+def train_detector(
+    data: str | Path,
+    model: str = "pico",
+    epochs: int = 40,
+    imgsz: int = 320,
+    batch: int = 32,
+    project: str | Path = "runs/train",
+    name: str = "detector",
+    device: str = "cpu",
+    resume: bool = False,
+    workers: int = 2,
+) -> Path:
+    """Train (or resume) and return the path of ``best.pt``.
+
+    ``model``: ``"pico"`` (physadv's small YOLOv8), an Ultralytics yaml, or a local ``.pt`` to fine-tune.
+    """
+    import logging
+
+    import ultralytics.utils as ultralytics_utils
+    from ultralytics import YOLO
+
+    # physadv keeps Ultralytics quiet; training is long, so show its per-epoch progress and metrics
+    ultralytics_utils.VERBOSE = True
+    ultralytics_utils.LOGGER.setLevel(logging.INFO)
+    run_dir = Path(project).resolve() / name
+    last = run_dir / "weights" / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise PhysadvError(f"nothing to resume: '{last}' does not exist")
+        YOLO(str(last)).train(resume=True)
+    else:
+        data = Path(data)
+        if not data.is_file():
+            raise PhysadvError(
+                f"dataset yaml '{data}' not found (make one: physadv scene dataset --task detect)"
+            )
+        if model == "pico":
+            model = str(pico_yaml(run_dir))
+        elif model.endswith(".pt") and not Path(model).is_file():
+            raise PhysadvError(f"model '{model}' is not a local file; physadv never downloads weights")
+        YOLO(model).train(
+            data=str(data.resolve()),
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            workers=workers,
+            project=str(run_dir.parent),
+            name=name,
+            exist_ok=True,
+            amp=device != "cpu",
+            plots=False,
+            seed=0,
+            patience=max(10, epochs // 3),
+        )
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        raise PhysadvError(f"training finished without '{best}'")
+    return best

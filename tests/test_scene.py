@@ -1,0 +1,168 @@
+"""The embedded world: geometry, determinism, ground truth against pixels, specs, videos, datasets."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from physadv.errors import PhysadvError
+from physadv.scene.backgrounds import ground_map
+from physadv.scene.camera import Camera
+from physadv.scene.effects import EffectParams
+from physadv.scene.render import Shot, render_scene, render_shot, sign_object
+from physadv.scene.signs import SIGN_CLASSES, render_face
+from physadv.scene.spec import FT, load_spec, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+PHYSADV = str(Path(sys.executable).with_name("physadv"))
+LAB = {"kind": "lab", "lab": {"poses": [{"distance_ft": 10, "angle_deg": 0}], "draws_per_pose": 1}}
+
+
+def head_on_shot(distance_m: float, name: str = "stop", with_sign: bool = True) -> Shot:
+    centre = (0.0, 1.5, 30.0)
+    cam = Camera(640, 480, 60.0, (0.0, 1.5, 30.0 - distance_m))
+    objects = [sign_object(0, name, centre, 0.0)] if with_sign else []
+    return Shot(cam, objects, EffectParams(), 0.0)
+
+
+@pytest.mark.parametrize("distance_m", [1.524, 3.048, 12.19])
+def test_sign_images_to_pinhole_size(distance_m):
+    """A 750 mm stop sign at distance d spans f·0.75/d pixels, in the ground truth and in the pixels."""
+    rng = np.random.default_rng(0)
+    ground = ground_map(rng)
+    shot = head_on_shot(distance_m)
+    image, truth = render_shot(shot, ground, np.random.default_rng(1))
+    expected = shot.camera.focal_px * 0.75 / distance_m
+    (obj,) = truth.objects
+    assert abs((obj.box[2] - obj.box[0]) - expected) / expected < 0.02
+    empty, _ = render_shot(head_on_shot(distance_m, with_sign=False), ground, np.random.default_rng(1))
+    changed = (image - empty).abs().amax(0) > 0.05
+    ys, xs = torch.nonzero(changed, as_tuple=True)
+    measured = float(xs.max() - xs.min() + 1)
+    assert abs(measured - expected) / expected < 0.02 + 2 / expected  # ±1 px of anti-aliasing at each edge
+    assert abs(float(xs.min()) - obj.box[0]) <= 1.5 and abs(float(ys.min()) - obj.box[1]) <= 1.5
+    assert obj.distance_m == pytest.approx(distance_m, rel=1e-3) and obj.angle_deg == pytest.approx(
+        0, abs=0.1
+    )
+
+
+def test_viewing_angle_and_distance_in_lab_truth():
+    spec = validate({**LAB, "lab": {"poses": [{"distance_ft": 10, "angle_deg": 30}], "draws_per_pose": 2}})
+    frames = list(render_scene(spec))
+    assert len(frames) == 2
+    for _, truth in frames:
+        (obj,) = truth.objects
+        assert obj.angle_deg == pytest.approx(30, abs=0.5)
+        horizontal = 10 * FT
+        vertical = abs(spec["camera"]["height_m"] - (spec["sign"]["height_m"] + 0.375))
+        assert obj.distance_m == pytest.approx(math.hypot(horizontal, vertical), rel=1e-3)
+
+
+def test_rendering_is_deterministic_for_a_seed():
+    spec = validate({**LAB, "seed": 7})
+    ((a, ta),) = list(render_scene(spec))
+    ((b, tb),) = list(render_scene(spec))
+    assert torch.equal(a, b) and ta.as_json() == tb.as_json()
+    ((c, _),) = list(render_scene({**spec, "seed": 8}))
+    assert not torch.equal(a, c)
+
+
+def test_every_sign_class_renders_with_a_shape():
+    assert len(SIGN_CLASSES) >= 10
+    for name in SIGN_CLASSES:
+        face = render_face(name, 0.1)
+        assert face.shape[-1] == 4 and 0.4 < face[..., 3].mean() <= 1.0
+
+
+def test_spec_validation_names_the_nearest_key(tmp_path):
+    with pytest.raises(PhysadvError, match="did you mean 'distance_ft'"):
+        validate({**LAB, "lab": {"poses": [{"distanse_ft": 5}]}})
+    with pytest.raises(PhysadvError, match="did you mean 'camera'"):
+        validate({**LAB, "camara": {}})
+    with pytest.raises(PhysadvError, match="did you mean 'stop'"):
+        validate({**LAB, "sign": {"class": "stopp"}})
+    with pytest.raises(PhysadvError, match="must be a number"):
+        validate({**LAB, "camera": {"width": "wide"}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: lab\n  poses: [\n")
+    with pytest.raises(PhysadvError, match="not valid YAML"):
+        load_spec(bad)
+
+
+@pytest.mark.parametrize("name", ["lab_rp2.yaml", "driveby_stop.yaml", "pedestrians.yaml"])
+def test_shipped_specs_validate(name):
+    spec = load_spec(ROOT / "scenes" / name)
+    assert spec["kind"] in ("lab", "driveby", "pedestrians")
+
+
+def test_lab_table_poses_follow_rp2():
+    poses = [
+        (p["distance_ft"], p["angle_deg"])
+        for p in load_spec(ROOT / "scenes" / "lab_rp2.yaml")["lab"]["poses"]
+    ]
+    assert poses == [(5, 0), (5, 15), (10, 0), (10, 30), (40, 0)]
+
+
+def test_scene_render_cli_writes_video_and_truth(tmp_path):
+    spec = tmp_path / "short_driveby.yaml"
+    spec.write_text(
+        "kind: driveby\nseed: 3\ncamera: {width: 320, height: 240}\n"
+        "driveby: {start_ft: 20, end_ft: 15, speed_kmh: 20, fps: 10}\n"
+    )
+    result = subprocess.run(
+        [PHYSADV, "scene", "render", str(spec), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in (tmp_path / "out" / "ground_truth.jsonl").read_text().splitlines()]
+    video = cv2.VideoCapture(str(tmp_path / "out" / "scene.mp4"))
+    count = 0
+    while video.read()[0]:
+        count += 1
+    assert count == len(lines) == 3  # 5 ft at 20 km/h and 10 fps: 0.549 m per frame → 3 frames
+    distances = [line["objects"][0]["distance_m"] for line in lines]
+    assert distances == sorted(distances, reverse=True)  # approaching
+    assert {"index", "time_s", "objects"} <= set(lines[0]) and lines[0]["objects"][0]["class_name"] == "stop"
+
+
+def test_bad_spec_is_one_line(tmp_path):
+    spec = tmp_path / "typo.yaml"
+    spec.write_text("kind: lab\nlab: {poses: [{distance_ft: 5}]}\neffect: {}\n")
+    result = subprocess.run(
+        [PHYSADV, "scene", "render", str(spec), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "did you mean 'effects'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_datasets_load_in_torch_and_ultralytics(tmp_path):
+    from ultralytics.data.utils import check_det_dataset
+
+    from physadv.scene.dataset import write_classification_set, write_detection_set
+    from physadv.training.classifier import load_image_folder
+
+    counts = write_classification_set(tmp_path / "cls", per_class=2, seed=0)
+    data = load_image_folder(tmp_path / "cls")
+    assert len(data.names) == len(counts) == len(SIGN_CLASSES) and data.images.shape[1:] == (3, 32, 32)
+    yaml_path = write_detection_set(tmp_path / "det", train=4, val=2, seed=0)
+    info = check_det_dataset(str(yaml_path))
+    assert info["names"] == {0: "person", 1: "stop sign"}
+    labels = [
+        line.split()
+        for p in (tmp_path / "det" / "labels" / "train").glob("*.txt")
+        for line in p.read_text().splitlines()
+    ]
+    assert labels and all(row[0] in ("0", "1") and all(0 <= float(v) <= 1 for v in row[1:]) for row in labels)

@@ -1,0 +1,80 @@
+"""Training commands: a real (tiny) classifier run, interrupted and resumed; detector training errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from physadv.errors import PhysadvError
+from physadv.models import load_model
+from physadv.scene.dataset import write_classification_set
+from physadv.training.classifier import train_classifier
+
+PHYSADV = str(Path(sys.executable).with_name("physadv"))
+
+
+@pytest.fixture(scope="module")
+def tiny_signs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("signs")
+    write_classification_set(root, per_class=6, seed=3)
+    return root
+
+
+def test_interrupted_training_resumes_from_checkpoint(tiny_signs, tmp_path):
+    out = tmp_path / "clf.safetensors"
+    seen = []
+
+    def stop_after_first(epoch, loss, acc):
+        seen.append(epoch)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(tiny_signs, out, epochs=3, batch=32, on_epoch=stop_after_first)
+    assert out.with_suffix(".ckpt").is_file() and not out.exists()
+    assert torch.load(out.with_suffix(".ckpt"), weights_only=False)["epoch"] == 0
+    result = train_classifier(
+        tiny_signs, out, epochs=3, batch=32, resume=True, on_epoch=lambda e, *_: seen.append(e)
+    )
+    assert seen == [0, 1, 2], "resume must continue at epoch 1, not start over"
+    clf = load_model(out, device="cpu")
+    assert clf.kind == "classifier" and len(clf.names) == result["classes"] == 16
+
+
+def test_train_classifier_cli(tiny_signs, tmp_path):
+    out = tmp_path / "c.safetensors"
+    result = subprocess.run(
+        [
+            PHYSADV,
+            "train",
+            "classifier",
+            "--data",
+            str(tiny_signs),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "held-out accuracy" in result.stdout and out.is_file()
+
+
+def test_training_bad_inputs(tmp_path):
+    with pytest.raises(PhysadvError, match="not found"):
+        train_classifier(tmp_path / "nope", tmp_path / "x.safetensors")
+    from physadv.training.detector import train_detector
+
+    with pytest.raises(PhysadvError, match="not found"):
+        train_detector(tmp_path / "data.yaml")
+    with pytest.raises(PhysadvError, match="nothing to resume"):
+        train_detector(tmp_path / "data.yaml", project=tmp_path, resume=True)
