@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("PHYSADV_HOME", tempfile.mkdtemp(prefix="physadv-test-home-"))
 
@@ -63,3 +66,11 @@ def street_image() -> np.ndarray:
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """HWC uint8 RGB → ``[1, 3, H, W]`` float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255
+
+
+PHYSADV = str(Path(sys.executable).with_name("physadv"))
+
+
+def run_physadv(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess:
+    """Run the ``physadv`` console script as a user would; capture its output."""
+    return subprocess.run([PHYSADV, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import PHYSADV
 
 ROOT = Path(__file__).resolve().parents[1]
-PHYSADV = str(Path(sys.executable).with_name("physadv"))
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run a command (the console script, or ``python cli.py``) as a user would."""
     return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=300)
 
 

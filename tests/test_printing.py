@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import run_physadv
 
 from physadv.artefact import Artefact
 from physadv.errors import PhysadvError
@@ -22,7 +21,6 @@ from physadv.printing.colour import ColourTransfer, delta_e2000, rgb_to_lab
 from physadv.printing.export import save_pdf, save_png
 from physadv.printing.palette import Palette
 
-PHYSADV = str(Path(sys.executable).with_name("physadv"))
 PT_PER_MM = 72 / 25.4
 
 
@@ -166,24 +164,14 @@ def test_calibrate_cli_end_to_end(tmp_path):
     cv2.imwrite(
         str(photo), cv2.cvtColor(synthetic_photo(seed=3), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
     )
-    result = subprocess.run(
-        [PHYSADV, "calibrate", "photo", str(photo), "--out", str(tmp_path / "cal")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_physadv("calibrate", "photo", str(photo), "--out", str(tmp_path / "cal"))
     assert result.returncode == 0, result.stderr
     assert len(Palette.load(tmp_path / "cal" / "palette.txt")) == 72
     transfer = ColourTransfer.load(tmp_path / "cal" / "colour_transfer.json")
     torch.testing.assert_close(transfer.bias, torch.from_numpy(TRUE_B), atol=0.05, rtol=0)
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), synthetic_photo(with_chart=False))
-    bad = subprocess.run(
-        [PHYSADV, "calibrate", "photo", str(blank), "--out", str(tmp_path / "x")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = run_physadv("calibrate", "photo", str(blank), "--out", str(tmp_path / "x"))
     assert (
         bad.returncode == 2 and "no calibration chart found" in bad.stderr and "Traceback" not in bad.stderr
     )
@@ -222,24 +210,18 @@ def test_printable_cli_sticker_sheet(tmp_path):
     art = sticker_artefact()
     rgba = torch.cat([art.image, art.alpha]).permute(1, 2, 0).numpy()
     Image.fromarray((rgba * 255).astype(np.uint8), "RGBA").save(tmp_path / "stop.png")
-    result = subprocess.run(
-        [
-            PHYSADV,
-            "printable",
-            str(tmp_path / "stop.png"),
-            "--size-mm",
-            "750",
-            "--dpi",
-            "72",
-            "--stickers",
-            "--paper",
-            "letter",
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_physadv(
+        "printable",
+        str(tmp_path / "stop.png"),
+        "--size-mm",
+        "750",
+        "--dpi",
+        "72",
+        "--stickers",
+        "--paper",
+        "letter",
+        "--out",
+        str(tmp_path / "o"),
     )
     assert result.returncode == 0, result.stderr
     assert (
@@ -254,33 +236,22 @@ def test_printable_cli(tmp_path):
     Image.fromarray((np.random.default_rng(0).random((50, 50, 3)) * 255).astype(np.uint8)).save(
         tmp_path / "p.png"
     )
-    result = subprocess.run(
-        [
-            PHYSADV,
-            "printable",
-            str(tmp_path / "p.png"),
-            "--size-mm",
-            "150",
-            "--dpi",
-            "100",
-            "--out",
-            str(tmp_path / "out"),
-            "--quantize",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_physadv(
+        "printable",
+        str(tmp_path / "p.png"),
+        "--size-mm",
+        "150",
+        "--dpi",
+        "100",
+        "--out",
+        str(tmp_path / "out"),
+        "--quantize",
     )
     assert result.returncode == 0, result.stderr
     ((w, h),) = media_boxes_mm(tmp_path / "out" / "p.pdf")
     assert abs(w - 150) < 0.5 and abs(h - 150) < 0.5
     assert json.loads((tmp_path / "out" / "p.json").read_text())["size_mm"] == [150.0, 150.0]
-    bad = subprocess.run(
-        [PHYSADV, "printable", str(tmp_path / "p.png"), "--size-mm", "big"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = run_physadv("printable", str(tmp_path / "p.png"), "--size-mm", "big")
     assert bad.returncode == 2 and "bad size" in bad.stderr
 
 

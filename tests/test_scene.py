@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import run_physadv
 
 from physadv.errors import PhysadvError
 from physadv.scene.backgrounds import ground_map
@@ -22,7 +21,6 @@ from physadv.scene.signs import SIGN_CLASSES, render_face
 from physadv.scene.spec import FT, load_spec, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-PHYSADV = str(Path(sys.executable).with_name("physadv"))
 LAB = {"kind": "lab", "lab": {"poses": [{"distance_ft": 10, "angle_deg": 0}], "draws_per_pose": 1}}
 
 
@@ -117,12 +115,7 @@ def test_scene_render_cli_writes_video_and_truth(tmp_path):
         "kind: driveby\nseed: 3\ncamera: {width: 320, height: 240}\n"
         "driveby: {start_ft: 20, end_ft: 15, speed_kmh: 20, fps: 10}\n"
     )
-    result = subprocess.run(
-        [PHYSADV, "scene", "render", str(spec), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_physadv("scene", "render", str(spec), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in (tmp_path / "out" / "ground_truth.jsonl").read_text().splitlines()]
     video = cv2.VideoCapture(str(tmp_path / "out" / "scene.mp4"))
@@ -138,12 +131,7 @@ def test_scene_render_cli_writes_video_and_truth(tmp_path):
 def test_bad_spec_is_one_line(tmp_path):
     spec = tmp_path / "typo.yaml"
     spec.write_text("kind: lab\nlab: {poses: [{distance_ft: 5}]}\neffect: {}\n")
-    result = subprocess.run(
-        [PHYSADV, "scene", "render", str(spec), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_physadv("scene", "render", str(spec), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "did you mean 'effects'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import run_physadv
 
 from physadv.errors import PhysadvError
 from physadv.models import load_model
 from physadv.scene.dataset import write_classification_set
 from physadv.training.classifier import train_classifier
-
-PHYSADV = str(Path(sys.executable).with_name("physadv"))
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +42,17 @@ def test_interrupted_training_resumes_from_checkpoint(tiny_signs, tmp_path):
 
 def test_train_classifier_cli(tiny_signs, tmp_path):
     out = tmp_path / "c.safetensors"
-    result = subprocess.run(
-        [
-            PHYSADV,
-            "train",
-            "classifier",
-            "--data",
-            str(tiny_signs),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_physadv(
+        "train",
+        "classifier",
+        "--data",
+        str(tiny_signs),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
     )
     assert result.returncode == 0, result.stderr
     assert "held-out accuracy" in result.stdout and out.is_file()
