@@ -154,3 +154,32 @@ def test_datasets_load_in_torch_and_ultralytics(tmp_path):
         for line in p.read_text().splitlines()
     ]
     assert labels and all(row[0] in ("0", "1") and all(0 <= float(v) <= 1 for v in row[1:]) for row in labels)
+
+
+def test_sticker_and_patch_placement_is_differentiable():
+    """Gradients reach the artefact through the same placement the renderer uses."""
+    from physadv.artefact import Artefact
+    from physadv.scene.compose import composite
+    from physadv.scene.persons import draw_person
+    from physadv.scene.render import apply_sticker, wear_patch
+
+    rng = np.random.default_rng(0)
+    sticker = Artefact(torch.rand(3, 30, 30, requires_grad=True), (750.0, 750.0), torch.zeros(1, 30, 30))
+    sticker.alpha[:, 5:10, 5:25] = 1
+    face = torch.from_numpy(np.array(render_face("stop", 0.2))).permute(2, 0, 1)
+    stuck = apply_sticker(face, sticker)
+    corners = torch.tensor([[[100.0, 80.0], [220.0, 85.0], [218.0, 200.0], [102.0, 196.0]]])
+    frame = composite(torch.full((1, 3, 240, 320), 0.5), stuck[None], corners)
+    frame.mean().backward()
+    assert sticker.image.grad is not None and sticker.image.grad.abs().sum() > 0
+    assert sticker.image.grad[:, 15:, :].abs().sum() == 0  # no gradient outside the sticker mask
+
+    sprite = draw_person(rng, 200)
+    patch = Artefact(torch.rand(3, 16, 16, requires_grad=True), (400.0, 400.0))
+    worn = wear_patch(torch.from_numpy(sprite.rgba).permute(2, 0, 1), sprite.torso, sprite.height_m, patch)
+    side_px = 0.4 * 200 / sprite.height_m
+    changed = (worn[:3] - torch.from_numpy(sprite.rgba).permute(2, 0, 1)[:3]).abs().sum(0) > 1e-6
+    ys, xs = torch.nonzero(changed, as_tuple=True)
+    assert abs(float(xs.max() - xs.min() + 1) - side_px) <= 2  # 40 cm patch at the person's scale
+    worn.sum().backward()
+    assert patch.image.grad.abs().sum() > 0

@@ -105,6 +105,26 @@ def apply_sticker(face: torch.Tensor, sticker: Artefact) -> torch.Tensor:
     return torch.cat([face[:3] * (1 - alpha) + rgb * alpha, face[3:]])
 
 
+def wear_patch(
+    texture: torch.Tensor, torso: tuple[int, int, int, int], height_m: float, patch: Artefact
+) -> torch.Tensor:
+    """Put ``patch`` (at its physical size) on a person sprite ``[4, h, w]``, centred on the chest.
+
+    Differentiable in ``patch.image``: the renderer and the patch attack share this placement.
+    """
+    from physadv.scene.compose import paste_in_texture
+
+    px_per_m = texture.shape[-2] / height_m
+    w = max(2, round(patch.size_mm[0] / 1000 * px_per_m))
+    h = max(2, round(patch.size_mm[1] / 1000 * px_per_m))
+    cx = (torso[0] + torso[2]) // 2
+    cy = torso[1] + (torso[3] - torso[1]) * 2 // 5  # a little above the torso's middle (Thys et al.)
+    x0, y0 = max(0, cx - w // 2), max(0, cy - h // 2)
+    x1, y1 = min(texture.shape[-1], x0 + w), min(texture.shape[-2], y0 + h)
+    alpha = None if patch.alpha is None else patch.alpha[None]
+    return paste_in_texture(texture[None], patch.image[None], (x0, y0, x1, y1), alpha)[0]
+
+
 def pole_object(centre_sign, sign_height_m: float, yaw_deg: float) -> Placed:
     """The grey post under a sign, a little behind it."""
     normal = facing_normal(yaw_deg)
@@ -114,10 +134,18 @@ def pole_object(centre_sign, sign_height_m: float, yaw_deg: float) -> Placed:
 
 
 def person_object(
-    object_id: int, rng: np.random.Generator, feet, height_px: int, facing_yaw: float
+    object_id: int,
+    rng: np.random.Generator,
+    feet,
+    height_px: int,
+    facing_yaw: float,
+    patch: Artefact | None = None,
 ) -> Placed:
+    """A person standing with their feet at ``feet``, optionally wearing ``patch`` on the torso."""
     sprite = draw_person(rng, height_px)
     texture = torch.from_numpy(sprite.rgba).permute(2, 0, 1)
+    if patch is not None:
+        texture = wear_patch(texture, sprite.torso, sprite.height_m, patch)
     centre = (feet[0], sprite.height_m / 2, feet[2])
     return Placed(
         object_id,
@@ -222,7 +250,9 @@ def _sign_centre(spec: dict, x: float, z: float) -> tuple[float, float, float]:
     return (x, spec["sign"]["height_m"] + s.height_m / 2, z)
 
 
-def lab_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
+def lab_shots(
+    spec: dict, rng: np.random.Generator, sticker: Artefact | None = None, patch: Artefact | None = None
+) -> Iterator[Shot]:
     """RP2's stationary table: each pose (distance, angle) several times, new light and aim each time."""
     centre = _sign_centre(spec, 0.0, 30.0)
     yaw = spec["sign"]["yaw_deg"]
@@ -237,7 +267,9 @@ def lab_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = N
             t += 1.0
 
 
-def driveby_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
+def driveby_shots(
+    spec: dict, rng: np.random.Generator, sticker: Artefact | None = None, patch: Artefact | None = None
+) -> Iterator[Shot]:
     """A car in its lane approaching the sign at constant speed, the camera (hand-held) on the sign."""
     d = spec["driveby"]
     z_sign = 40.0
@@ -261,7 +293,9 @@ def driveby_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None
         z += speed / d["fps"]
 
 
-def pedestrian_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
+def pedestrian_shots(
+    spec: dict, rng: np.random.Generator, sticker: Artefact | None = None, patch: Artefact | None = None
+) -> Iterator[Shot]:
     """People walking across the view at 2–20 m, sometimes with a stop sign at the roadside."""
     p, c = spec["pedestrians"], spec["camera"]
     cam = Camera(
@@ -273,7 +307,10 @@ def pedestrian_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | N
         x = float(rng.uniform(*p["lateral_m"])) * z / 10
         height_px = int(min(640, 1.3 * cam.focal_px * 1.95 / z))
         people.append(
-            (person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0), float(rng.uniform(-1.4, 1.4)))
+            (
+                person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0, patch),
+                float(rng.uniform(-1.4, 1.4)),
+            )
         )
     scenery = []
     if rng.random() < p["sign_probability"]:
@@ -319,10 +356,14 @@ def count_frames(spec: dict) -> int:
     return int(math.floor(((d["start_ft"] - d["end_ft"]) * FT) / step + 1e-9)) + 1
 
 
-def render_scene(spec: dict, sticker: Artefact | None = None) -> Iterator[tuple[torch.Tensor, FrameTruth]]:
-    """Frames of a validated spec, deterministic for its seed: ``([3, H, W] tensor, FrameTruth)``."""
+def render_scene(
+    spec: dict, sticker: Artefact | None = None, patch: Artefact | None = None
+) -> Iterator[tuple[torch.Tensor, FrameTruth]]:
+    """Frames of a validated spec, deterministic for its seed: ``([3, H, W] tensor, FrameTruth)``.
+
+    ``sticker`` goes on every sign face (its image spans the face), ``patch`` on every person's torso."""
     rng = np.random.default_rng(spec["seed"])
     generator = torch.Generator().manual_seed(int(spec["seed"]))
     ground = make_ground_map(rng)
-    for index, shot in enumerate(SHOTS[spec["kind"]](spec, rng, sticker)):
+    for index, shot in enumerate(SHOTS[spec["kind"]](spec, rng, sticker, patch)):
         yield render_shot(shot, ground, rng, index, generator)
