@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from physadv.models import load_model
-from physadv.scene.backgrounds import ground_map
+from physadv.scene.backgrounds import ground_map, make_backdrop
 from physadv.scene.dataset import CROP_PX, sign_crop_shot, street_shot
 from physadv.scene.render import render_shot
 from physadv.scene.signs import SIGN_CLASSES
@@ -32,7 +32,8 @@ def test_embedded_classifier_accuracy_on_fresh_renders():
     crops, labels = [], []
     for name in SIGN_CLASSES:
         for _ in range(12):
-            image, _ = render_shot(sign_crop_shot(name, rng), ground, rng)
+            shot = sign_crop_shot(name, rng)
+            image, _ = render_shot(shot, make_backdrop(rng, ground))
             crops.append(
                 F.interpolate(image[None], size=(CROP_PX, CROP_PX), mode="bilinear", antialias=True)[0]
             )
@@ -52,7 +53,7 @@ def test_embedded_detector_finds_people_and_stop_signs(cls_name):
     found = total = 0
     for i in range(25):
         shot = street_shot(rng)
-        image, truth = render_shot(shot, ground, rng, i)
+        image, truth = render_shot(shot, make_backdrop(rng, ground), i)
         gt = [
             o.box for o in truth.objects if o.class_name == ("stop" if cls_name == "stop sign" else cls_name)
         ]

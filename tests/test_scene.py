@@ -13,7 +13,7 @@ import torch
 from conftest import run_physadv
 
 from physadv.errors import PhysadvError
-from physadv.scene.backgrounds import ground_map
+from physadv.scene.backgrounds import make_backdrop
 from physadv.scene.camera import Camera
 from physadv.scene.effects import EffectParams
 from physadv.scene.render import Shot, render_scene, render_shot, sign_object
@@ -34,14 +34,13 @@ def head_on_shot(distance_m: float, name: str = "stop", with_sign: bool = True) 
 @pytest.mark.parametrize("distance_m", [1.524, 3.048, 12.19])
 def test_sign_images_to_pinhole_size(distance_m):
     """A 750 mm stop sign at distance d spans f·0.75/d pixels, in the ground truth and in the pixels."""
-    rng = np.random.default_rng(0)
-    ground = ground_map(rng)
+    backdrop = make_backdrop(np.random.default_rng(0))
     shot = head_on_shot(distance_m)
-    image, truth = render_shot(shot, ground, np.random.default_rng(1))
+    image, truth = render_shot(shot, backdrop)
     expected = shot.camera.focal_px * 0.75 / distance_m
     (obj,) = truth.objects
     assert abs((obj.box[2] - obj.box[0]) - expected) / expected < 0.02
-    empty, _ = render_shot(head_on_shot(distance_m, with_sign=False), ground, np.random.default_rng(1))
+    empty, _ = render_shot(head_on_shot(distance_m, with_sign=False), backdrop)
     changed = (image - empty).abs().amax(0) > 0.05
     ys, xs = torch.nonzero(changed, as_tuple=True)
     measured = float(xs.max() - xs.min() + 1)
@@ -62,6 +61,28 @@ def test_viewing_angle_and_distance_in_lab_truth():
         horizontal = 10 * FT
         vertical = abs(spec["camera"]["height_m"] - (spec["sign"]["height_m"] + 0.375))
         assert obj.distance_m == pytest.approx(math.hypot(horizontal, vertical), rel=1e-3)
+
+
+def test_backdrop_stays_fixed_through_a_video():
+    spec = validate(
+        {
+            "kind": "driveby",
+            "camera": {"width": 160, "height": 120, "jitter_deg": 0},
+            "driveby": {"start_ft": 30, "end_ft": 20, "speed_kmh": 30, "fps": 10},
+            "effects": {
+                "noise_std": 0,
+                "brightness": 1,
+                "contrast": 1,
+                "shadow": 0,
+                "motion_blur_px": 0,
+                "colour_temperature_k": 6500,
+            },
+        }
+    )
+    frames = [f for f, _ in render_scene(spec)]
+    assert len(frames) >= 3
+    sky = [f[:, :5].mean(dim=(1, 2)) for f in frames]  # the top rows: sky only
+    assert all(torch.allclose(sky[0], s, atol=0.02) for s in sky)
 
 
 def test_rendering_is_deterministic_for_a_seed():

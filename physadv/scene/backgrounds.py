@@ -9,6 +9,7 @@ people in them, so detector training sees no unlabelled persons).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -89,26 +90,38 @@ def ground_map(rng: np.random.Generator) -> np.ndarray:
     return ground
 
 
-def render_background(
-    camera: Camera, ground: np.ndarray, rng: np.random.Generator, ground_origin_z: float = -20.0
-) -> np.ndarray:
+@dataclass(frozen=True)
+class Backdrop:
+    """What stays fixed through a scene: the ground map, the sky's colour and the far wall."""
+
+    ground: np.ndarray
+    sky_top: tuple[float, float, float]
+    wall: str
+
+
+def make_backdrop(rng: np.random.Generator, ground: np.ndarray | None = None) -> Backdrop:
+    """Draw a backdrop (a new ground map unless one is given to reuse)."""
+    ground = ground_map(rng) if ground is None else ground
+    sky = tuple(float(v) for v in rng.uniform([0.25, 0.5, 0.8], [0.45, 0.7, 0.95]))
+    wall = str(rng.choice([k for k in ("facade", "brick", "grass") if k in textures()]))
+    return Backdrop(ground, sky, wall)
+
+
+def render_background(camera: Camera, backdrop: Backdrop, ground_origin_z: float = -20.0) -> np.ndarray:
     """The background through ``camera``: ``[H, W, 3]`` float32 RGB in [0, 1].
 
-    Every pixel's ray is intersected with the ground plane (Y = 0) and with a backdrop wall 70 m
-    ahead; the sky fills the rest. ``ground`` is a map from :func:`ground_map` whose near edge lies
-    at ``ground_origin_z`` metres.
+    Every pixel's ray is intersected with the ground plane (Y = 0) and with a wall 70 m ahead; the
+    sky fills the rest. The ground map's near edge lies at ``ground_origin_z`` metres.
     """
     h, w = camera.height, camera.width
     v = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    top, horizon = np.array(rng.uniform([0.25, 0.5, 0.8], [0.45, 0.7, 0.95]), np.float32), np.float32(0.88)
+    top, horizon = np.array(backdrop.sky_top, np.float32), np.float32(0.88)
     frame = np.broadcast_to(top * (1 - v) + horizon * v, (h, w, 3)).copy()
     rays = _rays(camera)
     origin = np.asarray(camera.position, np.float32)
-    t = textures()
-    kind = str(rng.choice([k for k in ("facade", "brick", "grass") if k in t]))
     wall_z, wall_height = origin[2] + 70.0, 12.0
     m_per_px = wall_height / 480
-    wall = _scaled(kind, m_per_px)
+    wall = _scaled(backdrop.wall, m_per_px)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_wall = (wall_z - origin[2]) / rays[..., 2]
         t_ground = -origin[1] / rays[..., 1]
@@ -120,6 +133,7 @@ def render_background(
     y_w = (wall_height - (origin[1] + t_wall * rays[..., 1])) / m_per_px
     frame = _sample(frame, wall, x_w % wall.shape[1], np.clip(y_w, 0, wall.shape[0] - 1), hit_wall)
     # ground: the map's columns are X (centred), rows are Z (far first)
+    ground = backdrop.ground
     gh, gw = ground.shape[:2]
     x_g = (origin[0] + t_ground * rays[..., 0]) / GROUND_M_PER_PX + gw / 2
     z_g = (origin[2] + t_ground * rays[..., 2] - ground_origin_z) / GROUND_M_PER_PX

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 import yaml
 
-from physadv.scene.backgrounds import ground_map
+from physadv.scene.backgrounds import ground_map, make_backdrop
 from physadv.scene.camera import Camera, facing_normal
 from physadv.scene.effects import draw_effects
 from physadv.scene.render import Shot, person_object, pole_object, render_shot, sign_object
@@ -77,6 +78,11 @@ def _item_rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng([seed, *key])
 
 
+def _noise_generator(rng: np.random.Generator) -> torch.Generator:
+    """Sensor noise drawn from the item's own seed, so every file can be reproduced exactly."""
+    return torch.Generator().manual_seed(int(rng.integers(2**31)))
+
+
 def write_classification_set(out: Path, per_class: int, seed: int, progress=None) -> dict[str, int]:
     """ImageFolder at ``out``: ``out/<class name>/<n>.png`` crops (64×64). Returns counts per class.
 
@@ -92,7 +98,8 @@ def write_classification_set(out: Path, per_class: int, seed: int, progress=None
             path = folder / f"{i:05d}.png"
             if not path.is_file():
                 rng = _item_rng(seed, c, i)
-                image, _ = render_shot(sign_crop_shot(name, rng), ground, rng)
+                shot = sign_crop_shot(name, rng)
+                image, _ = render_shot(shot, make_backdrop(rng, ground), generator=_noise_generator(rng))
                 image = F.interpolate(image[None], size=(CROP_PX, CROP_PX), mode="bilinear", antialias=True)[
                     0
                 ]
@@ -164,7 +171,8 @@ def write_detection_set(out: Path, train: int, val: int, seed: int, progress=Non
             if not label_path.is_file():  # written last: its presence means the item is complete
                 rng = _item_rng(seed, s_id, i)
                 shot = street_shot(rng)
-                image, truth = render_shot(shot, _ground(seed, s_id, i // 50), rng, i)
+                backdrop = make_backdrop(rng, _ground(seed, s_id, i // 50))
+                image, truth = render_shot(shot, backdrop, i, _noise_generator(rng))
                 _save(out / "images" / split / f"{i:05d}.jpg", image)
                 label_path.write_text(_yolo_labels(truth, shot.camera))
             if progress:

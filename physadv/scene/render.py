@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from physadv.artefact import Artefact
-from physadv.scene.backgrounds import ground_map as make_ground_map
-from physadv.scene.backgrounds import render_background
+from physadv.scene.backgrounds import Backdrop, make_backdrop, render_background
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
 from physadv.scene.compose import composite
 from physadv.scene.effects import EffectParams, apply_effects, draw_effects
@@ -194,15 +193,11 @@ def _truth(obj: Placed, camera: Camera, corners: np.ndarray) -> ObjectTruth | No
 
 
 def render_shot(
-    shot: Shot,
-    ground: np.ndarray,
-    rng: np.random.Generator,
-    index: int = 0,
-    generator: torch.Generator | None = None,
+    shot: Shot, backdrop: Backdrop, index: int = 0, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, FrameTruth]:
     """One frame ``[3, H, W]`` in [0, 1] and its ground truth."""
     cam = shot.camera
-    frame = torch.from_numpy(render_background(cam, ground, rng)).permute(2, 0, 1)[None]
+    frame = torch.from_numpy(render_background(cam, backdrop)).permute(2, 0, 1)[None]
     truths = []
     order = sorted(shot.objects, key=lambda o: -float(cam.to_camera(np.array([o.centre]))[0, 2]))
     for obj in order:
@@ -364,6 +359,6 @@ def render_scene(
     ``sticker`` goes on every sign face (its image spans the face), ``patch`` on every person's torso."""
     rng = np.random.default_rng(spec["seed"])
     generator = torch.Generator().manual_seed(int(spec["seed"]))
-    ground = make_ground_map(rng)
+    backdrop = make_backdrop(rng)
     for index, shot in enumerate(SHOTS[spec["kind"]](spec, rng, sticker, patch)):
-        yield render_shot(shot, ground, rng, index, generator)
+        yield render_shot(shot, backdrop, index, generator)
