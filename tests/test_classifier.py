@@ -93,6 +93,8 @@ def test_bad_files_give_clear_errors(tmp_path):
         load_model(wrong, device="cpu")
     with pytest.raises(ModelError, match="unknown architecture"):
         build_architecture("resnet9000", 3)
+    with pytest.raises(ModelError, match="needs a task"):
+        load_model("default", device="cpu")
     other = tmp_path / "weights.onnx"
     other.write_bytes(b"x")
     with pytest.raises(ModelError, match="unsupported model file"):

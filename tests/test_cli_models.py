@@ -42,20 +42,26 @@ def test_check_yolo26_via_cli_py_end2end():
         ),
         (lambda d: (d / "m.yaml").write_text("nc: [oops\n") and str(d / "m.yaml"), "cannot build a model"),
         (lambda d: "yolo11n-seg.yaml", "not a detection model|defines a segment model"),
-        (lambda d: "default", "needs a task|missing"),
     ],
 )
 def test_bad_model_is_one_line_and_nonzero(tmp_path, make_bad, expect):
     import re
 
     spec = make_bad(tmp_path)
-    task = ["--task", "detect"] if spec == "default" else []
-    result = run(PHYSADV, "models", "check", spec, *task, cwd=tmp_path)
+    result = run(PHYSADV, "models", "check", spec, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("physadv: error:"), result.stderr
     assert re.search(expect, lines[0]), lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_check_default_reports_both_embedded_models():
+    result = run(PHYSADV, "models", "check", "default", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "kind:        classifier" in result.stdout and "16 (do not enter" in result.stdout
+    assert "kind:        detector" in result.stdout and "2 (person, stop sign)" in result.stdout
+    assert "input size:  320x320" in result.stdout  # the detector's training size
 
 
 def test_check_classifier_file(tmp_path):

@@ -55,6 +55,8 @@ def photo(
     from physadv.printing.colour import delta_e2000, rgb_to_lab
     from physadv.printing.palette import Palette
 
+    if not photo_path.is_file():
+        raise PhysadvError(f"photo '{photo_path}' not found")
     bgr = cv2.imread(str(photo_path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise PhysadvError(f"cannot read photo '{photo_path}' (missing, or not an image)")

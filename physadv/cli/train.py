@@ -27,8 +27,12 @@ def classifier(
 ) -> None:
     """Train a sign classifier; a checkpoint is kept after every epoch."""
     from physadv.device import select_device
+    from physadv.errors import PhysadvError
     from physadv.progress import progress_bar
     from physadv.training.classifier import train_classifier
+
+    if not data.is_dir():
+        raise PhysadvError(f"dataset folder '{data}' not found")
 
     with progress_bar(f"training {arch}", epochs) as advance:
         result = train_classifier(
