@@ -204,3 +204,20 @@ def test_sticker_and_patch_placement_is_differentiable():
     assert abs(float(xs.max() - xs.min() + 1) - side_px) <= 2  # 40 cm patch at the person's scale
     worn.sum().backward()
     assert patch.image.grad.abs().sum() > 0
+
+
+def test_person_box_matches_rendered_pixels():
+    from physadv.scene.render import person_object
+
+    rng = np.random.default_rng(5)
+    person = person_object(1, rng, (0.5, 0.0, 6.0), 300, 0.0)
+    cam = Camera(640, 480, 60.0, (0.0, 1.5, 0.0), 0.0, -3.0)
+    backdrop = make_backdrop(np.random.default_rng(0))
+    image, truth = render_shot(Shot(cam, [person], EffectParams(), 0.0), backdrop)
+    empty, _ = render_shot(Shot(cam, [], EffectParams(), 0.0), backdrop)
+    ys, xs = torch.nonzero((image - empty).abs().amax(0) > 0.03, as_tuple=True)
+    (obj,) = truth.objects
+    measured = [float(xs.min()), float(ys.min()), float(xs.max()) + 1, float(ys.max()) + 1]
+    assert all(abs(m - b) <= 2.5 for m, b in zip(measured, obj.box, strict=True)), (measured, obj.box)
+    expected_height = cam.focal_px * person.height_m / math.hypot(6.0, 1.5 - person.height_m / 2)
+    assert abs((obj.box[3] - obj.box[1]) - expected_height) / expected_height < 0.03
