@@ -221,3 +221,42 @@ def test_person_box_matches_rendered_pixels():
     assert all(abs(m - b) <= 2.5 for m, b in zip(measured, obj.box, strict=True)), (measured, obj.box)
     expected_height = cam.focal_px * person.height_m / math.hypot(6.0, 1.5 - person.height_m / 2)
     assert abs((obj.box[3] - obj.box[1]) - expected_height) / expected_height < 0.03
+
+
+def test_scene_render_with_sticker_changes_only_the_sign(tmp_path):
+    from PIL import Image
+
+    spec = tmp_path / "one_pose.yaml"
+    spec.write_text(
+        "kind: lab\nseed: 4\ncamera: {width: 320, height: 240, jitter_deg: 0}\n"
+        "lab: {poses: [{distance_ft: 8, angle_deg: 10}], draws_per_pose: 1}\n"
+        "effects: {noise_std: 0, motion_blur_px: 0}\n"
+    )
+    rgba = np.zeros((75, 75, 4), np.uint8)
+    rgba[20:30, 10:60] = (0, 0, 0, 255)  # one black bar across the face
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "sticker.png")
+    clean = run_physadv("scene", "render", spec, "--out", tmp_path / "clean", "--frames")
+    stuck = run_physadv(
+        "scene",
+        "render",
+        spec,
+        "--out",
+        tmp_path / "stuck",
+        "--frames",
+        "--sticker",
+        tmp_path / "sticker.png",
+    )
+    assert clean.returncode == 0 and stuck.returncode == 0, clean.stderr + stuck.stderr
+    a = cv2.imread(str(tmp_path / "clean" / "frames" / "000000.png")).astype(int)
+    b = cv2.imread(str(tmp_path / "stuck" / "frames" / "000000.png")).astype(int)
+    ys, xs = np.nonzero(np.abs(a - b).max(-1) > 30)
+    box = json.loads((tmp_path / "clean" / "ground_truth.jsonl").read_text().splitlines()[0])["objects"][0][
+        "box"
+    ]
+    assert len(xs) > 50, "the sticker must show"
+    assert (
+        xs.min() >= box[0] - 1
+        and xs.max() <= box[2] + 1
+        and ys.min() >= box[1] - 1
+        and ys.max() <= box[3] + 1
+    )

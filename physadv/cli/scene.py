@@ -17,19 +17,30 @@ def render(
     out: Path = typer.Option(..., help="Output folder: scene.mp4, ground_truth.jsonl, frames/ (optional)."),
     frames: bool = typer.Option(False, help="Also write every frame as PNG."),
     seed: int = typer.Option(None, help="Override the spec's seed."),
+    sticker: Path = typer.Option(
+        None, help="RGBA image spanning the sign face: its alpha marks the stickers."
+    ),
+    patch: Path = typer.Option(None, help="Patch image worn on every person's torso."),
+    patch_mm: float = typer.Option(400.0, help="The patch's printed side, millimetres."),
 ) -> None:
     """Render SPEC to OUT/scene.mp4 and OUT/ground_truth.jsonl (one JSON line per frame: index, time,
     objects with class, corners, box, distance and angle)."""
+    from physadv.printing.export import load_artefact_image
     from physadv.progress import progress_bar
     from physadv.scene.render import count_frames, render_scene
+    from physadv.scene.signs import SIGNS
     from physadv.scene.spec import load_spec
     from physadv.scene.video import write_scene
 
     scene = load_spec(spec)
     if seed is not None:
         scene["seed"] = seed
+    face = SIGNS[scene["sign"]["class"]]
+    sticker_art = load_artefact_image(sticker, (face.width_mm, face.height_mm)) if sticker else None
+    patch_art = load_artefact_image(patch, (patch_mm, patch_mm)) if patch else None
+    pairs = render_scene(scene, sticker_art, patch_art)
     with progress_bar(f"rendering {spec.name}", count_frames(scene)) as advance:
-        n = write_scene(render_scene(scene), out, fps=_fps(scene), frames=frames, on_frame=advance)
+        n = write_scene(pairs, out, fps=_fps(scene), frames=frames, on_frame=advance)
     typer.echo(f"wrote {out}/scene.mp4 ({n} frames) and {out}/ground_truth.jsonl")
 
 
