@@ -26,7 +26,7 @@ def physadv_home() -> Path:
     return Path(os.environ.get("PHYSADV_HOME", Path.home() / ".cache" / "physadv")).expanduser()
 
 
-def _bundled_font() -> Path | None:
+def bundled_font() -> Path | None:
     """A TTF that ships inside an installed package (matplotlib's DejaVu Sans)."""
     spec = importlib.util.find_spec("matplotlib")  # locate, don't import: importing costs ~1 s
     if spec is None or not spec.submodule_search_locations:
@@ -47,7 +47,7 @@ def _prepare_config_dir(config_dir: Path) -> None:
     if current.get("sync") is not False:
         current["sync"] = False
         settings.write_text(json.dumps(current, indent=2))
-    font = _bundled_font()
+    font = bundled_font()
     for name in FONT_NAMES:
         target = config_dir / name
         if font is not None and not target.exists():

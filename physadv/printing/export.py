@@ -51,10 +51,10 @@ def save_png(artefact: Artefact, path: str | Path, dpi: int = 300, quantize: Pal
     return path
 
 
-def _font(size_px: int) -> ImageFont.ImageFont:
-    from physadv.offline import _bundled_font
+def text_font(size_px: int) -> ImageFont.ImageFont:
+    from physadv.offline import bundled_font
 
-    font = _bundled_font()
+    font = bundled_font()
     return ImageFont.truetype(str(font), size_px) if font else ImageFont.load_default()
 
 
@@ -75,7 +75,9 @@ def _scale_bar(draw: ImageDraw.ImageDraw, x: int, y: int, dpi: int) -> None:
     for i in range(11):
         tx = x + mm_to_px(10 * i, dpi)
         draw.line([(tx, y - mm_to_px(2 if i % 5 else 3, dpi)), (tx, y)], fill=0, width=width)
-    draw.text((x + mm_to_px(102, dpi), y - mm_to_px(3, dpi)), "100 mm", fill=0, font=_font(mm_to_px(3, dpi)))
+    draw.text(
+        (x + mm_to_px(102, dpi), y - mm_to_px(3, dpi)), "100 mm", fill=0, font=text_font(mm_to_px(3, dpi))
+    )
 
 
 def layout_pages(
@@ -110,7 +112,7 @@ def layout_pages(
             if cut_marks:
                 _cut_marks(draw, (x0, y0, x0 + tile.width, y0 + tile.height), dpi)
             text = f"{label}  tile row {r + 1}/{rows}, column {c + 1}/{cols}" if rows * cols > 1 else label
-            draw.text((margin, mm_to_px(3, dpi)), text.strip(), fill=0, font=_font(mm_to_px(3.5, dpi)))
+            draw.text((margin, mm_to_px(3, dpi)), text.strip(), fill=0, font=text_font(mm_to_px(3.5, dpi)))
             if scale_bar and r == 0 and c == 0:
                 _scale_bar(draw, margin, page_h - mm_to_px(5, dpi), dpi)
             pages.append(page)

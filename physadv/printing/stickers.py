@@ -17,7 +17,14 @@ from PIL import Image, ImageDraw
 
 from physadv.artefact import Artefact
 from physadv.errors import PhysadvError
-from physadv.printing.export import PAGE_MARGIN_MM, PAPER_MM, _font, artefact_pixels, layout_pages, mm_to_px
+from physadv.printing.export import (
+    PAGE_MARGIN_MM,
+    PAPER_MM,
+    artefact_pixels,
+    layout_pages,
+    mm_to_px,
+    text_font,
+)
 
 CUT_MARGIN_MM = 3.0
 
@@ -121,7 +128,7 @@ def save_sticker_sheet(artefact: Artefact, path: str | Path, paper: str = "lette
         raise PhysadvError("the sticker mask is empty: nothing to print")
     page_w, page_h = (mm_to_px(v, dpi) for v in PAPER_MM[paper.lower()])
     margin, gap = mm_to_px(PAGE_MARGIN_MM, dpi), mm_to_px(CUT_MARGIN_MM * 2, dpi)
-    font = _font(mm_to_px(2.5, dpi))
+    font = text_font(mm_to_px(2.5, dpi))
     stickers = [
         p for s in stickers for p in _split(s, page_w - 2 * margin - gap, page_h - 2 * margin - 2 * gap, dpi)
     ]
@@ -171,7 +178,7 @@ def save_placement_guide(
             outline=(200, 0, 0),
             width=mm_to_px(1.0, dpi),
         )
-    font = _font(mm_to_px(12, dpi))
+    font = text_font(mm_to_px(12, dpi))
     for s in stickers:
         x, y = mm_to_px(s.x_mm, dpi), mm_to_px(s.y_mm, dpi)
         canvas.paste(s.pixels, (x, y), s.pixels)

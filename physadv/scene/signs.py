@@ -43,9 +43,9 @@ class SignSpec:
 
 @functools.lru_cache(maxsize=32)
 def _bold(size_px: int) -> ImageFont.FreeTypeFont:
-    from physadv.offline import _bundled_font
+    from physadv.offline import bundled_font
 
-    font = _bundled_font()
+    font = bundled_font()
     bold = font.with_name("DejaVuSans-Bold.ttf") if font else None
     return ImageFont.truetype(str(bold if bold and bold.is_file() else font), max(1, size_px))
 
