@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import PHYSADV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,5 +83,6 @@ def test_unknown_device_is_one_line():
 
 def test_help_reads_well():
     result = run(PHYSADV, "--help")
-    assert result.returncode == 0 and "models" in result.stdout
-    assert torch.__version__  # torch imported fine alongside the CLI
+    assert result.returncode == 0
+    for command in ("models", "calibrate", "printable", "scene", "train"):
+        assert command in result.stdout

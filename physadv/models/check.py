@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,7 +26,7 @@ class CheckReport:
     @property
     def attackable(self) -> bool:
         """A finite, non-zero gradient reached the input pixels."""
-        return bool(torch.isfinite(torch.tensor(self.gradient_norm)) and self.gradient_norm > 0)
+        return math.isfinite(self.gradient_norm) and self.gradient_norm > 0
 
     def as_dict(self) -> dict:
         return {**asdict(self), "attackable": self.attackable}
