@@ -223,6 +223,30 @@ def test_person_box_matches_rendered_pixels():
     assert abs((obj.box[3] - obj.box[1]) - expected_height) / expected_height < 0.03
 
 
+def test_hidden_person_box_covers_only_what_is_seen():
+    """A person half behind a nearer one gets the box of their visible part; one fully behind gets none."""
+    from physadv.scene.render import person_object
+
+    cam = Camera(640, 480, 60.0, (0.0, 1.5, 0.0), 0.0, -3.0)
+    backdrop = make_backdrop(np.random.default_rng(0))
+    near = person_object(1, np.random.default_rng(1), (0.0, 0.0, 4.0), 300, 0.0)
+    beside = person_object(2, np.random.default_rng(2), (0.35, 0.0, 8.0), 300, 0.0)
+    behind = person_object(3, np.random.default_rng(3), (0.0, 0.0, 9.0), 300, 0.0)
+    (alone,) = render_shot(Shot(cam, [beside], EffectParams(), 0.0), backdrop)[1].objects
+    image, truth = render_shot(Shot(cam, [near, beside, behind], EffectParams(), 0.0), backdrop)
+    by_id = {o.object_id: o for o in truth.objects}
+    assert 3 not in by_id  # entirely hidden behind person 1
+    assert by_id[1].visible == 1.0
+    seen = by_id[2]
+    assert 0.1 < seen.visible < 0.9
+    # the visible part of person 2 is where the scene with them alone differs from the scene without
+    without, _ = render_shot(Shot(cam, [near, behind], EffectParams(), 0.0), backdrop)
+    ys, xs = torch.nonzero((image - without).abs().amax(0) > 0.03, as_tuple=True)
+    measured = [float(xs.min()), float(ys.min()), float(xs.max()) + 1, float(ys.max()) + 1]
+    assert all(abs(m - b) <= 2.5 for m, b in zip(measured, seen.box, strict=True)), (measured, seen.box)
+    assert seen.box[2] - seen.box[0] < alone.box[2] - alone.box[0] - 5
+
+
 def test_scene_render_with_sticker_changes_only_the_sign(tmp_path):
     from PIL import Image
 

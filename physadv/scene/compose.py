@@ -30,6 +30,19 @@ def _prefilter(texture: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
     return F.interpolate(texture, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def warp_texture(
+    texture: torch.Tensor, corners: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp an RGBA texture to frame pixels: premultiplied RGB ``[B, 3, H, W]`` and alpha ``[B, 1, H, W]``."""
+    b = corners.shape[0]
+    texture = _prefilter(texture, corners.detach())
+    h, w = texture.shape[-2:]
+    rgb_premult = torch.cat([texture[:, :3] * texture[:, 3:], texture[:, 3:]], dim=1).expand(b, -1, -1, -1)
+    matrix = get_perspective_transform(texture_corners(h, w, corners).expand(b, -1, -1), corners.float())
+    warped = warp_perspective(rgb_premult, matrix, size, align_corners=True)
+    return warped[:, :3], warped[:, 3:]
+
+
 def composite(frames: torch.Tensor, texture: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
     """Paste an RGBA texture into frames at the given corners (alpha-blended, differentiable).
 
@@ -39,14 +52,8 @@ def composite(frames: torch.Tensor, texture: torch.Tensor, corners: torch.Tensor
         - corners: ``[B, 4, 2]`` frame pixels (TL, TR, BR, BL)
         - returns: ``[B, 3, H, W]``
     """
-    b = frames.shape[0]
-    texture = _prefilter(texture, corners.detach())
-    h, w = texture.shape[-2:]
-    rgb_premult = torch.cat([texture[:, :3] * texture[:, 3:], texture[:, 3:]], dim=1).expand(b, -1, -1, -1)
-    matrix = get_perspective_transform(texture_corners(h, w, corners).expand(b, -1, -1), corners.float())
-    warped = warp_perspective(rgb_premult, matrix, tuple(frames.shape[-2:]), align_corners=True)
-    alpha = warped[:, 3:]
-    return frames * (1 - alpha) + warped[:, :3]
+    rgb, alpha = warp_texture(texture, corners, tuple(frames.shape[-2:]))
+    return frames * (1 - alpha) + rgb
 
 
 def paste_in_texture(

@@ -26,6 +26,7 @@ from physadv.scene.signs import SIGN_CLASSES, SIGNS
 from physadv.scene.spec import FT
 
 DETECT_NAMES = ["person", "stop sign"]
+MIN_LABEL_VISIBLE = 0.25  # objects seen less than this (hidden or out of frame) get no label
 TRAIN_EFFECTS = {
     "brightness": [0.6, 1.3],
     "contrast": [0.75, 1.15],
@@ -144,11 +145,12 @@ def _ground(seed: int, split: int, block: int) -> np.ndarray:
 
 
 def _yolo_labels(truth, camera: Camera) -> str:
-    """YOLO label lines (class cx cy w h, normalised); distractor signs get none."""
+    """YOLO label lines (class cx cy w h, normalised); distractor signs and objects mostly out of
+    sight (less than ``MIN_LABEL_VISIBLE`` seen) get none."""
     lines = []
     for obj in truth.objects:
         name = "stop sign" if obj.class_name == "stop" else obj.class_name
-        if name not in DETECT_NAMES:
+        if name not in DETECT_NAMES or obj.visible < MIN_LABEL_VISIBLE:
             continue
         cls = DETECT_NAMES.index(name)
         x1, y1, x2, y2 = obj.box

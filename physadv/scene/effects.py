@@ -83,7 +83,10 @@ def _motion_kernel(length: float, angle_deg: float) -> torch.Tensor:
 def apply_effects(
     frame: torch.Tensor, p: EffectParams, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Apply one draw to ``[B, 3, H, W]`` frames in [0, 1]. JPEG (if any) is not differentiable."""
+    """Apply one draw to ``[B, 3, H, W]`` frames in [0, 1].
+
+    JPEG (if any) passes gradients straight through (BPDA: the backward pass treats the codec as
+    the identity), so EOT can include compression."""
     x = frame
     gain = x.new_tensor(kelvin_to_rgb_gain(p.colour_temperature_k)).view(1, 3, 1, 1)
     x = ((x - 0.5) * p.contrast + 0.5) * p.brightness * gain
@@ -105,7 +108,7 @@ def apply_effects(
         x = x + torch.randn(x.shape, generator=generator, device="cpu").to(x) * p.noise_std
     x = x.clamp(0, 1)
     if p.jpeg_quality > 0:
-        x = jpeg(x, p.jpeg_quality)
+        x = x + (jpeg(x, p.jpeg_quality) - x).detach()
     return x
 
 

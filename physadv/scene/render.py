@@ -2,7 +2,9 @@
 
 A scene is a sequence of shots; a shot is a camera, objects placed in the world (sign faces,
 poles, people) and one draw of the effects. Objects are composited far to near with
-:func:`physadv.scene.compose.composite`, the same function the attacks optimise through.
+:func:`physadv.scene.compose.warp_texture`, the same warp the attacks optimise through. Ground
+truth boxes cover what is seen: an object partly hidden behind a nearer one gets the box of its
+visible part and its visible fraction.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from physadv.artefact import Artefact
 from physadv.scene.backgrounds import Backdrop, make_backdrop, render_background
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
-from physadv.scene.compose import composite
+from physadv.scene.compose import warp_texture
 from physadv.scene.effects import EffectParams, apply_effects, draw_effects
 from physadv.scene.persons import draw_person
 from physadv.scene.signs import SIGNS, render_face
@@ -36,7 +38,8 @@ class ObjectTruth:
     box: list[float]  # x1, y1, x2, y2, clipped to the frame
     distance_m: float  # camera to the object's centre
     angle_deg: float  # between the object's face normal and the direction to the camera
-    truncated: bool = False
+    truncated: bool = False  # partly outside the frame
+    visible: float = 1.0  # fraction of the object seen: inside the frame and not hidden by nearer objects
 
 
 @dataclass
@@ -158,7 +161,8 @@ def person_object(
     )
 
 
-def _truth(obj: Placed, camera: Camera, corners: np.ndarray) -> ObjectTruth | None:
+def _truth(obj: Placed, camera: Camera, corners: np.ndarray, seen: torch.Tensor) -> ObjectTruth | None:
+    """Truth for one object; ``seen`` is ``[2, H, W]``: its warped alpha and the part of it not hidden."""
     x0, y0, x1, y1 = obj.support
     tl, tr, br, bl = corners
     # bilinear position of the tight alpha box inside the projected quad (exact for affine views)
@@ -177,8 +181,19 @@ def _truth(obj: Placed, camera: Camera, corners: np.ndarray) -> ObjectTruth | No
     ]
     if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
         return None
-    area = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1])
-    full = (box[2] - box[0]) * (box[3] - box[1])
+    in_frame = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) / ((box[2] - box[0]) * (box[3] - box[1]))
+    alpha_sum = float(seen[0].sum())
+    unhidden = float(seen[1].sum()) / alpha_sum if alpha_sum > 0 else 0.0
+    if unhidden < 0.95:  # partly hidden: the box shrinks to the visible pixels
+        ys, xs = torch.nonzero(seen[1] > 0.5, as_tuple=True)
+        if len(xs) < 4:
+            return None
+        clipped = [
+            max(clipped[0], float(xs.min())),
+            max(clipped[1], float(ys.min())),
+            min(clipped[2], float(xs.max()) + 1),
+            min(clipped[3], float(ys.max()) + 1),
+        ]
     distance = float(np.linalg.norm(np.asarray(obj.centre) - np.asarray(camera.position)))
     angle = viewing_angle_deg(camera.position, obj.centre, obj.yaw_deg)
     return ObjectTruth(
@@ -188,7 +203,8 @@ def _truth(obj: Placed, camera: Camera, corners: np.ndarray) -> ObjectTruth | No
         [round(v, 2) for v in clipped],
         round(distance, 3),
         round(angle, 2),
-        truncated=bool(area < 0.9 * full),
+        truncated=bool(in_frame < 0.9),
+        visible=round(min(1.0, in_frame * unhidden), 3),
     )
 
 
@@ -197,19 +213,27 @@ def render_shot(
 ) -> tuple[torch.Tensor, FrameTruth]:
     """One frame ``[3, H, W]`` in [0, 1] and its ground truth."""
     cam = shot.camera
+    size = (cam.height, cam.width)
     frame = torch.from_numpy(render_background(cam, backdrop)).permute(2, 0, 1)[None]
-    truths = []
     order = sorted(shot.objects, key=lambda o: -float(cam.to_camera(np.array([o.centre]))[0, 2]))
+    drawn = []  # (object, corners, alpha), far to near
     for obj in order:
         world = plane_corners(obj.centre, obj.width_m, obj.height_m, obj.yaw_deg)
         if (cam.to_camera(world)[:, 2] < 0.2).any():
             continue
         corners = cam.project(world)
-        frame = composite(frame, obj.texture[None], torch.from_numpy(corners).float()[None])
+        rgb, alpha = warp_texture(obj.texture[None], torch.from_numpy(corners).float()[None], size)
+        frame = frame * (1 - alpha) + rgb
+        drawn.append((obj, corners, alpha[0, 0]))
+    truths = []
+    cover = torch.zeros(size)  # how much of each pixel nearer objects hide
+    for obj, corners, alpha in reversed(drawn):
         if obj.class_name:
-            truth = _truth(obj, cam, corners)
+            truth = _truth(obj, cam, corners, torch.stack([alpha, alpha * (1 - cover)]))
             if truth is not None:
                 truths.append(truth)
+        cover = cover + alpha * (1 - cover)
+    truths.reverse()
     frame = apply_effects(frame, shot.effects, generator)[0]
     cam_info = {
         "position": [round(v, 3) for v in cam.position],

@@ -1,0 +1,86 @@
+"""Sticker masks on a sign face: where stickers may go (RP2's mask ``M``).
+
+Masks are ``[1, H, W]`` in {0, 1} over the face's bounding rectangle (face coordinates: x right,
+y down, fractions of the face's width and height). Stickers only stick on the sign itself, so every
+mask is cut to the face's shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from physadv.errors import PhysadvError
+
+# (x0, y0, x1, y1) as fractions of the face. RP2's "camouflage graffiti": two bars, above and below
+# the legend (their LOVE / HATE); "camouflage art": a handful of square patches across the face.
+MASK_RECTS = {
+    "graffiti": [(0.24, 0.20, 0.76, 0.31), (0.24, 0.69, 0.76, 0.80)],
+    "art": [
+        (0.22, 0.16, 0.36, 0.30),
+        (0.64, 0.16, 0.78, 0.30),
+        (0.22, 0.70, 0.36, 0.84),
+        (0.64, 0.70, 0.78, 0.84),
+        (0.43, 0.72, 0.57, 0.86),
+    ],
+}
+MASK_NAMES = ("graffiti", "art", "poster")
+
+
+def _face_alpha(face_alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(face_alpha[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+
+
+def sticker_mask(spec: str, face_alpha: torch.Tensor, size: tuple[int, int] = (128, 128)) -> torch.Tensor:
+    """The mask for ``spec``: ``graffiti``, ``art``, ``poster`` (the whole face, RP2's subtle poster)
+    or a path to an image (white = sticker), resized to ``size`` (H, W).
+
+    Args:
+        face_alpha: ``[1, h, w]`` the sign's shape.
+    """
+    alpha = (_face_alpha(face_alpha, size) > 0.5).float()
+    h, w = size
+    if spec == "poster":
+        return alpha
+    if spec in MASK_RECTS:
+        mask = torch.zeros(1, h, w)
+        for x0, y0, x1, y1 in MASK_RECTS[spec]:
+            mask[:, round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)] = 1
+        return mask * alpha
+    path = Path(spec)
+    if not path.is_file():
+        raise PhysadvError(f"unknown mask '{spec}': use {', '.join(MASK_NAMES)} or a path to a mask image")
+    from PIL import Image
+
+    try:
+        image = Image.open(path).convert("L").resize((w, h), Image.NEAREST)
+    except OSError as exc:
+        raise PhysadvError(f"cannot read mask image '{path}': {exc}") from None
+    mask = torch.from_numpy((np.asarray(image) > 127).astype(np.float32))[None] * alpha
+    if mask.sum() == 0:
+        raise PhysadvError(f"mask image '{path}' marks no part of the sign face (white = sticker)")
+    return mask
+
+
+def area_fraction(mask: torch.Tensor, face_alpha: torch.Tensor) -> float:
+    """Sticker area over the sign face's area."""
+    alpha = _face_alpha(face_alpha, tuple(mask.shape[-2:]))
+    return float((mask * alpha).sum() / alpha.sum())
+
+
+def mask_from_perturbation(
+    delta: torch.Tensor, face_alpha: torch.Tensor, area: float, block: int = 8
+) -> torch.Tensor:
+    """RP2's second stage: keep the ``area`` fraction of the face (in ``block``-pixel cells) where the
+    L1-regularised perturbation ``delta`` (``[3, H, W]``) is largest."""
+    h, w = delta.shape[-2:]
+    alpha = _face_alpha(face_alpha, (h, w))
+    energy = F.avg_pool2d((delta.abs().sum(0, keepdim=True) * alpha)[None], block, ceil_mode=True)[0]
+    cells = max(1, round(area * float(alpha.sum()) / block**2))
+    threshold = energy.flatten().topk(cells).values[-1]
+    keep = ((energy >= threshold) & (energy > 0)).float()
+    mask = F.interpolate(keep[None], scale_factor=block, mode="nearest")[0][:, :h, :w]
+    return mask * (alpha > 0.5).float()

@@ -1,0 +1,57 @@
+"""What an attack wants from the model, as a loss to minimise and a per-image success test.
+
+Classifier objectives take logits ``[B, nc]``. Detector objectives take the adapter's pre-NMS
+:class:`~physadv.models.detector.Candidates` and the object's box per image ``[B, 4]`` (xyxy, input
+pixels): only candidates overlapping the object count, so the attack hides (or relabels) that object
+and not the rest of the scene.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from physadv.models.detector import Candidates
+
+
+def targeted_cross_entropy(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """RP2's target loss: cross-entropy towards ``target``."""
+    return F.cross_entropy(logits, torch.full((len(logits),), target, device=logits.device))
+
+
+def untargeted_margin(logits: torch.Tensor, true_class: int, kappa: float = 5.0) -> torch.Tensor:
+    """Push the true class's logit below the best other class, by up to ``kappa`` (C&W margin)."""
+    true = logits[:, true_class]
+    other = logits.clone()
+    other[:, true_class] = float("-inf")
+    return (true - other.max(dim=1).values).clamp(min=-kappa).mean()
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of boxes ``a`` ``[..., 4]`` with ``b`` ``[..., 4]`` (xyxy, broadcast)."""
+    lt = torch.maximum(a[..., :2], b[..., :2])
+    rb = torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    return inter / (area_a + area_b - inter + 1e-9)
+
+
+def overlapping(cands: Candidates, boxes: torch.Tensor, min_iou: float = 0.3) -> torch.Tensor:
+    """``[B, A]`` 1 where a candidate's box overlaps the image's object box by ``min_iou`` or more."""
+    return (box_iou(cands.boxes, boxes.to(cands.boxes)[:, None]) >= min_iou).float()
+
+
+def hide_loss(cands: Candidates, boxes: torch.Tensor, hidden_class: int) -> torch.Tensor:
+    """Thys et al.'s detection loss on the object: the highest ``hidden_class`` score among
+    candidates over the object, averaged over the batch."""
+    near = overlapping(cands, boxes)
+    return (cands.scores[..., hidden_class] * near).max(dim=1).values.mean()
+
+
+def relabel_loss(cands: Candidates, boxes: torch.Tensor, hidden_class: int, target: int) -> torch.Tensor:
+    """Make the object read as ``target``: its own class down, the target class up."""
+    near = overlapping(cands, boxes)
+    own = (cands.scores[..., hidden_class] * near).max(dim=1).values
+    wanted = (cands.scores[..., target] * near).max(dim=1).values
+    return (own - wanted).mean()

@@ -1,0 +1,250 @@
+"""RP2 stickers (Eykholt et al., "Robust Physical-World Attacks on Deep Learning Visual
+Classification", CVPR 2018), with synthetic EOT on the sign plane.
+
+The sticker lives in sign-face coordinates; each step renders a batch of drawn views of the whole
+sign with the sticker on it (:mod:`physadv.eot.sign_views`) and minimises
+
+    objective + λ_norm·‖M·δ‖_p + λ_nps·NPS(sticker) + λ_tv·TV(sticker)
+
+with Adam, where δ is the sticker minus the face beneath it. With ``mask="auto"`` it runs RP2's two
+stages: L1 over the whole face to find where stickers matter, then L2 inside the derived mask.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from physadv.artefact import Artefact
+from physadv.attacks import objectives
+from physadv.attacks.masks import area_fraction, mask_from_perturbation, sticker_mask
+from physadv.eot.sign_views import ViewRange, draw_views, render_views, scaled_boxes
+from physadv.errors import PhysadvError
+from physadv.losses import mask_norm, nps, total_variation
+from physadv.printing.colour import ColourTransfer
+from physadv.scene.render import FACE_PX_PER_MM, apply_sticker
+from physadv.scene.signs import SIGNS, render_face
+
+
+@dataclass
+class StickerConfig:
+    """Everything that decides the result (saved in checkpoints and the summary).
+
+    ``goal``: ``targeted`` / ``untargeted`` (classifiers), ``hide`` / ``relabel`` (detectors).
+    """
+
+    goal: str
+    true_class: int
+    target: int | None = None
+    mask: str = "graffiti"
+    auto_area: float = 0.12  # mask="auto": sticker area kept after the L1 stage
+    sign: str = "stop"
+    steps: int = 300
+    lr: float = 0.05
+    batch: int = 32
+    pool: int = 384
+    lambda_norm: float = 0.02
+    lambda_nps: float = 0.1
+    lambda_tv: float = 0.05
+    resolution: int = 128
+    seed: int = 0
+    view_range: ViewRange = field(default_factory=ViewRange)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Stage:
+    """One optimisation stage: a mask and a norm (RP2: L1 to find locations, then L2)."""
+
+    mask: torch.Tensor  # [1, R, R]
+    p: int
+    steps: int
+
+
+class StickerAttack:
+    """RP2 on a classifier (``logits``) or a detector (``candidates``), one sign class."""
+
+    def __init__(
+        self,
+        model,
+        config: StickerConfig,
+        palette: torch.Tensor,
+        transfer: ColourTransfer | None = None,
+    ):
+        self.model, self.config = model, config
+        self.device = model.device
+        self.detector = model.kind == "detector"
+        self.palette = palette.to(self.device)
+        self.transfer = transfer or ColourTransfer.identity()
+        face = torch.from_numpy(np.array(render_face(config.sign, FACE_PX_PER_MM))).permute(2, 0, 1)
+        self.face = face.to(self.device)
+        r = config.resolution
+        self.face_small = F.interpolate(face[None], size=(r, r), mode="area")[0].to(self.device)
+        self.size_mm = (SIGNS[config.sign].width_mm, SIGNS[config.sign].height_mm)
+        self.kind = "frame" if self.detector else "crop"
+        self.out_size = (
+            (model.imgsz * 3 // 4, model.imgsz) if self.detector else tuple(model.input_size)
+        )
+
+    # --- views and rendering ------------------------------------------------------------------
+
+    def views(self, count: int, seed: int):
+        rng = np.random.default_rng([self.config.seed, seed])
+        return draw_views(
+            rng,
+            count,
+            self.config.sign,
+            self.kind,
+            self.config.view_range,
+            frame_width=self.out_size[1],
+            device=self.device,
+        )
+
+    def artefact(self, image: torch.Tensor, mask: torch.Tensor, printed: bool = False) -> Artefact:
+        """The sticker layer as an artefact spanning the face; ``printed``: through the colour transfer."""
+        shown = self.transfer(image) if printed else image
+        return Artefact(shown, self.size_mm, mask.to(image), provenance={"sign": self.config.sign})
+
+    def stuck_face(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The sign face ``[4, h, w]`` with the printed sticker on it (differentiable in ``image``)."""
+        return apply_sticker(self.face, self.artefact(image, mask, printed=True))
+
+    # --- objective ----------------------------------------------------------------------------
+
+    def objective(self, frames: torch.Tensor, views) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attack term and a per-image success estimate (for the progress bar)."""
+        c = self.config
+        if not self.detector:
+            logits = self.model.logits(frames)
+            pred = logits.argmax(1)
+            if c.goal == "targeted":
+                return objectives.targeted_cross_entropy(logits, c.target), pred == c.target
+            return objectives.untargeted_margin(logits, c.true_class), pred != c.true_class
+        cands = self.model.candidates(frames)
+        boxes = scaled_boxes(views, self.out_size).to(cands.boxes)
+        near = objectives.overlapping(cands, boxes)
+        own = (cands.scores[..., c.true_class] * near).max(dim=1).values
+        if c.goal == "hide":
+            return objectives.hide_loss(cands, boxes, c.true_class), own < 0.25
+        wanted = (cands.scores[..., c.target] * near).max(dim=1).values
+        return objectives.relabel_loss(cands, boxes, c.true_class, c.target), (own < 0.25) & (wanted >= 0.25)
+
+    def loss(self, image: torch.Tensor, stage: Stage, views) -> tuple[torch.Tensor, dict]:
+        c = self.config
+        frames = render_views(self.stuck_face(image, stage.mask), views, self.out_size)
+        attack, success = self.objective(frames, views)
+        inside = stage.mask.expand_as(image)
+        terms = {
+            "attack": attack,
+            "norm": mask_norm(image - self.face_small[:3], stage.mask, stage.p),
+            "nps": nps((image * inside)[None], self.palette) if c.lambda_nps else attack.new_zeros(()),
+            "tv": total_variation(image * inside),
+        }
+        total = attack + c.lambda_norm * terms["norm"] + c.lambda_nps * terms["nps"] + c.lambda_tv * terms["tv"]
+        return total, {"success": success.float().mean().item(), **{k: v.item() for k, v in terms.items()}}
+
+    # --- optimisation -------------------------------------------------------------------------
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        alpha = self.face[3:].cpu()
+        if c.mask == "auto":
+            first = c.steps // 3
+            return [
+                Stage(sticker_mask("poster", alpha, (c.resolution,) * 2), 1, first),
+                Stage(torch.zeros(1, c.resolution, c.resolution), 2, c.steps - first),  # mask set later
+            ]
+        return [Stage(sticker_mask(c.mask, alpha, (c.resolution,) * 2), 2, c.steps)]
+
+    def run(
+        self,
+        checkpoint: Path | None = None,
+        resume: bool = False,
+        checkpoint_every: int = 25,
+        progress: Callable[[int, str], None] | None = None,
+    ) -> tuple[Artefact, dict]:
+        """Optimise; returns the sticker artefact (intended colours, alpha = mask) and a run record."""
+        c = self.config
+        stages = self.stages()
+        pool = self.views(c.pool, seed=1)
+        gen = torch.Generator().manual_seed(c.seed)
+        image = torch.full((3, c.resolution, c.resolution), 0.5, device=self.device)
+        state = {"step": 0, "history": [], "seconds": 0.0, "masks": [s.mask for s in stages]}
+        opt_state = None
+        if resume and checkpoint is not None and checkpoint.is_file():
+            image, state, opt_state = self._load(checkpoint, gen)
+            for s, m in zip(stages, state["masks"], strict=True):
+                s.mask = m
+        image.requires_grad_(True)
+        opt = torch.optim.Adam([image], lr=c.lr)
+        if opt_state is not None:
+            opt.load_state_dict(opt_state)
+        start, first_step = time.perf_counter() - state["seconds"], state["step"]
+        boundaries = np.cumsum([s.steps for s in stages])
+        for step in range(first_step, c.steps):
+            k = int(np.searchsorted(boundaries, step, side="right"))
+            stage = stages[k]
+            if k > 0 and step == boundaries[k - 1] and c.mask == "auto":  # RP2: L1 found where, now L2
+                delta = (image.detach() - self.face_small[:3]) * stages[0].mask.to(image)
+                stage.mask = mask_from_perturbation(delta.cpu(), self.face[3:].cpu(), c.auto_area)
+                state["masks"][k] = stage.mask
+            stage.mask = stage.mask.to(self.device)
+            idx = torch.randperm(len(pool), generator=gen)[: c.batch].tolist()
+            total, info = self.loss(image, stage, [pool[i] for i in idx])
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+            with torch.no_grad():
+                image.clamp_(0, 1)
+            state["history"].append({"step": step + 1, "loss": round(total.item(), 5), **info})
+            state["step"] = step + 1
+            if progress:
+                progress(1, f"loss {total.item():.3f}  batch success {100 * info['success']:.0f}%")
+            done = step + 1 == c.steps
+            if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or done):
+                state["seconds"] = time.perf_counter() - start
+                self._save(checkpoint, image, state, opt, gen)
+        mask = stages[-1].mask.cpu()
+        record = {
+            "steps": c.steps,
+            "seconds": round(time.perf_counter() - start, 1),
+            "sticker_area_fraction": round(area_fraction(mask, self.face[3:].cpu()), 4),
+            "history": state["history"],
+        }
+        return self.artefact(image.detach().cpu(), mask), record
+
+    def _save(self, path: Path, image, state, opt, gen) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save(
+            {
+                "config": self.config.as_dict(),
+                "image": image.detach().cpu(),
+                "state": {**state, "masks": [m.cpu() for m in state["masks"]]},
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+            },
+            tmp,
+        )
+        tmp.replace(path)  # a crash mid-write never leaves a broken checkpoint
+
+    def _load(self, path: Path, gen: torch.Generator):
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
+            raise PhysadvError(f"cannot read checkpoint '{path}': {exc}") from None
+        if saved["config"] != self.config.as_dict():
+            changed = sorted(k for k, v in self.config.as_dict().items() if saved["config"].get(k) != v)
+            raise PhysadvError(
+                f"checkpoint '{path}' was made with different settings ({', '.join(changed)}); "
+                "rerun with the same options, or without --resume to start over"
+            )
+        gen.set_state(saved["generator"])
+        return saved["image"].to(self.device), saved["state"], saved["optimizer"]

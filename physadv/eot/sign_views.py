@@ -1,0 +1,202 @@
+"""Expectation over Transformation on the sign plane: random views of one sign.
+
+A view is drawn once (camera pose, backdrop, light, blur, noise, compression) and rendered many
+times: its background and the sign's post are rendered when the view is drawn, and each step only
+composites the current sign face (sticker included) at the view's corners and applies the view's
+effects. That is the renderer's own geometry (:func:`physadv.scene.compose.composite`) and effects
+(:func:`physadv.scene.effects.apply_effects`), so the attack optimises through what the replays show.
+
+Two kinds of view:
+
+- ``crop``: a camera framing the sign as a classifier's crop would (the sign fills 70–95 % of a
+  square view) at the pixel resolution a reference camera (640 px, 60°) would see it with.
+- ``frame``: a whole camera frame (4:3) with the sign somewhere in it, for detectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from physadv.scene.backgrounds import make_backdrop, render_background
+from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
+from physadv.scene.compose import composite
+from physadv.scene.effects import EffectParams, apply_effects, draw_effects
+from physadv.scene.render import pole_object
+from physadv.scene.signs import SIGNS
+from physadv.scene.spec import FT
+
+REF_WIDTH_PX, REF_HFOV_DEG = 640, 60.0  # the lab and drive-by cameras in scenes/
+
+
+@dataclass
+class ViewRange:
+    """Where views are drawn from (uniform in each range; distance log-uniform).
+
+    Covers RP2's lab table (5–40 ft, 0–30°) and a drive-by (50 ft to 5 ft) with margin.
+    """
+
+    distance_ft: tuple[float, float] = (4.0, 55.0)
+    angle_deg: tuple[float, float] = (-45.0, 45.0)  # between the sign's normal and the camera
+    camera_height_m: tuple[float, float] = (1.0, 1.9)
+    sign_height_m: tuple[float, float] = (1.0, 2.2)  # bottom of the face above the ground
+    effects: dict = field(
+        default_factory=lambda: {
+            "brightness": [0.65, 1.3],
+            "contrast": [0.8, 1.1],
+            "colour_temperature_k": [4000, 8500],
+            "shadow": [0.0, 0.35],
+            "motion_blur_px": [0.0, 2.5],
+            "noise_std": [0.0, 0.025],
+        }
+    )
+    jpeg_probability: float = 0.3
+    jpeg_quality: tuple[int, int] = (60, 95)
+
+
+@dataclass
+class SignView:
+    """One drawn view. Pixels: u right, v down; corners TL, TR, BR, BL of the face rectangle.
+
+    Attributes:
+        base: ``[3, h, w]`` background and post, before effects; the sign face is composited on it.
+        corners: ``[4, 2]`` the face's corners in view pixels.
+        box: ``(x1, y1, x2, y2)`` the face's box in view pixels (clipped to the view).
+    """
+
+    base: torch.Tensor
+    corners: torch.Tensor
+    box: tuple[float, float, float, float]
+    effects: EffectParams
+    distance_m: float
+    angle_deg: float
+    noise_seed: int
+
+
+def _effects(rng: np.random.Generator, r: ViewRange) -> EffectParams:
+    ranges = dict(r.effects)
+    if rng.random() < r.jpeg_probability:
+        ranges["jpeg_quality"] = list(r.jpeg_quality)
+    return draw_effects(rng, ranges)
+
+
+def _pose(rng: np.random.Generator, sign: str, r: ViewRange) -> tuple[tuple, float, tuple, float]:
+    """A sign centre, its yaw, and a camera position at the drawn distance and viewing angle."""
+    spec = SIGNS[sign]
+    distance = float(np.exp(rng.uniform(math.log(r.distance_ft[0] * FT), math.log(r.distance_ft[1] * FT))))
+    angle = float(rng.uniform(*r.angle_deg))
+    yaw = float(rng.uniform(-10, 10))
+    centre = (0.0, float(rng.uniform(*r.sign_height_m)) + spec.height_m / 2, 30.0)
+    offset = facing_normal(yaw + angle) * distance
+    position = (float(offset[0]), float(rng.uniform(*r.camera_height_m)), centre[2] + float(offset[2]))
+    return centre, yaw, position, distance
+
+
+def _crop_camera(rng: np.random.Generator, sign: str, centre, position, distance: float, max_px: int) -> Camera:
+    spec = SIGNS[sign]
+    f_ref = REF_WIDTH_PX / 2 / math.tan(math.radians(REF_HFOV_DEG) / 2)
+    view_px = f_ref * max(spec.width_m, spec.height_m) / distance / float(rng.uniform(0.7, 0.95))
+    hfov = 2 * math.degrees(math.atan(view_px / 2 / f_ref))
+    size = int(min(max_px, max(16, round(view_px))))
+    aimed = Camera(size, size, hfov, position).looking_at(centre)
+    j = hfov * 0.08
+    return Camera(
+        size,
+        size,
+        hfov,
+        position,
+        aimed.yaw_deg + float(rng.uniform(-j, j)),
+        aimed.pitch_deg + float(rng.uniform(-j, j)),
+    )
+
+
+def _frame_camera(rng: np.random.Generator, centre, position, width: int) -> Camera:
+    height = width * 3 // 4
+    aimed = Camera(width, height, REF_HFOV_DEG, position).looking_at(centre)
+    vfov = REF_HFOV_DEG * height / width
+    return Camera(
+        width,
+        height,
+        REF_HFOV_DEG,
+        position,
+        aimed.yaw_deg + float(rng.uniform(-0.38, 0.38)) * REF_HFOV_DEG,
+        aimed.pitch_deg + float(rng.uniform(-0.3, 0.3)) * vfov,
+    )
+
+
+def draw_views(
+    rng: np.random.Generator,
+    count: int,
+    sign: str = "stop",
+    kind: str = "crop",
+    view_range: ViewRange | None = None,
+    frame_width: int = 320,
+    max_crop_px: int = 128,
+    device: torch.device | str = "cpu",
+) -> list[SignView]:
+    """Draw ``count`` views of ``sign`` (``kind`` is ``"crop"`` or ``"frame"``; frames are
+    ``frame_width`` wide, 4:3)."""
+    r = view_range or ViewRange()
+    spec = SIGNS[sign]
+    views = []
+    while len(views) < count:
+        centre, yaw, position, distance = _pose(rng, sign, r)
+        if kind == "crop":
+            cam = _crop_camera(rng, sign, centre, position, distance, max_crop_px)
+        else:
+            cam = _frame_camera(rng, centre, position, frame_width)
+        world = plane_corners(centre, spec.width_m, spec.height_m, yaw)
+        corners = cam.project(world)
+        x1, y1 = corners.min(axis=0).clip(0, None)
+        x2, y2 = corners.max(axis=0)
+        x2, y2 = min(x2, cam.width), min(y2, cam.height)
+        if x2 - x1 < 4 or y2 - y1 < 4 or (x2 - x1) * (y2 - y1) < 0.6 * np.prod(np.ptp(corners, axis=0)):
+            continue  # the sign must be (mostly) in view
+        base = torch.from_numpy(render_background(cam, make_backdrop(rng))).permute(2, 0, 1)[None]
+        pole = pole_object(centre, centre[1], yaw)
+        pole_corners = cam.project(plane_corners(pole.centre, pole.width_m, pole.height_m, yaw))
+        base = composite(base, pole.texture[None], torch.from_numpy(pole_corners).float()[None])[0]
+        views.append(
+            SignView(
+                base.to(device),
+                torch.from_numpy(corners).float().to(device),
+                (float(x1), float(y1), float(x2), float(y2)),
+                _effects(rng, r),
+                distance,
+                viewing_angle_deg(position, centre, yaw),
+                int(rng.integers(2**31)),
+            )
+        )
+    return views
+
+
+def render_views(face: torch.Tensor, views: list[SignView], out_size: tuple[int, int]) -> torch.Tensor:
+    """Composite the sign ``face`` (``[4, h, w]`` RGBA, differentiable) into each view, apply the
+    view's effects and resize to ``out_size`` (H, W).
+
+    Shape:
+        - returns: ``[len(views), 3, H, W]`` RGB in [0, 1]
+    """
+    out = []
+    for v in views:
+        x = composite(v.base[None], face[None], v.corners[None])
+        x = apply_effects(x, v.effects, torch.Generator().manual_seed(v.noise_seed))
+        if tuple(x.shape[-2:]) != tuple(out_size):
+            shrink = x.shape[-2] > out_size[0]
+            x = F.interpolate(x, size=out_size, mode="bilinear", align_corners=False, antialias=shrink)
+        out.append(x)
+    return torch.cat(out)
+
+
+def scaled_boxes(views: list[SignView], out_size: tuple[int, int]) -> torch.Tensor:
+    """The views' sign boxes ``[B, 4]`` (xyxy) in ``out_size`` pixels."""
+    rows = []
+    for v in views:
+        sy, sx = out_size[0] / v.base.shape[-2], out_size[1] / v.base.shape[-1]
+        x1, y1, x2, y2 = v.box
+        rows.append([x1 * sx, y1 * sy, x2 * sx, y2 * sy])
+    return torch.tensor(rows)

@@ -1,0 +1,197 @@
+"""RP2 stickers: masks, EOT views, objectives, verdicts, the optimisation loop and its CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from physadv.attacks.masks import area_fraction, mask_from_perturbation, sticker_mask
+from physadv.attacks.objectives import box_iou, hide_loss, untargeted_margin
+from physadv.errors import PhysadvError
+from physadv.harness.crops import crop_object
+from physadv.harness.metrics import judge_object, wilson_interval
+from physadv.models.detector import Candidates, Detections
+from physadv.scene.signs import render_face
+from tests.conftest import run_physadv
+
+
+@pytest.fixture(scope="module")
+def stop_alpha() -> torch.Tensor:
+    return torch.from_numpy(np.array(render_face("stop", 0.2)))[..., 3][None]
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from physadv.models import load_model
+
+    return load_model("default", task="classify", device="cpu")
+
+
+def test_masks_cover_the_face_only(stop_alpha, tmp_path):
+    graffiti = sticker_mask("graffiti", stop_alpha)
+    assert 0.10 < area_fraction(graffiti, stop_alpha) <= 0.15  # RP2-sized, within the 15 % budget
+    poster = sticker_mask("poster", stop_alpha)
+    assert area_fraction(poster, stop_alpha) > 0.98
+    assert poster[0, 0, 0] == 0  # the octagon's cut corner is not sign
+    from PIL import Image
+
+    Image.new("L", (64, 64), 255).save(tmp_path / "all.png")
+    assert torch.equal(sticker_mask(str(tmp_path / "all.png"), stop_alpha), poster)
+    with pytest.raises(PhysadvError, match="unknown mask 'grafiti'.*graffiti"):
+        sticker_mask("grafiti", stop_alpha)
+
+
+def test_l1_stage_keeps_the_strongest_cells(stop_alpha):
+    delta = torch.zeros(3, 128, 128)
+    delta[:, 40:56, 40:72] = 0.8  # a strong block near the centre
+    delta[:, 90:92, 20:22] = 0.1
+    face_px = float(torch.nn.functional.interpolate(stop_alpha[None], size=(128, 128), mode="bilinear")[0].sum())
+    mask = mask_from_perturbation(delta, stop_alpha, area=512 / face_px)  # room for 8 cells of 8×8
+    assert mask[0, 40:56, 40:72].mean() == 1
+    assert mask[0, 90:92, 20:22].sum() == 0
+    assert mask.sum() == 512
+    everything = mask_from_perturbation(delta, stop_alpha, area=0.9)  # asks for more than is non-zero
+    assert everything[0, 0:30, 0:30].sum() == 0
+
+
+def test_views_are_deterministic_and_differentiable():
+    from physadv.eot.sign_views import draw_views, render_views
+
+    a = draw_views(np.random.default_rng(3), 4, kind="crop")
+    b = draw_views(np.random.default_rng(3), 4, kind="crop")
+    assert all(torch.equal(x.base, y.base) and torch.equal(x.corners, y.corners) for x, y in zip(a, b))
+    face = torch.from_numpy(np.array(render_face("stop", 0.2))).permute(2, 0, 1).clone().requires_grad_(True)
+    out = render_views(face, a, (32, 32))
+    assert out.shape == (4, 3, 32, 32) and 0 <= out.min() and out.max() <= 1 + 1e-5
+    assert torch.equal(out, render_views(face, b, (32, 32)))  # noise and effects replay exactly
+    out.mean().backward()
+    assert face.grad[:3].abs().sum() > 0
+    frames = draw_views(np.random.default_rng(4), 3, kind="frame", frame_width=160)
+    for v in frames:
+        assert v.base.shape == (3, 120, 160)
+        x1, y1, x2, y2 = v.box
+        assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120
+
+
+def test_hide_loss_only_counts_candidates_over_the_sign():
+    boxes = torch.tensor([[[10.0, 10, 50, 50], [100, 100, 140, 140]]])
+    scores = torch.tensor([[[0.1, 0.3], [0.1, 0.9]]], requires_grad=True)
+    sign = torch.tensor([[12.0, 12, 50, 52]])
+    loss = hide_loss(Candidates(boxes, scores), sign, hidden_class=1)
+    assert loss.item() == pytest.approx(0.3)  # the 0.9 candidate is elsewhere in the frame
+    loss.backward()
+    assert scores.grad[0, 0, 1] == 1 and scores.grad[0, 1].abs().sum() == 0
+    logits = torch.tensor([[5.0, 1.0, 0.0], [0.0, 9.0, 2.0]])
+    assert untargeted_margin(logits, 0, kappa=5).item() == pytest.approx((4 + -5) / 2)
+    assert box_iou(torch.tensor([0.0, 0, 10, 10]), torch.tensor([5.0, 0, 15, 10])).item() == pytest.approx(1 / 3)
+
+
+def test_wilson_interval_reference_values():
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10)[0] == pytest.approx(0.7225, abs=1e-4)
+
+
+def test_verdicts_follow_armory_definitions():
+    box = torch.tensor([10.0, 10, 50, 50])
+
+    def dets(*rows):
+        t = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
+        return Detections(t[:, :4], t[:, 4], t[:, 5].long())
+
+    tp = judge_object(dets([11, 11, 50, 50, 0.9, 1]), box, class_id=1)
+    assert tp.true_positive and not tp.hidden
+    wrong = judge_object(dets([11, 11, 50, 50, 0.9, 0]), box, class_id=1)
+    assert wrong.misclassified and wrong.hidden and wrong.label == 0
+    shifted = judge_object(dets([30, 30, 70, 70, 0.9, 1]), box, class_id=1)  # IoU 0.14: seen, not a TP
+    assert not shifted.true_positive and not shifted.hidden
+    low = judge_object(dets([11, 11, 50, 50, 0.1, 1]), box, class_id=1)
+    assert low.hidden and not low.true_positive
+
+
+def test_crop_centres_the_object_and_pads_at_edges():
+    frame = torch.zeros(3, 100, 100)
+    frame[:, 40:60, 40:60] = 1
+    crop = crop_object(frame, (40, 40, 60, 60), (32, 32), fill=0.5)
+    assert crop[:, 12:20, 12:20].min() > 0.9 and crop[:, :4, :4].max() < 0.1
+    edge = crop_object(frame, (0, 0, 30, 30), (16, 16))
+    assert edge.shape == (3, 16, 16)
+
+
+def _config(**kw):
+    from physadv.attacks.rp2 import StickerConfig
+
+    base = dict(goal="untargeted", true_class=14, steps=6, batch=8, pool=8, lr=0.1, lambda_nps=0.0)
+    return StickerConfig(**{**base, **kw})
+
+
+def test_attack_lowers_its_loss_on_the_embedded_classifier(classifier):
+    from physadv.attacks.rp2 import StickerAttack
+    from physadv.printing.palette import Palette
+
+    attack = StickerAttack(classifier, _config(steps=8), Palette.default().colours)
+    sticker, record = attack.run()
+    losses = [h["attack"] for h in record["history"]]
+    assert losses[-1] < losses[0] - 0.5  # full batch: the same 8 views every step
+    assert sticker.alpha.shape == (1, 128, 128) and sticker.image.min() >= 0 and sticker.image.max() <= 1
+    assert record["sticker_area_fraction"] == pytest.approx(area_fraction(sticker.alpha, attack.face[3:]), abs=1e-4)
+
+
+def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
+    from physadv.attacks.rp2 import StickerAttack
+    from physadv.printing.palette import Palette
+
+    colours = Palette.default().colours
+    whole, _ = StickerAttack(classifier, _config(pool=16), colours).run()
+    ckpt = tmp_path / "checkpoint.pt"
+
+    def stop_at_4(n, status, seen=[0]):  # noqa: B006 - a counter across calls
+        seen[0] += n
+        if seen[0] == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        StickerAttack(classifier, _config(pool=16), colours).run(ckpt, checkpoint_every=2, progress=stop_at_4)
+    assert torch.load(ckpt, weights_only=False)["state"]["step"] == 2  # steps 3-4 are redone
+    resumed, record = StickerAttack(classifier, _config(pool=16), colours).run(ckpt, resume=True)
+    assert [h["step"] for h in record["history"]] == list(range(1, 7))
+    assert torch.allclose(resumed.image, whole.image, atol=1e-5)
+    with pytest.raises(PhysadvError, match="different settings \\(lr\\)"):
+        StickerAttack(classifier, _config(pool=16, lr=0.2), colours).run(ckpt, resume=True)
+
+
+def test_sticker_cli_classifier_writes_printables_and_summary(tmp_path):
+    out = tmp_path / "run"
+    args = ["sticker", "--out", out, "--untargeted", "--steps", "3", "--pool", "8", "--batch", "8"]
+    result = run_physadv(*args, "--eval-views", "12", "--no-scenes", "--dpi", "72")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["goal"] == "untargeted" and summary["true_class"] == "stop"
+    cond = summary["conditions"]["eot_heldout"]
+    assert cond["frames"] == 12 and cond["clean_accuracy"]["n"] == 12
+    assert 0.10 < summary["sticker_area_fraction"] <= 0.15 and summary["steps"] == 3
+    from PIL import Image
+
+    poster = Image.open(out / "poster.png")
+    assert poster.size == (round(750 / 25.4 * 72),) * 2  # the sign face at true size
+    for name in ("sticker_sheet.pdf", "placement_guide.pdf", "poster_letter.pdf", "checkpoint.pt"):
+        assert (out / name).stat().st_size > 0
+    assert "eot_heldout" in result.stdout
+
+
+def test_sticker_cli_detector_hiding_and_errors(tmp_path):
+    out = tmp_path / "det"
+    result = run_physadv(
+        "sticker", "--out", out, "--task", "detect", "--steps", "2", "--pool", "8", "--batch", "4",
+        "--eval-views", "6", "--no-scenes", "--dpi", "72",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["goal"] == "hide" and summary["true_class"] == "stop sign"
+    assert "clean_true_positive_rate" in summary["conditions"]["eot_heldout"]
+    bad = run_physadv("sticker", "--out", tmp_path / "x", "--target", "speed limit 99", "--steps", "1")
+    assert bad.returncode == 2 and "unknown class 'speed limit 99'" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
