@@ -48,7 +48,9 @@ def test_l1_stage_keeps_the_strongest_cells(stop_alpha):
     delta = torch.zeros(3, 128, 128)
     delta[:, 40:56, 40:72] = 0.8  # a strong block near the centre
     delta[:, 90:92, 20:22] = 0.1
-    face_px = float(torch.nn.functional.interpolate(stop_alpha[None], size=(128, 128), mode="bilinear")[0].sum())
+    face_px = float(
+        torch.nn.functional.interpolate(stop_alpha[None], size=(128, 128), mode="bilinear")[0].sum()
+    )
     mask = mask_from_perturbation(delta, stop_alpha, area=512 / face_px)  # room for 8 cells of 8×8
     assert mask[0, 40:56, 40:72].mean() == 1
     assert mask[0, 90:92, 20:22].sum() == 0
@@ -62,7 +64,9 @@ def test_views_are_deterministic_and_differentiable():
 
     a = draw_views(np.random.default_rng(3), 4, kind="crop")
     b = draw_views(np.random.default_rng(3), 4, kind="crop")
-    assert all(torch.equal(x.base, y.base) and torch.equal(x.corners, y.corners) for x, y in zip(a, b))
+    assert all(
+        torch.equal(x.base, y.base) and torch.equal(x.corners, y.corners) for x, y in zip(a, b, strict=True)
+    )
     face = torch.from_numpy(np.array(render_face("stop", 0.2))).permute(2, 0, 1).clone().requires_grad_(True)
     out = render_views(face, a, (32, 32))
     assert out.shape == (4, 3, 32, 32) and 0 <= out.min() and out.max() <= 1 + 1e-5
@@ -86,7 +90,9 @@ def test_hide_loss_only_counts_candidates_over_the_sign():
     assert scores.grad[0, 0, 1] == 1 and scores.grad[0, 1].abs().sum() == 0
     logits = torch.tensor([[5.0, 1.0, 0.0], [0.0, 9.0, 2.0]])
     assert untargeted_margin(logits, 0, kappa=5).item() == pytest.approx((4 + -5) / 2)
-    assert box_iou(torch.tensor([0.0, 0, 10, 10]), torch.tensor([5.0, 0, 15, 10])).item() == pytest.approx(1 / 3)
+    assert box_iou(torch.tensor([0.0, 0, 10, 10]), torch.tensor([5.0, 0, 15, 10])).item() == pytest.approx(
+        1 / 3
+    )
 
 
 def test_wilson_interval_reference_values():
@@ -137,7 +143,9 @@ def test_attack_lowers_its_loss_on_the_embedded_classifier(classifier):
     losses = [h["attack"] for h in record["history"]]
     assert losses[-1] < losses[0] - 0.5  # full batch: the same 8 views every step
     assert sticker.alpha.shape == (1, 128, 128) and sticker.image.min() >= 0 and sticker.image.max() <= 1
-    assert record["sticker_area_fraction"] == pytest.approx(area_fraction(sticker.alpha, attack.face[3:]), abs=1e-4)
+    assert record["sticker_area_fraction"] == pytest.approx(
+        area_fraction(sticker.alpha, attack.face[3:]), abs=1e-4
+    )
 
 
 def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
@@ -185,8 +193,22 @@ def test_sticker_cli_classifier_writes_printables_and_summary(tmp_path):
 def test_sticker_cli_detector_hiding_and_errors(tmp_path):
     out = tmp_path / "det"
     result = run_physadv(
-        "sticker", "--out", out, "--task", "detect", "--steps", "2", "--pool", "8", "--batch", "4",
-        "--eval-views", "6", "--no-scenes", "--dpi", "72",
+        "sticker",
+        "--out",
+        out,
+        "--task",
+        "detect",
+        "--steps",
+        "2",
+        "--pool",
+        "8",
+        "--batch",
+        "4",
+        "--eval-views",
+        "6",
+        "--no-scenes",
+        "--dpi",
+        "72",
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())

@@ -90,9 +90,7 @@ class StickerAttack:
         self.face_small = F.interpolate(face[None], size=(r, r), mode="area")[0].to(self.device)
         self.size_mm = (SIGNS[config.sign].width_mm, SIGNS[config.sign].height_mm)
         self.kind = "frame" if self.detector else "crop"
-        self.out_size = (
-            (model.imgsz * 3 // 4, model.imgsz) if self.detector else tuple(model.input_size)
-        )
+        self.out_size = (model.imgsz * 3 // 4, model.imgsz) if self.detector else tuple(model.input_size)
 
     # --- views and rendering ------------------------------------------------------------------
 
@@ -148,7 +146,9 @@ class StickerAttack:
             "nps": nps((image * inside)[None], self.palette) if c.lambda_nps else attack.new_zeros(()),
             "tv": total_variation(image * inside),
         }
-        total = attack + c.lambda_norm * terms["norm"] + c.lambda_nps * terms["nps"] + c.lambda_tv * terms["tv"]
+        total = (
+            attack + c.lambda_norm * terms["norm"] + c.lambda_nps * terms["nps"] + c.lambda_tv * terms["tv"]
+        )
         return total, {"success": success.float().mean().item(), **{k: v.item() for k, v in terms.items()}}
 
     # --- optimisation -------------------------------------------------------------------------

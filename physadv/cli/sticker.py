@@ -17,7 +17,9 @@ def _true_class(model, name: str | None) -> int:
             return model.names.id(guess)
         except PhysadvError:
             continue
-    raise PhysadvError("the model has no 'stop sign' or 'stop' class: name the sign's class with --true-class")
+    raise PhysadvError(
+        "the model has no 'stop sign' or 'stop' class: name the sign's class with --true-class"
+    )
 
 
 def _goal(model, target: str | None, untargeted: bool) -> tuple[str, int | None]:
@@ -38,18 +40,25 @@ def _goal(model, target: str | None, untargeted: bool) -> tuple[str, int | None]
 def sticker(
     out: Path = typer.Option(..., help="Output folder (checkpoint, printables, summary.json)."),
     model: str = typer.Option("default", help="A classifier or detector file, a model yaml, or 'default'."),
-    task: str = typer.Option("classify", help="With --model default: classify (sign classifier) or detect (YOLO)."),
+    task: str = typer.Option(
+        "classify", help="With --model default: classify (sign classifier) or detect (YOLO)."
+    ),
     target: str = typer.Option(
         None, help="Classifier: the class the sign should read as. Detector: relabel the sign as this class."
     ),
     untargeted: bool = typer.Option(False, help="Classifier: any class but the true one."),
-    true_class: str = typer.Option(None, help="The sign's class in the model (default: 'stop sign' or 'stop')."),
+    true_class: str = typer.Option(
+        None, help="The sign's class in the model (default: 'stop sign' or 'stop')."
+    ),
     mask: str = typer.Option(
-        "graffiti", help="graffiti (two bars), art (five squares), poster (whole face), auto (RP2's L1 stage "
-        "finds where), or a mask image (white = sticker)."
+        "graffiti",
+        help="graffiti (two bars), art (five squares), poster (whole face), auto (RP2's L1 stage "
+        "finds where), or a mask image (white = sticker).",
     ),
     steps: int = typer.Option(300, min=1, help="Optimisation steps."),
-    batch: int = typer.Option(0, min=0, help="EOT views per step (0: 32 crops / 8 frames on CPU, 4× on CUDA)."),
+    batch: int = typer.Option(
+        0, min=0, help="EOT views per step (0: 32 crops / 8 frames on CPU, 4× on CUDA)."
+    ),
     pool: int = typer.Option(384, min=8, help="EOT views drawn once and sampled from."),
     lr: float = typer.Option(0.05, help="Adam learning rate (sticker colours in [0, 1])."),
     lambda_norm: float = typer.Option(0.02, help="Weight of RP2's ‖M·δ‖ term."),
@@ -91,9 +100,19 @@ def sticker(
     if batch == 0:
         batch = (8 if detector else 32) * (4 if victim.device.type == "cuda" else 1)
     config = StickerConfig(
-        goal=goal, true_class=_true_class(victim, true_class), target=target_id, mask=mask, auto_area=area,
-        steps=steps, lr=lr, batch=batch, pool=max(pool, batch), lambda_norm=lambda_norm,
-        lambda_nps=lambda_nps, lambda_tv=lambda_tv, seed=seed,
+        goal=goal,
+        true_class=_true_class(victim, true_class),
+        target=target_id,
+        mask=mask,
+        auto_area=area,
+        steps=steps,
+        lr=lr,
+        batch=batch,
+        pool=max(pool, batch),
+        lambda_norm=lambda_norm,
+        lambda_nps=lambda_nps,
+        lambda_tv=lambda_tv,
+        seed=seed,
     )
     colours = (Palette.load(palette) if palette else Palette.default()).colours
     transfer = ColourTransfer.load(calibration) if calibration else None
@@ -106,10 +125,16 @@ def sticker(
     else:
         plan.lab, plan.driveby = lab or plan.lab, driveby or plan.driveby
     summary = run_sticker_job(attack, out, plan, resume, checkpoint_every, paper, dpi, typer.echo)
-    wanted = {"targeted": f"reads as '{target}'", "untargeted": "misread", "hide": "hidden",
-              "relabel": f"detected as '{target}'"}[goal]
-    typer.echo(f"sticker area: {100 * summary['sticker_area_fraction']:.1f}% of the sign face; "
-               f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}")
+    wanted = {
+        "targeted": f"reads as '{target}'",
+        "untargeted": "misread",
+        "hide": "hidden",
+        "relabel": f"detected as '{target}'",
+    }[goal]
+    typer.echo(
+        f"sticker area: {100 * summary['sticker_area_fraction']:.1f}% of the sign face; "
+        f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}"
+    )
     for name, cond in summary["conditions"].items():
         from physadv.harness.metrics import Rate
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from physadv.scene.backgrounds import make_backdrop, render_background
+from physadv.scene.backgrounds import ground_map, make_backdrop, render_background
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
 from physadv.scene.compose import composite
 from physadv.scene.effects import EffectParams, apply_effects, draw_effects
@@ -96,7 +96,9 @@ def _pose(rng: np.random.Generator, sign: str, r: ViewRange) -> tuple[tuple, flo
     return centre, yaw, position, distance
 
 
-def _crop_camera(rng: np.random.Generator, sign: str, centre, position, distance: float, max_px: int) -> Camera:
+def _crop_camera(
+    rng: np.random.Generator, sign: str, centre, position, distance: float, max_px: int
+) -> Camera:
     spec = SIGNS[sign]
     f_ref = REF_WIDTH_PX / 2 / math.tan(math.radians(REF_HFOV_DEG) / 2)
     view_px = f_ref * max(spec.width_m, spec.height_m) / distance / float(rng.uniform(0.7, 0.95))
@@ -142,6 +144,8 @@ def draw_views(
     ``frame_width`` wide, 4:3)."""
     r = view_range or ViewRange()
     spec = SIGNS[sign]
+    # a ground map takes seconds to draw: share a few across the views (sky and far wall vary per view)
+    grounds = [ground_map(rng) for _ in range(min(4, 1 + count // 128))]
     views = []
     while len(views) < count:
         centre, yaw, position, distance = _pose(rng, sign, r)
@@ -156,7 +160,8 @@ def draw_views(
         x2, y2 = min(x2, cam.width), min(y2, cam.height)
         if x2 - x1 < 4 or y2 - y1 < 4 or (x2 - x1) * (y2 - y1) < 0.6 * np.prod(np.ptp(corners, axis=0)):
             continue  # the sign must be (mostly) in view
-        base = torch.from_numpy(render_background(cam, make_backdrop(rng))).permute(2, 0, 1)[None]
+        backdrop = make_backdrop(rng, grounds[len(views) % len(grounds)])
+        base = torch.from_numpy(render_background(cam, backdrop)).permute(2, 0, 1)[None]
         pole = pole_object(centre, centre[1], yaw)
         pole_corners = cam.project(plane_corners(pole.centre, pole.width_m, pole.height_m, yaw))
         base = composite(base, pole.texture[None], torch.from_numpy(pole_corners).float()[None])[0]

@@ -8,9 +8,7 @@ import torch.nn.functional as F
 SIGN_FILL = 0.82  # the sign spans this share of the crop, as in the classifier's training crops
 
 
-def crop_object(
-    frame: torch.Tensor, box, size: tuple[int, int], fill: float = SIGN_FILL
-) -> torch.Tensor:
+def crop_object(frame: torch.Tensor, box, size: tuple[int, int], fill: float = SIGN_FILL) -> torch.Tensor:
     """A square crop centred on ``box`` (xyxy pixels) whose side is the box's longer side / ``fill``,
     resized (antialiased) to ``size`` (H, W); edges beyond the frame repeat the border pixels.
 

@@ -40,7 +40,12 @@ class Rate:
 
     def as_dict(self) -> dict:
         low, high = self.interval
-        return {"rate": round(self.value, 4), "k": self.k, "n": self.n, "ci95": [round(low, 4), round(high, 4)]}
+        return {
+            "rate": round(self.value, 4),
+            "k": self.k,
+            "n": self.n,
+            "ci95": [round(low, 4), round(high, 4)],
+        }
 
     def __str__(self) -> str:
         low, high = self.interval

@@ -39,16 +39,24 @@ def judge_frames(model, frames: torch.Tensor, boxes: torch.Tensor, goal: SignGoa
         for label, p in zip(labels.tolist(), probs, strict=True):
             success = label == goal.target if goal.goal == "targeted" else label != goal.true_class
             records.append(
-                {"label": model.names[label], "score": round(float(p[label]), 4), "correct": label == goal.true_class,
-                 "success": success}
+                {
+                    "label": model.names[label],
+                    "score": round(float(p[label]), 4),
+                    "correct": label == goal.true_class,
+                    "success": success,
+                }
             )
         return records
     for dets, box in zip(model.predict(frames, conf=goal.conf), boxes, strict=True):
         v = judge_object(dets, box, goal.true_class, goal.conf)
         success = v.hidden if goal.goal == "hide" else (v.hidden and v.label == goal.target)
         records.append(
-            {"label": None if v.label is None else model.names[v.label], "score": round(v.score, 4),
-             "correct": v.true_positive, "success": success}
+            {
+                "label": None if v.label is None else model.names[v.label],
+                "score": round(v.score, 4),
+                "correct": v.true_positive,
+                "success": success,
+            }
         )
     return records
 
@@ -65,7 +73,12 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
 
 
 def evaluate_views(
-    model, face: torch.Tensor, views: list[SignView], out_size: tuple[int, int], goal: SignGoal, batch: int = 32
+    model,
+    face: torch.Tensor,
+    views: list[SignView],
+    out_size: tuple[int, int],
+    goal: SignGoal,
+    batch: int = 32,
 ) -> list[dict]:
     """Records for ``face`` (``[4, h, w]``, clean or stuck) seen through each held-out view."""
     records = []
@@ -99,8 +112,13 @@ def evaluate_scene(
         boxes = torch.tensor([o.box for _, _, o in chunk])
         for (_, truth, obj), r in zip(chunk, judge_frames(model, images, boxes, goal), strict=True):
             records.append(
-                {"frame": truth.index, "time_s": truth.time_s, "distance_m": obj.distance_m,
-                 "angle_deg": obj.angle_deg, **r}
+                {
+                    "frame": truth.index,
+                    "time_s": truth.time_s,
+                    "distance_m": obj.distance_m,
+                    "angle_deg": obj.angle_deg,
+                    **r,
+                }
             )
     return records
 
