@@ -217,3 +217,15 @@ def test_sticker_cli_detector_hiding_and_errors(tmp_path):
     bad = run_physadv("sticker", "--out", tmp_path / "x", "--target", "speed limit 99", "--steps", "1")
     assert bad.returncode == 2 and "unknown class 'speed limit 99'" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_poster_starts_as_the_sign_and_stickers_start_grey(classifier):
+    from physadv.attacks.rp2 import StickerAttack
+    from physadv.printing.palette import Palette
+
+    colours = Palette.default().colours
+    poster = StickerAttack(classifier, _config(mask="poster", lr=0.0, steps=1), colours)
+    image, _ = poster.run()
+    assert torch.allclose(image.image, poster.face_small[:3])  # δ = 0 at the start (lr 0: no move)
+    graffiti, _ = StickerAttack(classifier, _config(lr=0.0, steps=1), colours).run()
+    assert torch.allclose(graffiti.image, torch.full_like(graffiti.image, 0.5))

@@ -176,7 +176,9 @@ class StickerAttack:
         stages = self.stages()
         pool = self.views(c.pool, seed=1)
         gen = torch.Generator().manual_seed(c.seed)
-        image = torch.full((3, c.resolution, c.resolution), 0.5, device=self.device)
+        # new stickers start grey; a poster (or RP2's L1 stage) starts as the sign itself, δ = 0
+        whole_face = c.mask in ("poster", "auto")
+        image = self.face_small[:3].clone() if whole_face else torch.full_like(self.face_small[:3], 0.5)
         state = {"step": 0, "history": [], "seconds": 0.0, "masks": [s.mask for s in stages]}
         opt_state = None
         if resume and checkpoint is not None and checkpoint.is_file():
