@@ -4,7 +4,6 @@ drive-by, and write the printables and ``summary.json``."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +101,6 @@ def run_sticker_job(
     checkpoint_every: int = 25,
     paper: str = "letter",
     dpi: int = 300,
-    echo: Callable[[str], None] = print,
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"

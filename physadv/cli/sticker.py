@@ -83,8 +83,6 @@ def sticker(
 ) -> None:
     """Make RP2 stickers for a stop sign with EOT, judge them on held-out views, RP2's lab table and a
     drive-by, and write printables and OUT/summary.json."""
-    import torch
-
     from physadv.attacks.masks import MASK_NAMES
     from physadv.attacks.rp2 import StickerAttack, StickerConfig
     from physadv.attacks.sticker_job import Evaluation, run_sticker_job
@@ -116,15 +114,13 @@ def sticker(
     )
     colours = (Palette.load(palette) if palette else Palette.default()).colours
     transfer = ColourTransfer.load(calibration) if calibration else None
-    if victim.device.type == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads()))
     attack = StickerAttack(victim, config, colours, transfer)
     plan = Evaluation(views=eval_views)
     if no_scenes:
         plan.lab = plan.driveby = None
     else:
         plan.lab, plan.driveby = lab or plan.lab, driveby or plan.driveby
-    summary = run_sticker_job(attack, out, plan, resume, checkpoint_every, paper, dpi, typer.echo)
+    summary = run_sticker_job(attack, out, plan, resume, checkpoint_every, paper, dpi)
     wanted = {
         "targeted": f"reads as '{target}'",
         "untargeted": "misread",
@@ -135,9 +131,9 @@ def sticker(
         f"sticker area: {100 * summary['sticker_area_fraction']:.1f}% of the sign face; "
         f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}"
     )
-    for name, cond in summary["conditions"].items():
-        from physadv.harness.metrics import Rate
+    from physadv.harness.metrics import Rate
 
+    for name, cond in summary["conditions"].items():
         r = cond["targeted_success_rate"]
         clean_key = next(k for k in cond if k.startswith("clean_") and k != "clean_success_rate")
         attacked_key = clean_key.replace("clean_", "attacked_")

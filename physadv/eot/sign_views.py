@@ -8,8 +8,8 @@ effects. That is the renderer's own geometry (:func:`physadv.scene.compose.compo
 
 Two kinds of view:
 
-- ``crop``: a camera framing the sign as a classifier's crop would (the sign fills 70–95 % of a
-  square view) at the pixel resolution a reference camera (640 px, 60°) would see it with.
+- ``crop``: a camera framing the sign as the classifier's training crops do
+  (:func:`physadv.scene.dataset.crop_camera`).
 - ``frame``: a whole camera frame (4:3) with the sign somewhere in it, for detectors.
 """
 
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from physadv.scene.backgrounds import ground_map, make_backdrop, render_background
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
 from physadv.scene.compose import composite
+from physadv.scene.dataset import crop_camera
 from physadv.scene.effects import EffectParams, apply_effects, draw_effects
 from physadv.scene.render import pole_object
 from physadv.scene.signs import SIGNS
@@ -96,26 +97,6 @@ def _pose(rng: np.random.Generator, sign: str, r: ViewRange) -> tuple[tuple, flo
     return centre, yaw, position, distance
 
 
-def _crop_camera(
-    rng: np.random.Generator, sign: str, centre, position, distance: float, max_px: int
-) -> Camera:
-    spec = SIGNS[sign]
-    f_ref = REF_WIDTH_PX / 2 / math.tan(math.radians(REF_HFOV_DEG) / 2)
-    view_px = f_ref * max(spec.width_m, spec.height_m) / distance / float(rng.uniform(0.7, 0.95))
-    hfov = 2 * math.degrees(math.atan(view_px / 2 / f_ref))
-    size = int(min(max_px, max(16, round(view_px))))
-    aimed = Camera(size, size, hfov, position).looking_at(centre)
-    j = hfov * 0.08
-    return Camera(
-        size,
-        size,
-        hfov,
-        position,
-        aimed.yaw_deg + float(rng.uniform(-j, j)),
-        aimed.pitch_deg + float(rng.uniform(-j, j)),
-    )
-
-
 def _frame_camera(rng: np.random.Generator, centre, position, width: int) -> Camera:
     height = width * 3 // 4
     aimed = Camera(width, height, REF_HFOV_DEG, position).looking_at(centre)
@@ -150,7 +131,7 @@ def draw_views(
     while len(views) < count:
         centre, yaw, position, distance = _pose(rng, sign, r)
         if kind == "crop":
-            cam = _crop_camera(rng, sign, centre, position, distance, max_crop_px)
+            cam = crop_camera(rng, sign, centre, position, distance, max_crop_px, REF_WIDTH_PX, REF_HFOV_DEG)
         else:
             cam = _frame_camera(rng, centre, position, frame_width)
         world = plane_corners(centre, spec.width_m, spec.height_m, yaw)

@@ -44,9 +44,39 @@ def _save(path: Path, image) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(array, cv2.COLOR_RGB2BGR))
 
 
-def sign_crop_shot(name: str, rng: np.random.Generator, ref_width: int = 640, ref_hfov: float = 60.0) -> Shot:
-    """A camera framing one sign as a crop would: the sign fills 70–95% of a square view, at the
-    pixel resolution a ``ref_width``-pixel, ``ref_hfov``-degree camera would see it with."""
+def crop_camera(
+    rng: np.random.Generator,
+    sign: str,
+    centre,
+    position,
+    distance: float,
+    max_px: int = CROP_PX * 2,
+    ref_width: int = 640,
+    ref_hfov: float = 60.0,
+) -> Camera:
+    """A square camera at ``position`` framing ``sign`` as a crop would: the sign fills 70–95% of
+    the view, at the pixel resolution a ``ref_width``-pixel, ``ref_hfov``-degree camera would see
+    it with (at most ``max_px``), aimed at ``centre`` with a little jitter."""
+    spec = SIGNS[sign]
+    f_ref = ref_width / 2 / math.tan(math.radians(ref_hfov) / 2)
+    sign_px = f_ref * max(spec.width_m, spec.height_m) / distance
+    view_px = sign_px / float(rng.uniform(0.7, 0.95))
+    hfov = 2 * math.degrees(math.atan(view_px / 2 / f_ref))
+    size = int(min(max_px, max(16, round(view_px))))
+    aimed = Camera(size, size, hfov, position).looking_at(centre)
+    jitter = hfov * 0.08
+    return Camera(
+        size,
+        size,
+        hfov,
+        position,
+        aimed.yaw_deg + float(rng.uniform(-jitter, jitter)),
+        aimed.pitch_deg + float(rng.uniform(-jitter, jitter)),
+    )
+
+
+def sign_crop_shot(name: str, rng: np.random.Generator) -> Shot:
+    """One sign seen from 5–50 ft and up to ±50°, framed by :func:`crop_camera`."""
     spec = SIGNS[name]
     distance = float(np.exp(rng.uniform(math.log(5 * FT), math.log(50 * FT))))
     angle = float(rng.uniform(-50, 50))
@@ -54,22 +84,7 @@ def sign_crop_shot(name: str, rng: np.random.Generator, ref_width: int = 640, re
     centre = (0.0, float(rng.uniform(1.0, 2.2)) + spec.height_m / 2, 30.0)
     offset = facing_normal(yaw + angle) * distance
     position = (offset[0], float(rng.uniform(1.2, 1.8)), centre[2] + offset[2])
-    f_ref = ref_width / 2 / math.tan(math.radians(ref_hfov) / 2)
-    sign_px = f_ref * max(spec.width_m, spec.height_m) / distance
-    fill = float(rng.uniform(0.7, 0.95))
-    view_px = sign_px / fill
-    hfov = 2 * math.degrees(math.atan(view_px / 2 / f_ref))
-    size = int(min(CROP_PX * 2, max(16, round(view_px))))
-    cam = Camera(size, size, hfov, position).looking_at(centre)
-    jitter = hfov * 0.08
-    cam = Camera(
-        size,
-        size,
-        hfov,
-        position,
-        cam.yaw_deg + float(rng.uniform(-jitter, jitter)),
-        cam.pitch_deg + float(rng.uniform(-jitter, jitter)),
-    )
+    cam = crop_camera(rng, name, centre, position, distance)
     objects = [pole_object(centre, centre[1], yaw), sign_object(0, name, centre, yaw)]
     return Shot(cam, objects, draw_effects(rng, TRAIN_EFFECTS), 0.0)
 
