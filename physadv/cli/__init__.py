@@ -12,6 +12,7 @@ from physadv.cli import calibrate as calibrate_cmd
 from physadv.cli import models as models_cmd
 from physadv.cli import scene as scene_cmd
 from physadv.cli import train as train_cmd
+from physadv.cli.eval import eval_command
 from physadv.cli.printable import printable
 from physadv.cli.sticker import sticker
 from physadv.errors import PhysadvError
@@ -29,6 +30,7 @@ app.add_typer(scene_cmd.app, name="scene")
 app.add_typer(train_cmd.app, name="train")
 app.command("printable")(printable)
 app.command("sticker")(sticker)
+app.command("eval")(eval_command)
 
 
 @app.callback()

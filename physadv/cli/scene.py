@@ -29,6 +29,7 @@ def render(
     from physadv.progress import progress_bar
     from physadv.scene.render import count_frames, render_scene
     from physadv.scene.signs import SIGNS
+    from physadv.scene.spec import fps as scene_fps
     from physadv.scene.spec import load_spec
     from physadv.scene.video import write_scene
 
@@ -40,14 +41,8 @@ def render(
     patch_art = load_artefact_image(patch, (patch_mm, patch_mm)) if patch else None
     pairs = render_scene(scene, sticker_art, patch_art)
     with progress_bar(f"rendering {spec.name}", count_frames(scene)) as advance:
-        n = write_scene(pairs, out, fps=_fps(scene), frames=frames, on_frame=advance)
+        n = write_scene(pairs, out, fps=scene_fps(scene), frames=frames, on_frame=advance)
     typer.echo(f"wrote {out}/scene.mp4 ({n} frames) and {out}/ground_truth.jsonl")
-
-
-def _fps(scene: dict) -> float:
-    return {"driveby": scene["driveby"]["fps"], "pedestrians": scene["pedestrians"]["fps"]}.get(
-        scene["kind"], 5.0
-    )
 
 
 @app.command("dataset")

@@ -44,10 +44,16 @@ def artefact_pixels(artefact: Artefact, dpi: int, quantize: Palette | None = Non
 
 
 def save_png(artefact: Artefact, path: str | Path, dpi: int = 300, quantize: Palette | None = None) -> Path:
-    """A PNG at print resolution with its DPI recorded, so it prints at ``size_mm``."""
+    """A PNG at print resolution with its DPI recorded, so it prints at ``size_mm``. An artefact with
+    an alpha mask keeps it (RGBA; unprinted areas are white and transparent), so the same file can be
+    replayed on a sign (``physadv eval --artefact``, ``physadv scene render --sticker``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    artefact_pixels(artefact, dpi, quantize).save(path, dpi=(dpi, dpi))
+    pixels = artefact_pixels(artefact, dpi, quantize)
+    if artefact.alpha is not None:
+        alpha = (artefact.alpha.detach().float().cpu().clamp(0, 1)[0].numpy() * 255).round().astype(np.uint8)
+        pixels.putalpha(Image.fromarray(alpha).resize(pixels.size, Image.NEAREST))
+    pixels.save(path, dpi=(dpi, dpi))
     return path
 
 

@@ -132,3 +132,10 @@ def load_spec(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise PhysadvError(f"scene spec '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
     return validate(data)
+
+
+def fps(spec: dict) -> float:
+    """Frames per second of a spec's video (a lab table is a set of stills: 5 per second)."""
+    return {"driveby": spec["driveby"]["fps"], "pedestrians": spec["pedestrians"]["fps"]}.get(
+        spec["kind"], 5.0
+    )

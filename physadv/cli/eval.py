@@ -1,0 +1,176 @@
+"""``physadv eval``: replay a video, a folder of frames or a scene through a model, and report per
+frame and per distance/angle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from physadv.errors import PhysadvError
+
+
+def _numbers(text: str, what: str, count: int | None = None) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise PhysadvError(f"{what} must be comma-separated numbers, got '{text}'") from None
+    if count is not None and len(values) != count:
+        raise PhysadvError(f"{what} needs {count} numbers, got {len(values)} ('{text}')")
+    if count is None and (not values or list(values) != sorted(set(values))):
+        raise PhysadvError(f"{what} must be increasing numbers, got '{text}'")
+    return values
+
+
+def _judged_class(model, name: str | None, source: Path) -> int:
+    if name is not None:
+        return model.names.id(name)
+    guesses = ["person"] if "pedestrian" in source.name else []
+    for guess in [*guesses, "stop sign", "stop"]:
+        try:
+            return model.names.id(guess)
+        except PhysadvError:
+            continue
+    raise PhysadvError("name the class to judge with --target-class (the model has no 'stop sign' or 'stop')")
+
+
+def _gt_class(source: Path, judged: str, given: str | None) -> str:
+    """Which ground-truth objects are the judged ones: the judged class unless told otherwise; a
+    scene names its sign by the face ("stop")."""
+    if given is not None:
+        return given
+    if source.suffix.lower() in (".yaml", ".yml") and judged != "person":
+        from physadv.scene.spec import load_spec
+
+        return load_spec(source)["sign"]["class"]
+    return judged
+
+
+def eval_command(
+    source: Path = typer.Argument(
+        ..., help="A video (mp4, avi, mov, mkv), a folder of frames, or a scene spec (.yaml)."
+    ),
+    out: Path = typer.Option(
+        ..., help="Output folder: metrics.json, frames.csv, annotated.mp4, plots/, report.md/html."
+    ),
+    model: str = typer.Option("default", help="A detector or classifier file, a model yaml, or 'default'."),
+    task: str = typer.Option("detect", help="detect (YOLO) or classify (crops of the object, as RP2)."),
+    target_class: str = typer.Option(
+        None, help="The class that should be seen (default: 'stop sign', or 'person' for pedestrian scenes)."
+    ),
+    target: str = typer.Option(None, help="What an attack wants the object read as (targeted success)."),
+    gt: Path = typer.Option(None, help="Ground truth for a recording: JSON lines or CSV of per-frame boxes."),
+    gt_class: str = typer.Option(
+        None,
+        help="The judged objects' class in the ground truth (default: --target-class; 'stop' matches "
+        "'stop sign').",
+    ),
+    track: str = typer.Option(
+        None,
+        help="Instead of --gt: 'x1,y1,x2,y2' of the object in the first frame, followed through the video.",
+    ),
+    artefact: Path = typer.Option(
+        None, help="Scene specs: a sticker image spanning the sign face (RGBA), replayed clean and attacked."
+    ),
+    patch: Path = typer.Option(None, help="Scene specs: a patch image worn by every person."),
+    patch_mm: float = typer.Option(400.0, help="The patch's printed side, millimetres."),
+    conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
+    bins: str = typer.Option("5,10,20,40", help="Distance bin edges."),
+    unit: str = typer.Option("ft", help="Unit of the distance bins: ft or m."),
+    angle_bins: str = typer.Option("15,30,45", help="Viewing-angle bin edges, degrees."),
+    object_height_m: float = typer.Option(
+        None,
+        help="Object height for distances estimated from box height (default: known signs, person 1.7 m).",
+    ),
+    hfov_deg: float = typer.Option(60.0, help="Camera's horizontal field of view, for estimated distances."),
+    crop_model: str = typer.Option(
+        None, help="classify without ground truth: a detector that finds the object to crop."
+    ),
+    batch: int = typer.Option(0, min=0, help="Frames per batch (0: 8 on CPU, 32 on CUDA)."),
+    seed: int = typer.Option(None, help="Scene specs: override the spec's seed."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+    video: bool = typer.Option(True, help="Write the annotated video(s)."),
+) -> None:
+    """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
+    intervals, an annotated video and a report. A scene spec with --artefact/--patch is replayed
+    clean and attacked from the same draws (scenes/lab_rp2.yaml gives RP2's lab table)."""
+    from physadv.harness.frame_judge import ReplayGoal
+    from physadv.harness.groundtruth import load_ground_truth
+    from physadv.harness.replay import Replay, Truth
+    from physadv.harness.replay_job import default_object_height_m, lab_rows, run_replay_job
+    from physadv.harness.tally import Bins
+    from physadv.models import load_model
+    from physadv.printing.export import load_artefact_image
+    from physadv.report.replay_report import main_metric
+
+    if task not in ("detect", "classify"):
+        raise PhysadvError(f"unknown task '{task}': use detect or classify")
+    if unit not in ("ft", "m"):
+        raise PhysadvError(f"unknown unit '{unit}': use ft or m")
+    if gt is not None and track is not None:
+        raise PhysadvError("give either --gt or --track, not both")
+    if not source.exists():
+        raise PhysadvError(
+            f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
+        )
+    truth = Truth(
+        file=load_ground_truth(gt) if gt else None,
+        track=_numbers(track, "--track", 4) if track else None,
+        hfov_deg=hfov_deg,
+    )
+    victim = load_model(model, task=task, device=device, amp=amp)
+    if victim.kind != ("detector" if task == "detect" else "classifier"):
+        raise PhysadvError(
+            f"--task {task} needs a {'detector' if task == 'detect' else 'classifier'}; "
+            f"'{model}' is a {victim.kind}"
+        )
+    judged = _judged_class(victim, target_class, source)
+    judged_name = victim.names[judged]
+    goal = ReplayGoal(
+        task,
+        judged,
+        _gt_class(source, judged_name, gt_class),
+        victim.names.id(target) if target else None,
+        conf,
+    )
+    truth.object_height_m = object_height_m or default_object_height_m(goal.gt_class or judged_name)
+    sticker_art = patch_art = None
+    if artefact is not None:
+        from physadv.scene.signs import SIGNS
+
+        sign = SIGNS.get(goal.gt_class or "stop", SIGNS["stop"])
+        sticker_art = load_artefact_image(artefact, (sign.width_mm, sign.height_mm))
+    if patch is not None:
+        patch_art = load_artefact_image(patch, (patch_mm, patch_mm))
+    cropper = load_model(crop_model, task="detect", device=device, amp=amp) if crop_model else None
+    replay = Replay(
+        victim,
+        goal,
+        Bins(_numbers(bins, "--bins"), unit, _numbers(angle_bins, "--angle-bins")),
+        truth,
+        batch or (32 if victim.device.type == "cuda" else 8),
+        cropper,
+        cropper.names.id(judged_name) if cropper else None,
+    )
+    result = run_replay_job(replay, str(source), out, model, sticker_art, patch_art, seed, gt, video)
+    metric = main_metric(result)
+    from physadv.report.document import fmt_rate
+    from physadv.report.replay_report import verdict
+
+    typer.echo(verdict(result))
+    for name, m in result["conditions"].items():
+        typer.echo(
+            f"{name:>10}: {metric.replace('_', ' ')} {fmt_rate(m.get(metric))} over {m['frames']} frames"
+        )
+        if "unread_frames" in m:
+            u = m["unread_frames"]
+            typer.echo(f"{name:>10}: {u['count']} frames unreadable; first bad frame {u['first']}")
+    if any("by_group" in m for m in result["conditions"].values()):
+        typer.echo(f"lab table ({metric.replace('_', ' ')}):")
+        for line in lab_rows(result, metric):
+            typer.echo(line)
+    typer.echo(
+        f"wrote {out}/report.html, report.md, metrics.json, frames.csv"
+        + (", annotated video" if video else "")
+    )

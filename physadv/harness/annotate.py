@@ -1,0 +1,83 @@
+"""The annotated replay video: ground truth, the model's boxes with labels and scores, and each
+frame's verdict, written as frames arrive (flat memory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from physadv.errors import PhysadvError
+from physadv.scene.video import to_bgr8
+
+# BGR
+GREEN, ORANGE, RED, WHITE, CYAN = (80, 200, 60), (0, 150, 255), (60, 60, 230), (255, 255, 255), (230, 200, 0)
+VERDICT_COLOUR = {"true_positive": GREEN, "misclassified": ORANGE, "disappeared": RED}
+
+
+def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour, scale: float = 0.45) -> None:
+    x, y = origin
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    y = max(y, h + 2)
+    cv2.rectangle(image, (x, y - h - 3), (x + w + 4, y + base), (0, 0, 0), -1)
+    cv2.putText(image, text, (x + 2, y - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+
+
+def _box(image, box, colour, thickness=2) -> None:
+    x1, y1, x2, y2 = (round(float(v)) for v in box)
+    cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness)
+
+
+def draw_frame(
+    image: torch.Tensor, index: int, truth, rows: list[dict], detections, names, conf: float
+) -> np.ndarray:
+    """``image`` ``[3, H, W]`` with ground truth (white), detections ≥ ``conf`` (cyan, label and
+    score) and the verdict of each judged object (coloured by verdict) → BGR uint8."""
+    out = to_bgr8(image)
+    if detections is not None:
+        keep = detections.scores >= conf
+        for box, label, score in zip(
+            detections.boxes[keep], detections.labels[keep], detections.scores[keep], strict=True
+        ):
+            _box(out, box, CYAN, 1)
+            _text(
+                out,
+                f"{names[int(label)]} {float(score):.2f}",
+                (round(float(box[0])), round(float(box[1])) - 2),
+                CYAN,
+            )
+    status = []
+    for obj, row in zip(truth or [], rows, strict=False):
+        if "verdict" in row:
+            colour, said = VERDICT_COLOUR[row["verdict"]], row["verdict"].replace("_", " ")
+        else:
+            colour = GREEN if row["correct"] else RED
+            said = f"reads '{names[row['label']]}' {row['score']:.2f}"
+        _box(out, obj.box, WHITE, 1)
+        _box(out, obj.box, colour, 2)
+        status.append((said, colour))
+    _text(out, f"frame {index}", (4, 16), WHITE)
+    for k, (said, colour) in enumerate(status[:4]):
+        _text(out, said, (4, 36 + 20 * k), colour)
+    return out
+
+
+class VideoOut:
+    """An mp4 written frame by frame; opened on the first frame (its size)."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps, self.writer = Path(path), fps, None
+
+    def write(self, image: np.ndarray) -> None:
+        if self.writer is None:
+            h, w = image.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise PhysadvError(f"cannot write video '{self.path}'")
+        self.writer.write(image)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()

@@ -1,0 +1,247 @@
+"""Replay a source through a model: frames stream in batches through the model, each frame is
+judged against its ground truth, and rows go to ``frames.csv``, the tallies and the annotated
+video as they come, so memory stays flat however long the video.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from physadv.harness.annotate import VideoOut, draw_frame
+from physadv.harness.frame_judge import (
+    AP_CONF,
+    FrameResult,
+    ReplayGoal,
+    detections_without_truth,
+    judge_crops,
+    judge_detections,
+)
+from physadv.harness.groundtruth import GroundTruth, GtObject, distance_from_box, focal_px
+from physadv.harness.sources import Frame
+from physadv.harness.tally import Bins, Tally
+from physadv.harness.tracking import BoxTracker
+
+COLUMNS = [
+    "condition", "frame", "time_s", "object", "gt_class", "x1", "y1", "x2", "y2", "distance_m",
+    "distance_from", "angle_deg", "verdict", "hidden", "correct", "label", "score", "true_class_score",
+    "targeted_success", "untargeted_success", "detected", "detections", "hallucinations", "tracked",
+]  # fmt: skip
+
+
+@dataclass
+class Truth:
+    """Where ground truth comes from when the source has none: a file, or one box to track.
+    Distances missing from it are estimated from box height (``object_height_m``, ``hfov_deg``)."""
+
+    file: GroundTruth | None = None
+    track: tuple[float, float, float, float] | None = None
+    object_height_m: float | None = None
+    hfov_deg: float = 60.0
+    estimated: bool = field(default=False, init=False)  # set once a distance was estimated
+
+
+@dataclass
+class Replay:
+    model: object
+    goal: ReplayGoal
+    bins: Bins = field(default_factory=Bins)
+    truth: Truth = field(default_factory=Truth)
+    batch: int = 8
+    crop_detector: object | None = None  # classify without ground truth: find the object with this detector
+    crop_class: int | None = None
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, bool]]:
+    """Attach file or tracked ground truth; yields (frame, annotated) — frames a ground-truth file
+    skips are replayed and drawn but not judged."""
+    tracker = BoxTracker(truth.track) if truth.track else None
+    for frame in frames:
+        if frame.truth is not None:
+            yield frame, True
+        elif truth.file is not None:
+            frame.truth = truth.file.get(frame.index)
+            yield frame, frame.truth is not None
+        elif tracker is not None:
+            box, trusted = tracker.update(frame.image)
+            frame.truth, frame.tracked = [GtObject(None, box)], trusted
+            yield frame, True
+        else:
+            yield frame, False
+
+
+class Run:
+    """One condition of a replay (clean, attacked, or a recording)."""
+
+    def __init__(
+        self, replay: Replay, condition: str, writer: csv.DictWriter, video: VideoOut | None, group=None
+    ):
+        self.r, self.condition, self.writer, self.video, self.group = replay, condition, writer, video, group
+        kind = replay.goal.task if replay.goal.task == "classify" else "detect"
+        self.tally = Tally(kind, replay.bins, replay.goal.target is not None)
+        self.untruthed = Tally("detect_no_truth", replay.bins, False) if kind == "detect" else None
+        self.focal: float | None = None
+
+    def _distance(self, obj: GtObject, frame: Frame) -> tuple[float | None, str]:
+        if obj.distance_m is not None:
+            return obj.distance_m, "ground truth"
+        if self.r.truth.object_height_m is None:
+            return None, ""
+        if self.focal is None:
+            self.focal = focal_px(frame.image.shape[-1], self.r.truth.hfov_deg)
+        self.r.truth.estimated = True
+        return distance_from_box(obj.box, self.r.truth.object_height_m, self.focal), "box height"
+
+    def _results(self, chunk: list[tuple[Frame, bool]]) -> list[FrameResult]:
+        goal, model = self.r.goal, self.r.model
+        if goal.task == "detect":
+            images = torch.stack([f.image for f, _ in chunk])
+            dets = model.predict(images, conf=min(AP_CONF, goal.conf))
+            return [
+                judge_detections(d, goal.judged(f.truth), f.difficult, goal)
+                if judged
+                else detections_without_truth(d, goal)
+                for (f, judged), d in zip(chunk, dets, strict=True)
+            ]
+        return self._classify(chunk)
+
+    def _classify(self, chunk: list[tuple[Frame, bool]]) -> list[FrameResult]:
+        goal = self.r.goal
+        if self.r.crop_detector is not None:
+            found = self.r.crop_detector.predict(torch.stack([f.image for f, _ in chunk]), conf=goal.conf)
+            for (f, judged), d in zip(chunk, found, strict=True):
+                if not judged:
+                    own = d.labels == self.r.crop_class
+                    best = d.scores.where(own, torch.tensor(-1.0)).argmax() if own.any() else None
+                    f.truth = [GtObject(None, tuple(d.boxes[best].tolist()))] if best is not None else []
+        items = []
+        for k, (f, _) in enumerate(chunk):
+            objs = goal.judged(f.truth) if f.truth is not None else [None]
+            items += [(k, f.image, None if o is None else o.box) for o in objs]
+        rows = (
+            judge_crops(self.r.model, [i for _, i, _ in items], [b for _, _, b in items], goal)
+            if items
+            else []
+        )
+        per_frame = [FrameResult([]) for _ in chunk]
+        for (k, _, _), row in zip(items, rows, strict=True):
+            per_frame[k].rows.append(row)
+        return per_frame
+
+    def feed(self, chunk: list[tuple[Frame, bool]], advance: Callable | None = None) -> None:
+        names = self.r.model.names
+        for (frame, judged), result in zip(chunk, self._results(chunk), strict=True):
+            objs = self.r.goal.judged(frame.truth) if frame.truth is not None else []
+            group = self.group(frame.index) if self.group else None
+            rows = []
+            for k, row in enumerate(result.rows):
+                obj = objs[k] if k < len(objs) else None
+                full = {
+                    "condition": self.condition,
+                    "frame": frame.index,
+                    "time_s": round(frame.time_s, 4),
+                    **row,
+                }
+                if obj is not None:
+                    distance, source = self._distance(obj, frame)
+                    full.update(
+                        object=k, gt_class=obj.class_name or "", angle_deg=obj.angle_deg, distance_from=source
+                    )
+                    full.update(
+                        dict(zip(("x1", "y1", "x2", "y2"), (round(v, 1) for v in obj.box), strict=True))
+                    )
+                    full["distance_m"] = None if distance is None else round(distance, 3)
+                if "label" in row and row["label"] is not None:
+                    full["label"] = names[row["label"]]
+                full["tracked"] = "" if frame.tracked is None else frame.tracked
+                rows.append(full)
+            if judged or self.r.goal.task == "classify":
+                self.tally.add_frame(rows, result.hallucinations, result.ap_scores, result.positives, group)
+                if self.r.goal.task == "detect":
+                    rows[0]["hallucinations"] = result.hallucinations if rows else None
+            elif self.untruthed is not None:
+                self.untruthed.add_frame(rows)
+            self.writer.writerows(
+                rows
+                or [
+                    {
+                        "condition": self.condition,
+                        "frame": frame.index,
+                        "time_s": round(frame.time_s, 4),
+                        "hallucinations": result.hallucinations,
+                    }
+                ]
+            )
+            if self.video is not None:
+                self.video.write(
+                    draw_frame(
+                        frame.image,
+                        frame.index,
+                        objs,
+                        result.rows,
+                        result.detections,
+                        names,
+                        self.r.goal.conf,
+                    )
+                )
+            if advance:
+                advance(1, self.status())
+
+    def status(self) -> str:
+        t = self.tally.groups["all"].get("all", {})
+        name = "true_positive_rate" if "true_positive_rate" in t else "accuracy"
+        if name not in t and self.untruthed is not None:
+            t, name = self.untruthed.groups["all"].get("all", {}), "detection_rate"
+        if name in t and t[name][1]:
+            k, n = t[name]
+            return f"{name.replace('_', ' ')} {100 * k / n:.0f}%"
+        return ""
+
+    def metrics(self) -> dict:
+        out = self.tally.as_dict()
+        if self.untruthed is not None and self.untruthed.frames:
+            out["without_ground_truth"] = self.untruthed.as_dict()
+        return out
+
+
+def replay_source(
+    replay: Replay, source, condition: str, out: Path, csv_file, advance=None, annotate=True, group=None
+) -> dict:
+    """Replay ``source`` for one condition; rows are appended to the open ``csv_file``, the
+    annotated video goes to ``out/annotated[_CONDITION].mp4``. Returns the condition's metrics."""
+    writer = csv.DictWriter(csv_file, COLUMNS, extrasaction="ignore", restval="")
+    name = "annotated.mp4" if condition in ("attacked", "recording") else f"annotated_{condition}.mp4"
+    video = VideoOut(out / name, source.fps) if annotate else None
+    run = Run(replay, condition, writer, video, group)
+    try:
+        for chunk in _batched(_with_truth(source.frames(), replay.truth), replay.batch):
+            run.feed(chunk, advance)
+    finally:
+        if video is not None:
+            video.close()
+    metrics = run.metrics()
+    metrics["frames_replayed"] = run.tally.frames + (run.untruthed.frames if run.untruthed else 0)
+    if source.unread.count:
+        metrics["unread_frames"] = {
+            "count": source.unread.count,
+            "first": source.unread.first,
+            "reasons": source.unread.reasons,
+        }
+    if video is not None and video.writer is not None:
+        metrics["annotated_video"] = name
+    return metrics

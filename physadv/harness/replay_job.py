@@ -1,0 +1,144 @@
+"""A whole replay job: the conditions to replay (a recording; or a rendered scene clean and, with
+an artefact, attacked, from the same draws), ``frames.csv``, ``metrics.json`` and the report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from physadv.errors import PhysadvError
+from physadv.harness.replay import COLUMNS, Replay, replay_source
+from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
+from physadv.progress import progress_bar
+from physadv.report.replay_report import write_report
+
+
+def default_object_height_m(class_name: str) -> float | None:
+    """Physical height of well-known objects, for distances estimated from box height."""
+    from physadv.scene.signs import SIGNS
+
+    key = class_name.lower().strip()
+    if key == "person":
+        return 1.7
+    for name in (key, key.removesuffix(" sign")):
+        if name in SIGNS:
+            return SIGNS[name].height_m
+    return None
+
+
+def lab_pose_of(spec: dict):
+    """Frame index → "5 ft 0°" for a lab-table spec (frames are rendered pose by pose)."""
+    poses, per = spec["lab"]["poses"], spec["lab"]["draws_per_pose"]
+    labels = [f"{p['distance_ft']:g} ft {p['angle_deg']:g}°" for p in poses]
+    return lambda index: labels[min(index // per, len(labels) - 1)]
+
+
+def _conditions(source_path, sticker, patch, seed) -> list[tuple[str, object]]:
+    first = (
+        open_source(source_path, seed=seed)
+        if (sticker or patch)
+        else open_source(source_path, sticker, patch, seed)
+    )
+    if not isinstance(first, SceneSource):
+        return [("recording", first)]
+    if sticker is None and patch is None:
+        return [("clean", first)]
+    return [("clean", first), ("attacked", open_source(source_path, sticker, patch, seed))]
+
+
+def _ground_truth_note(replay: Replay, source, gt_file: Path | None) -> str:
+    if isinstance(source, SceneSource):
+        return (
+            f"rendered with the scene (exact boxes of what is seen; objects less than {MIN_VISIBLE:.0%} "
+            "visible are neither required nor counted as hallucinations)"
+        )
+    if gt_file is not None:
+        return f"from {gt_file} (frames it omits are replayed and drawn but not judged)"
+    if replay.truth.track is not None:
+        return (
+            "one marked box followed by template matching (independent of the model); the 'tracked' column "
+            "of frames.csv is False where the tracker did not trust its match"
+        )
+    return "none given: detections are reported, not judged"
+
+
+def run_replay_job(
+    replay: Replay,
+    source_path: str,
+    out: Path,
+    model_name: str,
+    sticker=None,
+    patch=None,
+    seed: int | None = None,
+    gt_file: Path | None = None,
+    annotate: bool = True,
+) -> dict:
+    """Replay every condition, write ``frames.csv``, ``metrics.json``, ``report.md``/``.html`` in
+    ``out`` and return the result. Raises only when no frame at all could be read."""
+    out.mkdir(parents=True, exist_ok=True)
+    conditions = _conditions(source_path, sticker, patch, seed)
+    group = (
+        lab_pose_of(conditions[0][1].spec)
+        if isinstance(conditions[0][1], SceneSource) and conditions[0][1].spec["kind"] == "lab"
+        else None
+    )
+    names = replay.model.names
+    result = {
+        "source": str(source_path),
+        "source_kind": conditions[0][1].kind,
+        "model": model_name,
+        "task": replay.goal.task,
+        "true_class": names[replay.goal.true_class],
+        "target": None if replay.goal.target is None else names[replay.goal.target],
+        "conf": replay.goal.conf,
+        "ground_truth": _ground_truth_note(replay, conditions[0][1], gt_file),
+        "bins": {
+            "distance": list(replay.bins.distance),
+            "unit": replay.bins.unit,
+            "angle_deg": list(replay.bins.angle),
+        },
+        "device": str(getattr(replay.model, "device", "cpu")),
+        "conditions": {},
+    }
+    started = time.perf_counter()
+    with open(out / "frames.csv", "w", newline="") as csv_file:
+        csv_file.write(",".join(COLUMNS) + "\n")
+        for condition, source in conditions:
+            with progress_bar(f"replaying {condition}", source.expected) as advance:
+                result["conditions"][condition] = replay_source(
+                    replay, source, condition, out, csv_file, advance, annotate, group
+                )
+    seconds = time.perf_counter() - started
+    replayed = sum(m["frames_replayed"] for m in result["conditions"].values())
+    result.update(
+        seconds=round(seconds, 2), frames_replayed=replayed, frames_per_second=round(replayed / seconds, 2)
+    )
+    if replay.truth.estimated:
+        result["distance_estimated"] = (
+            "Distances are estimated from box height, assuming the object is "
+            f"{replay.truth.object_height_m} m tall and a horizontal field of view of "
+            f"{replay.truth.hfov_deg}° (pinhole camera; no tilt correction)."
+        )
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    if replayed == 0:
+        first = next(iter(result["conditions"].values())).get("unread_frames", {})
+        raise PhysadvError(
+            f"no frame of '{source_path}' could be read ({'; '.join(first.get('reasons', []))})"
+        )
+    write_report(result, out)
+    return result
+
+
+def lab_rows(result: dict, metric: str) -> list[str]:
+    """RP2's table as text lines: one per pose, each condition's ``metric``."""
+    conds = result["conditions"]
+    poses = next(iter(conds.values())).get("by_group", {})
+    lines = [f"{'pose':>12}  " + "  ".join(f"{c:>28}" for c in conds)]
+    for pose in poses:
+        cells = []
+        for m in conds.values():
+            r = m.get("by_group", {}).get(pose, {}).get(metric)
+            cells.append(f"{100 * r['rate']:5.1f}% ({r['k']}/{r['n']})".rjust(28) if r else " " * 28)
+        lines.append(f"{pose:>12}  " + "  ".join(cells))
+    return lines

@@ -1,0 +1,233 @@
+"""The replay harness: ground-truth files, video sources (including broken ones), tallies, the
+tracker, flat memory, and ``physadv eval`` run as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import run_physadv
+
+from physadv.errors import PhysadvError
+from physadv.harness.groundtruth import distance_from_box, focal_px, load_ground_truth
+from physadv.harness.sources import VideoSource
+from physadv.harness.tally import Bins, Tally
+from physadv.scene.spec import FT
+
+
+@pytest.fixture(scope="module")
+def driveby(tmp_path_factory):
+    """A short rendered drive-by (30 → 15 ft) written to mp4 with its ground truth."""
+    from physadv.scene.render import render_scene
+    from physadv.scene.spec import load_spec
+    from physadv.scene.video import write_scene
+
+    spec = load_spec("scenes/driveby_stop.yaml")
+    spec["driveby"].update(start_ft=30, end_ft=15, speed_kmh=30)
+    out = tmp_path_factory.mktemp("driveby")
+    n = write_scene(render_scene(spec), out, fps=30)
+    return out, n
+
+
+def _avi(path, frames: int, size=(96, 64)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), (i * 7) % 255, np.uint8)
+        cv2.putText(image, str(i), (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1, (0, 0, 255), 2)
+        writer.write(image)
+    writer.release()
+
+
+def test_ground_truth_formats_and_errors(tmp_path):
+    jsonl = tmp_path / "gt.jsonl"
+    jsonl.write_text(
+        '{"frame": 0, "boxes": [[10, 20, 50, 60]], "class": "stop sign", "distance_m": 3.5}\n'
+        '{"index": 2, "objects": [{"class_name": "stop", "box": [1, 2, 3, 4], "angle_deg": 12}]}\n'
+    )
+    gt = load_ground_truth(jsonl)
+    assert (
+        gt[0][0].box == (10, 20, 50, 60) and gt[0][0].distance_m == 3.5 and gt[0][0].class_name == "stop sign"
+    )
+    assert gt[2][0].angle_deg == 12 and 1 not in gt
+    table = tmp_path / "gt.csv"
+    table.write_text("frame,x1,y1,x2,y2,class\n4,0,0,10,10,stop sign\n4,20,20,30,40,person\n")
+    assert [o.class_name for o in load_ground_truth(table)[4]] == ["stop sign", "person"]
+    table.write_text("frame,x1,y1,x2,y2\n4,0,0,10,x\n")
+    with pytest.raises(PhysadvError, match=r"gt.csv:2: a box must be four numbers"):
+        load_ground_truth(table)
+    jsonl.write_text('{"frame": 0, "box": [10, 20, 5, 60]}\n')
+    with pytest.raises(PhysadvError, match=r"gt.jsonl:1: box .* x2 <= x1"):
+        load_ground_truth(jsonl)
+
+
+def test_distance_from_box_height():
+    f = focal_px(640, 60)
+    assert f == pytest.approx(554.26, abs=0.01)
+    # a 0.75 m sign 100 px tall: 0.75 · 554.26 / 100 m
+    assert distance_from_box((0, 0, 100, 100), 0.75, f) == pytest.approx(4.157, abs=1e-3)
+
+
+def test_tally_rates_bins_and_ap():
+    tally = Tally("detect", Bins(), targeted=False)
+    rows = [
+        {"verdict": "true_positive", "hidden": False, "distance_m": 4 * FT, "angle_deg": 5},
+        {"verdict": "disappeared", "hidden": True, "distance_m": 12 * FT, "angle_deg": -20},
+    ]
+    # detections: 0.9 hit, 0.8 miss, 0.3 hit; 3 objects → precision/recall steps 1/3@1, 2/3@2/3
+    tally.add_frame(rows, hallucinations=1, ap_scores=[(0.9, True), (0.8, False), (0.3, True)], positives=3)
+    out = tally.as_dict()
+    assert out["true_positive_rate"]["k"] == 1 and out["true_positive_rate"]["n"] == 2
+    assert out["by_distance"]["<5 ft"]["true_positive_rate"]["rate"] == 1.0
+    assert out["by_distance"]["10–20 ft"]["disappearance_rate"]["rate"] == 1.0
+    assert list(out["by_angle"]) == ["<15°", "15–30°"]
+    assert out["hallucinations_per_frame"] == 1.0
+    assert out["ap50"] == pytest.approx(1 / 3 * 1.0 + 1 / 3 * (2 / 3), abs=1e-4)
+
+
+def test_truncated_and_corrupt_videos_read_as_far_as_they_go(tmp_path):
+    path = tmp_path / "v.avi"
+    _avi(path, 40)
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])
+    source = VideoSource(truncated)
+    read = [f.index for f in source.frames()]
+    assert 5 < len(read) < 40 and read == list(range(len(read)))
+    assert source.unread.first == len(read) and source.unread.count == 40 - len(read)
+    assert "ends early" in source.unread.reasons[0]
+    broken_mp4 = tmp_path / "broken.mp4"
+    writer = cv2.VideoWriter(str(broken_mp4), cv2.VideoWriter_fourcc(*"mp4v"), 30, (96, 64))
+    for _ in range(10):
+        writer.write(np.zeros((64, 96, 3), np.uint8))
+    writer.release()
+    broken_mp4.write_bytes(broken_mp4.read_bytes()[:-400])  # mp4v keeps its index at the end
+    with pytest.raises(PhysadvError, match="cannot read video"):
+        VideoSource(broken_mp4)
+
+
+def test_tracker_follows_the_sign_through_a_drive_by(driveby):
+    from physadv.attacks.objectives import box_iou
+    from physadv.harness.sources import from_bgr8
+    from physadv.harness.tracking import BoxTracker
+
+    out, n = driveby
+    truth = load_ground_truth(out / "ground_truth.jsonl")
+    sign = lambda i: next(o for o in truth[i] if o.class_name == "stop")  # noqa: E731
+    tracker = BoxTracker(sign(0).box)
+    capture = cv2.VideoCapture(str(out / "scene.mp4"))
+    ious = []
+    for i in range(n):
+        ok, image = capture.read()
+        box, _ = tracker.update(from_bgr8(image))
+        ious.append(float(box_iou(torch.tensor(box), torch.tensor(sign(i).box))))
+    assert np.mean(ious) > 0.6 and min(ious) > 0.4, ious  # the sign grows ~2× over the clip
+
+
+def test_eval_cli_on_a_rendered_drive_by_video(driveby, tmp_path):
+    video, n = driveby
+    out = tmp_path / "eval"
+    result = run_physadv(
+        "eval", video / "scene.mp4", "--gt", video / "ground_truth.jsonl", "--gt-class", "stop", "--out", out
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    rec = metrics["conditions"]["recording"]
+    with open(out / "frames.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["object"] != ""]
+    assert rec["frames"] == n and rec["true_positive_rate"]["n"] == len(rows) == n
+    assert rec["true_positive_rate"]["k"] == sum(r["verdict"] == "true_positive" for r in rows)
+    assert rec["true_positive_rate"]["rate"] > 0.8  # the embedded detector sees a clean stop sign
+    assert sum(v["true_positive_rate"]["n"] for v in rec["by_distance"].values()) == n
+    assert set(rec["by_distance"]) <= {"10–20 ft", "20–40 ft"}
+    annotated = cv2.VideoCapture(str(out / "annotated.mp4"))
+    assert int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+    report = (out / "report.md").read_text()
+    assert "true positive" in report.split("\n")[2] and "plots/true_positive_rate_by_distance.png" in report
+    assert (out / "report.html").read_text().count("data:image/png;base64") >= 2
+    bad = run_physadv("eval", video / "scene.mp4", "--target-class", "stop sing", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "unknown class 'stop sing'" in bad.stderr and "did you mean" in bad.stderr
+
+
+def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
+    path = tmp_path / "v.avi"
+    _avi(path, 30)
+    data = path.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    result = run_physadv("eval", tmp_path / "cut.avi", "--out", tmp_path / "out", "--no-video")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    unread = metrics["conditions"]["recording"]["unread_frames"]
+    assert f"the first bad frame is {unread['first']}" in (tmp_path / "out" / "report.md").read_text()
+    assert (
+        metrics["frames_replayed"] == unread["first"]
+        and "without_ground_truth" in metrics["conditions"]["recording"]
+    )
+    (tmp_path / "empty.mp4").write_bytes(b"\x00" * 2048)
+    nothing = run_physadv("eval", tmp_path / "empty.mp4", "--out", tmp_path / "none")
+    assert (
+        nothing.returncode == 2
+        and "cannot read video" in nothing.stderr
+        and "Traceback" not in nothing.stderr
+    )
+
+
+def test_lab_table_clean_and_with_a_sticker(tmp_path):
+    from PIL import Image
+
+    spec = tmp_path / "lab.yaml"
+    spec.write_text(open("scenes/lab_rp2.yaml").read().replace("draws_per_pose: 5", "draws_per_pose: 1"))
+    sticker = np.zeros((300, 300, 4), np.uint8)
+    sticker[80:110, 40:260, 3] = 255  # two black bars, RP2's graffiti look
+    sticker[190:220, 40:260, 3] = 255
+    Image.fromarray(sticker, "RGBA").save(tmp_path / "sticker.png")
+    out = tmp_path / "lab"
+    result = run_physadv(
+        "eval", spec, "--task", "classify", "--target", "speed limit 45",
+        "--artefact", tmp_path / "sticker.png", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table = lines[lines.index(next(x for x in lines if x.startswith("lab table"))) + 1 :][:6]
+    assert "clean" in table[0] and "attacked" in table[0]
+    assert [t.strip().split("  ")[0] for t in table[1:]] == [
+        "5 ft 0°",
+        "5 ft 15°",
+        "10 ft 0°",
+        "10 ft 30°",
+        "40 ft 0°",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    clean, attacked = metrics["conditions"]["clean"], metrics["conditions"]["attacked"]
+    assert clean["accuracy"]["k"] >= 4 and len(clean["by_group"]) == len(attacked["by_group"]) == 5
+    with open(out / "frames.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    scores = {(r["condition"], r["frame"]): float(r["true_class_score"]) for r in rows}
+    assert any(abs(scores[("clean", str(i))] - scores[("attacked", str(i))]) > 0.01 for i in range(5))
+    assert (out / "annotated.mp4").is_file() and (out / "annotated_clean.mp4").is_file()
+
+
+def test_replay_memory_stays_flat_on_a_long_video(tmp_path):
+    from physadv.harness.frame_judge import ReplayGoal
+    from physadv.harness.replay import Replay
+    from physadv.harness.replay_job import run_replay_job
+    from physadv.models import load_model
+
+    classifier = load_model("default", task="classify")
+    replay = Replay(classifier, ReplayGoal("classify", classifier.names.id("stop")))
+
+    def peak_after(frames: int) -> int:
+        _avi(tmp_path / f"{frames}.avi", frames, size=(160, 120))
+        run_replay_job(replay, str(tmp_path / f"{frames}.avi"), tmp_path / str(frames), "default")
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+    peak_after(150)  # warm up: imports, model, first allocations
+    short = peak_after(300)
+    long = peak_after(3000)  # 10× the frames: 2700 more × 230 KB of float frames if they were kept
+    assert long - short < 40_000, (short, long)
+    metrics = json.loads((tmp_path / "3000" / "metrics.json").read_text())
+    assert metrics["conditions"]["recording"]["frames"] == 3000
