@@ -1,7 +1,7 @@
 """Held-out accuracy of a detector on a rendered set it never saw (Ultralytics' own validator).
 
-    physadv scene dataset --task detect --out runs/data/detect_heldout --train 0 --val 300 --seed 7
-    python bench/detector_heldout.py physadv/assets/models/detector.pt runs/data/detect_heldout/data.yaml
+physadv scene dataset --task detect --out runs/data/detect_heldout --train 0 --val 300 --seed 7
+python bench/detector_heldout.py physadv/assets/models/detector.pt runs/data/detect_heldout/data.yaml
 """
 
 import sys

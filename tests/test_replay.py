@@ -149,6 +149,15 @@ def test_eval_cli_on_a_rendered_drive_by_video(driveby, tmp_path):
     report = (out / "report.md").read_text()
     assert "true positive" in report.split("\n")[2] and "plots/true_positive_rate_by_distance.png" in report
     assert (out / "report.html").read_text().count("data:image/png;base64") >= 2
+    first = load_ground_truth(video / "ground_truth.jsonl")[0][0].box
+    track = ",".join(f"{v:.1f}" for v in first)
+    out_t = tmp_path / "t"
+    tracked = run_physadv("eval", video / "scene.mp4", "--track", track, "--out", out_t, "--no-video")
+    assert tracked.returncode == 0, tracked.stderr
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert "0.75 m tall" in metrics["distance_estimated"] and "tracked" in metrics["ground_truth"]
+    by = metrics["conditions"]["recording"]["by_distance"]
+    assert sum(v["true_positive_rate"]["n"] for v in by.values()) == n  # every frame: an estimated distance
     bad = run_physadv("eval", video / "scene.mp4", "--target-class", "stop sing", "--out", tmp_path / "x")
     assert bad.returncode == 2 and "unknown class 'stop sing'" in bad.stderr and "did you mean" in bad.stderr
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from physadv.errors import PhysadvError
+from physadv.harness.sources import Frame
 from physadv.scene.video import to_bgr8
 
 # BGR
@@ -30,12 +30,11 @@ def _box(image, box, colour, thickness=2) -> None:
     cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness)
 
 
-def draw_frame(
-    image: torch.Tensor, index: int, truth, rows: list[dict], detections, names, conf: float
-) -> np.ndarray:
-    """``image`` ``[3, H, W]`` with ground truth (white), detections ≥ ``conf`` (cyan, label and
-    score) and the verdict of each judged object (coloured by verdict) → BGR uint8."""
-    out = to_bgr8(image)
+def draw_frame(frame: Frame, truth, rows: list[dict], detections, names, conf: float) -> np.ndarray:
+    """The frame with ground truth (white), detections ≥ ``conf`` (cyan, label and score) and the
+    verdict of each judged object (coloured by verdict) → BGR uint8."""
+    out = frame.bgr.copy() if frame.bgr is not None else to_bgr8(frame.image)
+    index = frame.index
     if detections is not None:
         keep = detections.scores >= conf
         for box, label, score in zip(

@@ -190,8 +190,7 @@ class Run:
             if self.video is not None:
                 self.video.write(
                     draw_frame(
-                        frame.image,
-                        frame.index,
+                        frame,
                         objs,
                         result.rows,
                         result.detections,

@@ -38,11 +38,12 @@ class Frame:
         default_factory=list
     )  # seen too little to require, never hallucinations
     tracked: bool | None = None  # tracked ground truth: whether the tracker trusted its match
+    bgr: np.ndarray | None = None  # the decoded frame (uint8 BGR), kept to draw on
 
 
 def from_bgr8(image: np.ndarray) -> torch.Tensor:
-    """OpenCV's ``[H, W, 3]`` BGR uint8 → ``[3, H, W]`` RGB float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image[..., ::-1])).permute(2, 0, 1).float().div_(255)
+    """OpenCV's ``[H, W, 3]`` BGR uint8 → ``[3, H, W]`` RGB float in [0, 1] (a channels-last view)."""
+    return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float().div_(255)
 
 
 class Unread:
@@ -87,7 +88,7 @@ class VideoSource:
                     for bad in failed:
                         self.unread.add(bad, "unreadable (corrupt data)")
                     failed = []
-                    yield Frame(index, index / self.fps, from_bgr8(image))
+                    yield Frame(index, index / self.fps, from_bgr8(image), bgr=image)
                 elif len(failed) < MAX_FAILED_READS:
                     failed.append(index)
                 else:  # the decoder has given up: the rest of the file is lost
@@ -121,7 +122,7 @@ class FolderSource:
             if image is None:
                 self.unread.add(index, f"unreadable image '{file.name}'")
                 continue
-            yield Frame(index, index / self.fps, from_bgr8(image))
+            yield Frame(index, index / self.fps, from_bgr8(image), bgr=image)
 
 
 class SceneSource:

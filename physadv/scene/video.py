@@ -15,8 +15,8 @@ from physadv.errors import PhysadvError
 
 def to_bgr8(frame: torch.Tensor) -> np.ndarray:
     """``[3, H, W]`` RGB float in [0, 1] → ``[H, W, 3]`` BGR uint8 (OpenCV's order)."""
-    rgb = (frame.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-    return np.ascontiguousarray(rgb[..., ::-1])
+    rgb = frame.detach().cpu().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
+    return cv2.cvtColor(np.ascontiguousarray(rgb.numpy()), cv2.COLOR_RGB2BGR)
 
 
 def write_scene(
