@@ -240,3 +240,35 @@ def test_replay_memory_stays_flat_on_a_long_video(tmp_path):
     assert long - short < 40_000, (short, long)
     metrics = json.loads((tmp_path / "3000" / "metrics.json").read_text())
     assert metrics["conditions"]["recording"]["frames"] == 3000
+
+
+def test_ctrl_c_keeps_what_was_judged(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import PHYSADV
+
+    _avi(tmp_path / "long.avi", 1500, size=(320, 240))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [PHYSADV, "eval", str(tmp_path / "long.avi"), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if (out / "frames.csv").is_file() and (out / "frames.csv").read_text().count("\n") > 40:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    recording = metrics["conditions"]["recording"]
+    with open(out / "frames.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert recording["interrupted"] and 40 <= recording["frames_replayed"] == len(rows) < 1500
+    assert "Interrupted" in (out / "report.md").read_text()
+    assert int(cv2.VideoCapture(str(out / "annotated.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == len(rows)

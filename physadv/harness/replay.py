@@ -222,14 +222,18 @@ def replay_source(
     replay: Replay, source, condition: str, out: Path, csv_file, advance=None, annotate=True, group=None
 ) -> dict:
     """Replay ``source`` for one condition; rows are appended to the open ``csv_file``, the
-    annotated video goes to ``out/annotated[_CONDITION].mp4``. Returns the condition's metrics."""
+    annotated video goes to ``out/annotated[_CONDITION].mp4``. Returns the condition's metrics;
+    on Ctrl-C, the metrics of the frames judged so far, marked ``interrupted``."""
     writer = csv.DictWriter(csv_file, COLUMNS, extrasaction="ignore", restval="")
     name = "annotated.mp4" if condition in ("attacked", "recording") else f"annotated_{condition}.mp4"
     video = VideoOut(out / name, source.fps) if annotate else None
     run = Run(replay, condition, writer, video, group)
+    interrupted = False
     try:
         for chunk in _batched(_with_truth(source.frames(), replay.truth), replay.batch):
             run.feed(chunk, advance)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if video is not None:
             video.close()
@@ -243,4 +247,6 @@ def replay_source(
         }
     if video is not None and video.writer is not None:
         metrics["annotated_video"] = name
+    if interrupted:
+        metrics["interrupted"] = True
     return metrics

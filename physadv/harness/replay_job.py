@@ -75,7 +75,8 @@ def run_replay_job(
     annotate: bool = True,
 ) -> dict:
     """Replay every condition, write ``frames.csv``, ``metrics.json``, ``report.md``/``.html`` in
-    ``out`` and return the result. Raises only when no frame at all could be read."""
+    ``out`` and return the result. Raises when no frame at all could be read; on Ctrl-C, writes
+    the files for the frames judged so far, then raises ``KeyboardInterrupt``."""
     out.mkdir(parents=True, exist_ok=True)
     conditions = _conditions(source_path, sticker, patch, seed)
     group = (
@@ -106,9 +107,13 @@ def run_replay_job(
         csv_file.write(",".join(COLUMNS) + "\n")
         for condition, source in conditions:
             with progress_bar(f"replaying {condition}", source.expected) as advance:
-                result["conditions"][condition] = replay_source(
-                    replay, source, condition, out, csv_file, advance, annotate, group
+                metrics = replay_source(replay, source, condition, out, csv_file, advance, annotate, group)
+            result["conditions"][condition] = metrics
+            if metrics.get("interrupted"):
+                result["interrupted"] = (
+                    f"stopped by the user during '{condition}'; rates cover the frames judged"
                 )
+                break
     seconds = time.perf_counter() - started
     replayed = sum(m["frames_replayed"] for m in result["conditions"].values())
     result.update(
@@ -127,6 +132,8 @@ def run_replay_job(
             f"no frame of '{source_path}' could be read ({'; '.join(first.get('reasons', []))})"
         )
     write_report(result, out)
+    if "interrupted" in result:
+        raise KeyboardInterrupt
     return result
 
 

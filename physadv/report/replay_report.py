@@ -97,6 +97,8 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
     plots.mkdir(exist_ok=True)
     doc = Document(f"physadv replay: {Path(result['source']).name} through {result['model']}")
     doc.paragraph(verdict(result))
+    if "interrupted" in result:
+        doc.paragraph(f"Interrupted: {result['interrupted']}.")
     doc.heading("Rates (95 % Wilson intervals)")
     doc.table(*_summary_rows(conds))
     if any("by_group" in m for m in conds.values()):
