@@ -158,6 +158,14 @@ def test_eval_cli_on_a_rendered_drive_by_video(driveby, tmp_path):
     assert "0.75 m tall" in metrics["distance_estimated"] and "tracked" in metrics["ground_truth"]
     by = metrics["conditions"]["recording"]["by_distance"]
     assert sum(v["true_positive_rate"]["n"] for v in by.values()) == n  # every frame: an estimated distance
+    cropped = run_physadv(
+        "eval", video / "scene.mp4", "--task", "classify", "--crop-model", "default", "--out", tmp_path / "c"
+    )  # the classifier judges crops the detector finds (no ground truth)
+    assert cropped.returncode == 0, cropped.stderr
+    accuracy = json.loads((tmp_path / "c" / "metrics.json").read_text())["conditions"]["recording"][
+        "accuracy"
+    ]
+    assert accuracy["n"] == n and accuracy["rate"] > 0.8
     bad = run_physadv("eval", video / "scene.mp4", "--target-class", "stop sing", "--out", tmp_path / "x")
     assert bad.returncode == 2 and "unknown class 'stop sing'" in bad.stderr and "did you mean" in bad.stderr
 

@@ -34,6 +34,16 @@ def _judged_class(model, name: str | None, source: Path) -> int:
     raise PhysadvError("name the class to judge with --target-class (the model has no 'stop sign' or 'stop')")
 
 
+def _crop_class(detector, name: str) -> int:
+    """The detector's class for the classifier's object ("stop" → "stop sign")."""
+    from physadv.harness.frame_judge import same_class
+
+    for class_id, other in detector.names:
+        if same_class(other, name):
+            return class_id
+    return detector.names.id(name)  # raises, naming the nearest classes
+
+
 def _gt_class(source: Path, judged: str, given: str | None) -> str:
     """Which ground-truth objects are the judged ones: the judged class unless told otherwise; a
     scene names its sign by the face ("stop")."""
@@ -151,7 +161,7 @@ def eval_command(
         truth,
         batch or (32 if victim.device.type == "cuda" else 8),
         cropper,
-        cropper.names.id(judged_name) if cropper else None,
+        _crop_class(cropper, judged_name) if cropper else None,
     )
     result = run_replay_job(replay, str(source), out, model, sticker_art, patch_art, seed, gt, video)
     metric = main_metric(result)
