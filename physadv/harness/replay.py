@@ -22,7 +22,7 @@ from physadv.harness.frame_judge import (
     judge_detections,
 )
 from physadv.harness.groundtruth import GroundTruth, GtObject, distance_from_box, focal_px
-from physadv.harness.sources import Frame
+from physadv.harness.sources import Frame, batched
 from physadv.harness.tally import Bins, Tally
 from physadv.harness.tracking import BoxTracker
 
@@ -54,17 +54,6 @@ class Replay:
     batch: int = 8
     crop_detector: object | None = None  # classify without ground truth: find the object with this detector
     crop_class: int | None = None
-
-
-def _batched(items: Iterable, n: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, bool]]:
@@ -230,7 +219,7 @@ def replay_source(
     run = Run(replay, condition, writer, video, group)
     interrupted = False
     try:
-        for chunk in _batched(_with_truth(source.frames(), replay.truth), replay.batch):
+        for chunk in batched(_with_truth(source.frames(), replay.truth), replay.batch):
             run.feed(chunk, advance)
     except KeyboardInterrupt:
         interrupted = True

@@ -8,7 +8,7 @@ sign hidden, or relabelled). Rates come with Wilson intervals.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +16,7 @@ import torch
 from physadv.eot.sign_views import SignView, render_views, scaled_boxes
 from physadv.harness.crops import crop_object
 from physadv.harness.metrics import Rate, judge_object
+from physadv.harness.sources import batched
 from physadv.scene.render import render_scene
 
 
@@ -61,17 +62,6 @@ def judge_frames(model, frames: torch.Tensor, boxes: torch.Tensor, goal: SignGoa
     return records
 
 
-def _batched(items: Iterable, n: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def evaluate_views(
     model,
     face: torch.Tensor,
@@ -82,7 +72,7 @@ def evaluate_views(
 ) -> list[dict]:
     """Records for ``face`` (``[4, h, w]``, clean or stuck) seen through each held-out view."""
     records = []
-    for chunk in _batched(views, batch):
+    for chunk in batched(views, batch):
         with torch.no_grad():
             frames = render_views(face, chunk, out_size)
         boxes = scaled_boxes(chunk, out_size)
@@ -107,7 +97,7 @@ def evaluate_scene(
                 yield frame, truth, objs[0]
 
     records = []
-    for chunk in _batched(frames(), batch):
+    for chunk in batched(frames(), batch):
         images = torch.stack([f for f, _, _ in chunk])
         boxes = torch.tensor([o.box for _, _, o in chunk])
         for (_, truth, obj), r in zip(chunk, judge_frames(model, images, boxes, goal), strict=True):

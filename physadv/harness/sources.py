@@ -7,7 +7,7 @@ it goes, skipping unreadable frames where the decoder can go on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,18 @@ class Frame:
 def from_bgr8(image: np.ndarray) -> torch.Tensor:
     """OpenCV's ``[H, W, 3]`` BGR uint8 → ``[3, H, W]`` RGB float in [0, 1] (a channels-last view)."""
     return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float().div_(255)
+
+
+def batched(items: Iterable, n: int) -> Iterator[list]:
+    """Lists of ``n`` consecutive items (the last may be shorter), pulled lazily."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Unread:
