@@ -280,3 +280,28 @@ def test_ctrl_c_keeps_what_was_judged(tmp_path):
     assert recording["interrupted"] and 40 <= recording["frames_replayed"] == len(rows) < 1500
     assert "Interrupted" in (out / "report.md").read_text()
     assert int(cv2.VideoCapture(str(out / "annotated.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == len(rows)
+
+
+def test_frames_without_objects_or_ground_truth(tmp_path):
+    """A frame whose ground truth is empty is judged (hallucinations only); one the file omits is not."""
+    from physadv.harness.frame_judge import ReplayGoal
+    from physadv.harness.replay import Replay, Truth
+    from physadv.harness.replay_job import run_replay_job
+    from physadv.models import load_model
+
+    _avi(tmp_path / "v.avi", 6, size=(160, 128))
+    gt = tmp_path / "gt.jsonl"
+    lines = ['{"frame": 0, "objects": []}'] + [
+        f'{{"frame": {i}, "box": [40, 30, 90, 80]}}' for i in range(2, 6)
+    ]
+    gt.write_text("\n".join(lines) + "\n")
+    detector = load_model("default", task="detect")
+    goal = ReplayGoal("detect", detector.names.id("stop sign"), "stop sign")
+    replay = Replay(detector, goal, truth=Truth(file=load_ground_truth(gt)))
+    result = run_replay_job(replay, str(tmp_path / "v.avi"), tmp_path / "out", "default", gt_file=gt)
+    recording = result["conditions"]["recording"]
+    assert recording["frames"] == 5 and recording["true_positive_rate"]["n"] == 4
+    assert recording["true_positive_rate"]["k"] == 0  # flat grey frames hold no stop sign
+    assert recording["without_ground_truth"]["frames"] == 1
+    with open(tmp_path / "out" / "frames.csv", newline="") as f:
+        assert [r["frame"] for r in csv.DictReader(f)] == [str(i) for i in range(6)]

@@ -120,7 +120,10 @@ class Run:
                     f.truth = [GtObject(None, tuple(d.boxes[best].tolist()))] if best is not None else []
         items = []
         for k, (f, _) in enumerate(chunk):
-            objs = goal.judged(f.truth) if f.truth is not None else [None]
+            if f.truth is not None:
+                objs = goal.judged(f.truth)
+            else:  # no ground truth at all: the frame is the crop; a frame a file skips: not judged
+                objs = [None] if self.r.truth.file is None else []
             items += [(k, f.image, None if o is None else o.box) for o in objs]
         rows = (
             judge_crops(self.r.model, [i for _, i, _ in items], [b for _, _, b in items], goal)
@@ -159,10 +162,11 @@ class Run:
                     full["label"] = names[row["label"]]
                 full["tracked"] = "" if frame.tracked is None else frame.tracked
                 rows.append(full)
-            if judged or self.r.goal.task == "classify":
+            whole_frame = self.r.goal.task == "classify" and self.r.truth.file is None
+            if judged or whole_frame:
                 self.tally.add_frame(rows, result.hallucinations, result.ap_scores, result.positives, group)
-                if self.r.goal.task == "detect":
-                    rows[0]["hallucinations"] = result.hallucinations if rows else None
+                if self.r.goal.task == "detect" and rows:
+                    rows[0]["hallucinations"] = result.hallucinations
             elif self.untruthed is not None:
                 self.untruthed.add_frame(rows)
             self.writer.writerows(
