@@ -184,6 +184,15 @@ def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
         metrics["frames_replayed"] == unread["first"]
         and "without_ground_truth" in metrics["conditions"]["recording"]
     )
+    not_an_image = run_physadv(
+        "eval", tmp_path / "cut.avi", "--artefact", tmp_path / "cut.avi", "--out", tmp_path / "s"
+    )
+    assert not_an_image.returncode == 2 and "cannot read artefact image" in not_an_image.stderr
+    cv2.imwrite(str(tmp_path / "sticker.png"), np.zeros((8, 8, 4), np.uint8))
+    stuck = run_physadv(
+        "eval", tmp_path / "cut.avi", "--artefact", tmp_path / "sticker.png", "--out", tmp_path / "s"
+    )
+    assert stuck.returncode == 2 and "rendered scenes only" in stuck.stderr  # a recording already shows it
     (tmp_path / "empty.mp4").write_bytes(b"\x00" * 2048)
     nothing = run_physadv("eval", tmp_path / "empty.mp4", "--out", tmp_path / "none")
     assert (

@@ -116,6 +116,9 @@ def test_verdicts_follow_armory_definitions():
     assert not shifted.true_positive and not shifted.hidden
     low = judge_object(dets([11, 11, 50, 50, 0.1, 1]), box, class_id=1)
     assert low.hidden and not low.true_positive
+    assert wrong.relabelled_as(0) and not wrong.relabelled_as(2)
+    both = judge_object(dets([11, 11, 50, 50, 0.9, 0], [30, 30, 70, 70, 0.5, 1]), box, class_id=1)
+    assert both.misclassified and not both.relabelled_as(0)  # the sign's own class still overlaps it
 
 
 def test_crop_centres_the_object_and_pads_at_edges():

@@ -26,20 +26,18 @@ def _judged_class(model, name: str | None, source: Path) -> int:
     if name is not None:
         return model.names.id(name)
     guesses = ["person"] if "pedestrian" in source.name else []
-    for guess in [*guesses, "stop sign", "stop"]:
-        try:
-            return model.names.id(guess)
-        except PhysadvError:
-            continue
-    raise PhysadvError("name the class to judge with --target-class (the model has no 'stop sign' or 'stop')")
+    found = model.names.first_of(*guesses, "stop sign", "stop")
+    if found is None:
+        raise PhysadvError(
+            "name the class to judge with --target-class (the model has no 'stop sign' or 'stop')"
+        )
+    return found
 
 
 def _crop_class(detector, name: str) -> int:
     """The detector's class for the classifier's object ("stop" → "stop sign")."""
-    from physadv.harness.frame_judge import same_class
-
     for class_id, other in detector.names:
-        if same_class(other, name):
+        if detector.names.same(other, name):
             return class_id
     return detector.names.id(name)  # raises, naming the nearest classes
 

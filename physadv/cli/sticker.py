@@ -12,14 +12,12 @@ from physadv.errors import PhysadvError
 def _true_class(model, name: str | None) -> int:
     if name is not None:
         return model.names.id(name)
-    for guess in ("stop sign", "stop"):
-        try:
-            return model.names.id(guess)
-        except PhysadvError:
-            continue
-    raise PhysadvError(
-        "the model has no 'stop sign' or 'stop' class: name the sign's class with --true-class"
-    )
+    found = model.names.first_of("stop sign", "stop")
+    if found is None:
+        raise PhysadvError(
+            "the model has no 'stop sign' or 'stop' class: name the sign's class with --true-class"
+        )
+    return found
 
 
 def _goal(model, target: str | None, untargeted: bool) -> tuple[str, int | None]:

@@ -18,6 +18,7 @@ from physadv.attacks.objectives import box_iou
 from physadv.harness.crops import crop_object
 from physadv.harness.groundtruth import GtObject
 from physadv.harness.metrics import MATCH_IOU, judge_object
+from physadv.models.classes import ClassNames
 from physadv.models.detector import Detections
 
 AP_CONF = 0.01  # detections down to this score feed AP@0.5
@@ -26,7 +27,7 @@ AP_CONF = 0.01  # detections down to this score feed AP@0.5
 @dataclass
 class ReplayGoal:
     """What is judged: ``true_class`` (the model's id of the object, e.g. "stop sign"), which
-    ground-truth objects are it (``gt_class``, see :func:`same_class`; None: all), and what an
+    ground-truth objects are it (``gt_class``, see :meth:`ClassNames.same`; None: all), and what an
     attack wants (``target``: a class id, or None)."""
 
     task: str  # detect | classify
@@ -39,14 +40,7 @@ class ReplayGoal:
         """The ground-truth objects that are the judged class (unnamed objects always are)."""
         if self.gt_class is None:
             return list(objects)
-        return [o for o in objects if not o.class_name or same_class(o.class_name, self.gt_class)]
-
-
-def same_class(a: str, b: str) -> bool:
-    """Class names that name the same thing: case, spaces and underscores aside, or one the other
-    plus a word ("stop" and "stop sign": scenes name signs by their face, COCO adds "sign")."""
-    a, b = (" ".join(s.lower().replace("_", " ").split()) for s in (a, b))
-    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
+        return [o for o in objects if not o.class_name or ClassNames.same(o.class_name, self.gt_class)]
 
 
 @dataclass
@@ -90,7 +84,7 @@ def judge_detections(
         )
         row = {"verdict": verdict, "hidden": v.hidden, "label": v.label, "score": round(v.score, 4)}
         if goal.target is not None:
-            row["targeted_success"] = v.misclassified and v.label == goal.target
+            row["targeted_success"] = v.relabelled_as(goal.target)
         rows.append(row)
     everything = judged + ignored
     keep = (dets.scores >= goal.conf) & (dets.labels == goal.true_class)

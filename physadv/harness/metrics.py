@@ -70,6 +70,11 @@ class ObjectVerdict:
     label: int | None  # class of the best-overlapping detection, if any
     score: float  # its score (0 if none)
 
+    def relabelled_as(self, target: int) -> bool:
+        """What a relabelling attack wants: no box of the object's class on it, and the box that
+        overlaps it most is of class ``target``."""
+        return self.hidden and self.label == target
+
 
 def judge_object(dets: Detections, box: torch.Tensor, class_id: int, conf: float = 0.25) -> ObjectVerdict:
     """Verdict for one ground-truth object (``box`` xyxy pixels, class ``class_id``)."""

@@ -35,16 +35,12 @@ def lab_pose_of(spec: dict):
 
 
 def _conditions(source_path, sticker, patch, seed) -> list[tuple[str, object]]:
-    first = (
-        open_source(source_path, seed=seed)
-        if (sticker or patch)
-        else open_source(source_path, sticker, patch, seed)
-    )
+    first = open_source(source_path, sticker, patch, seed)  # refuses an artefact for a recording
     if not isinstance(first, SceneSource):
         return [("recording", first)]
     if sticker is None and patch is None:
         return [("clean", first)]
-    return [("clean", first), ("attacked", open_source(source_path, sticker, patch, seed))]
+    return [("clean", open_source(source_path, seed=seed)), ("attacked", first)]
 
 
 def _ground_truth_note(replay: Replay, source, gt_file: Path | None) -> str:

@@ -50,7 +50,7 @@ def judge_frames(model, frames: torch.Tensor, boxes: torch.Tensor, goal: SignGoa
         return records
     for dets, box in zip(model.predict(frames, conf=goal.conf), boxes, strict=True):
         v = judge_object(dets, box, goal.true_class, goal.conf)
-        success = v.hidden if goal.goal == "hide" else (v.hidden and v.label == goal.target)
+        success = v.hidden if goal.goal == "hide" else v.relabelled_as(goal.target)
         records.append(
             {
                 "label": None if v.label is None else model.names[v.label],

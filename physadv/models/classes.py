@@ -23,8 +23,15 @@ class ClassNames:
         self._names = {int(k): str(v) for k, v in names.items()}
 
     @staticmethod
-    def _key(name: str) -> str:
+    def key(name: str) -> str:
         return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+    @classmethod
+    def same(cls, a: str, b: str) -> bool:
+        """Names of the same thing: equal as keys, or one the other plus a word ("stop" and "stop sign":
+        scenes name signs by their face, COCO adds "sign")."""
+        a, b = cls.key(a), cls.key(b)
+        return a == b or a.startswith(b + " ") or b.startswith(a + " ")
 
     def __len__(self) -> int:
         return len(self._names)
@@ -47,13 +54,19 @@ class ClassNames:
                     f"class id {class_id} is out of range: the model has ids {self._id_range()}"
                 )
             return class_id
-        wanted = self._key(str(name_or_id))
+        wanted = self.key(str(name_or_id))
         for class_id, name in self._names.items():
-            if self._key(name) == wanted:
+            if self.key(name) == wanted:
                 return class_id
-        close = difflib.get_close_matches(wanted, [self._key(n) for n in self._names.values()], n=3)
+        close = difflib.get_close_matches(wanted, [self.key(n) for n in self._names.values()], n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise PhysadvError(f"unknown class '{name_or_id}': the model has {len(self)} classes{hint}")
+
+    def first_of(self, *names: str) -> int | None:
+        """The id of the first of ``names`` the model has, or None."""
+        wanted = [self.key(n) for n in names]
+        found = {self.key(name): class_id for class_id, name in self._names.items()}
+        return next((found[w] for w in wanted if w in found), None)
 
     def ids(self, names_or_ids: Iterable[str | int]) -> list[int]:
         return [self.id(n) for n in names_or_ids]

@@ -173,8 +173,11 @@ def load_artefact_image(path: str | Path, size_mm: tuple[float, float]) -> Artef
     try:
         image = Image.open(path)
         image.load()
-    except (OSError, ValueError) as exc:
-        raise PhysadvError(f"cannot read artefact image '{path}': {exc}") from None
+    except (OSError, ValueError, ImportError) as exc:
+        # ImportError: Ultralytics patches Image.open to fetch a HEIF plugin for unknown formats
+        raise PhysadvError(
+            f"cannot read artefact image '{path}': not an image this machine can read ({exc})"
+        ) from None
     alpha = None
     if image.mode in ("RGBA", "LA"):
         alpha = torch.from_numpy(np.asarray(image.getchannel("A"), np.float32) / 255)[None]
