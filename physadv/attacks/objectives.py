@@ -55,3 +55,35 @@ def relabel_loss(cands: Candidates, boxes: torch.Tensor, hidden_class: int, targ
     own = (cands.scores[..., hidden_class] * near).max(dim=1).values
     wanted = (cands.scores[..., target] * near).max(dim=1).values
     return (own - wanted).mean()
+
+
+def object_scores(
+    cands: Candidates, boxes: torch.Tensor, classes: list[int], min_iou: float = 0.3
+) -> torch.Tensor:
+    """``[B, K, A]``: each candidate's best score among ``classes``, kept where its box overlaps
+    object ``k``'s box by ``min_iou`` or more (0 elsewhere).
+
+    Shape:
+        - boxes: ``[B, K, 4]`` xyxy input pixels, several objects per image
+    """
+    near = box_iou(cands.boxes[:, None], boxes.to(cands.boxes)[:, :, None]) >= min_iou  # [B, K, A]
+    score = cands.scores[..., classes].amax(dim=-1)  # [B, A]
+    return score[:, None] * near
+
+
+def reduce_object_scores(
+    scores: torch.Tensor, how: str = "max", k: int = 5, threshold: float = 0.25
+) -> torch.Tensor:
+    """One detection score per object ``[B, K]`` from its candidates' ``[B, K, A]``.
+
+    ``max``: Thys et al.'s loss (the strongest candidate); ``topk``: the mean of the ``k`` strongest,
+    so the runner-up anchors are pushed down too; ``threshold``: the sum of the scores at or above
+    ``threshold``, so only detections that would survive the confidence cut are attacked.
+    """
+    if how == "max":
+        return scores.amax(dim=-1)
+    if how == "topk":
+        return scores.topk(min(k, scores.shape[-1]), dim=-1).values.mean(dim=-1)
+    if how == "threshold":
+        return (scores * (scores >= threshold)).sum(dim=-1)
+    raise ValueError(f"unknown score reduction '{how}': use max, topk or threshold")

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from physadv.artefact import Artefact
 from physadv.attacks import objectives
+from physadv.attacks.checkpoint import load_checkpoint, save_checkpoint
 from physadv.attacks.masks import area_fraction, mask_from_perturbation, sticker_mask
 from physadv.eot.sign_views import ViewRange, draw_views, render_views, scaled_boxes
-from physadv.errors import PhysadvError
 from physadv.losses import mask_norm, nps, total_variation
 from physadv.printing.colour import ColourTransfer
 from physadv.scene.render import FACE_PX_PER_MM, apply_sticker
@@ -224,29 +224,16 @@ class StickerAttack:
         return self.artefact(image.detach().cpu(), mask), record
 
     def _save(self, path: Path, image, state, opt, gen) -> None:
-        tmp = path.with_suffix(".tmp")
-        torch.save(
-            {
-                "config": self.config.as_dict(),
-                "image": image.detach().cpu(),
-                "state": {**state, "masks": [m.cpu() for m in state["masks"]]},
-                "optimizer": opt.state_dict(),
-                "generator": gen.get_state(),
-            },
-            tmp,
+        save_checkpoint(
+            path,
+            self.config.as_dict(),
+            image=image.detach().cpu(),
+            state={**state, "masks": [m.cpu() for m in state["masks"]]},
+            optimizer=opt.state_dict(),
+            generator=gen.get_state(),
         )
-        tmp.replace(path)  # a crash mid-write never leaves a broken checkpoint
 
     def _load(self, path: Path, gen: torch.Generator):
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-            raise PhysadvError(f"cannot read checkpoint '{path}': {exc}") from None
-        if saved["config"] != self.config.as_dict():
-            changed = sorted(k for k, v in self.config.as_dict().items() if saved["config"].get(k) != v)
-            raise PhysadvError(
-                f"checkpoint '{path}' was made with different settings ({', '.join(changed)}); "
-                "rerun with the same options, or without --resume to start over"
-            )
+        saved = load_checkpoint(path, self.config.as_dict())
         gen.set_state(saved["generator"])
         return saved["image"].to(self.device), saved["state"], saved["optimizer"]

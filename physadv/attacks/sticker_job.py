@@ -7,9 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from physadv.artefact import Artefact
+from physadv.attacks.checkpoint import checkpoint_step
 from physadv.attacks.rp2 import StickerAttack
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
 from physadv.progress import progress_bar
@@ -105,8 +104,7 @@ def run_sticker_job(
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
     with progress_bar("optimising sticker", attack.config.steps) as advance:
-        if resume and checkpoint.is_file():
-            done = torch.load(checkpoint, map_location="cpu", weights_only=False)["state"]["step"]
+        if resume and (done := checkpoint_step(checkpoint)):
             advance(done, f"resumed at step {done}")
         sticker, record = attack.run(checkpoint, resume, checkpoint_every, advance)
     sticker.provenance.update({"attack": "rp2", **attack.config.as_dict()})

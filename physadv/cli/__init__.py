@@ -13,6 +13,7 @@ from physadv.cli import models as models_cmd
 from physadv.cli import scene as scene_cmd
 from physadv.cli import train as train_cmd
 from physadv.cli.eval import eval_command
+from physadv.cli.patch import patch
 from physadv.cli.printable import printable
 from physadv.cli.sticker import sticker
 from physadv.errors import PhysadvError
@@ -30,6 +31,7 @@ app.add_typer(scene_cmd.app, name="scene")
 app.add_typer(train_cmd.app, name="train")
 app.command("printable")(printable)
 app.command("sticker")(sticker)
+app.command("patch")(patch)
 app.command("eval")(eval_command)
 
 

@@ -47,11 +47,15 @@ def render(
 
 @app.command("dataset")
 def dataset(
-    task: str = typer.Option(..., help="classify (ImageFolder of sign crops) or detect (YOLO format)."),
+    task: str = typer.Option(
+        ...,
+        help="classify (ImageFolder of sign crops), detect (YOLO-format street frames) or persons "
+        "(YOLO-format frames of people 3–12 m away, for person-hiding patches).",
+    ),
     out: Path = typer.Option(..., help="Output folder."),
     per_class: int = typer.Option(500, help="classify: images per sign class."),
-    train: int = typer.Option(1500, help="detect: training frames."),
-    val: int = typer.Option(300, help="detect: validation frames."),
+    train: int = typer.Option(1500, help="detect, persons: training frames."),
+    val: int = typer.Option(300, help="detect, persons: validation frames."),
     seed: int = typer.Option(0, help="Random seed (use another seed for a held-out set)."),
 ) -> None:
     """Write a training set rendered from the embedded world. Re-running the same command after an
@@ -72,5 +76,12 @@ def dataset(
         with progress_bar("street frames", train + val) as advance:
             data = write_detection_set(out, train, val, seed, advance)
         typer.echo(f"wrote {train} + {val} frames; train with: physadv train detector --data {data}")
+    elif task == "persons":
+        with progress_bar("person frames", train + val) as advance:
+            write_detection_set(out, train, val, seed, advance, scene="persons")
+        typer.echo(
+            f"wrote {train} + {val} frames; make a patch with: "
+            f"physadv patch --images {out}/images/train --val {out}/images/val --out runs/patch"
+        )
     else:
-        raise PhysadvError(f"unknown task '{task}': use classify or detect")
+        raise PhysadvError(f"unknown task '{task}': use classify, detect or persons")

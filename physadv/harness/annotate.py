@@ -17,7 +17,7 @@ GREEN, ORANGE, RED, WHITE, CYAN = (80, 200, 60), (0, 150, 255), (60, 60, 230), (
 VERDICT_COLOUR = {"true_positive": GREEN, "misclassified": ORANGE, "disappeared": RED}
 
 
-def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour, scale: float = 0.45) -> None:
+def draw_label(image: np.ndarray, text: str, origin: tuple[int, int], colour, scale: float = 0.45) -> None:
     x, y = origin
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     y = max(y, h + 2)
@@ -25,7 +25,7 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour, scale: 
     cv2.putText(image, text, (x + 2, y - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
-def _box(image, box, colour, thickness=2) -> None:
+def draw_box(image, box, colour, thickness=2) -> None:
     x1, y1, x2, y2 = (round(float(v)) for v in box)
     cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness)
 
@@ -40,8 +40,8 @@ def draw_frame(frame: Frame, truth, rows: list[dict], detections, names, conf: f
         for box, label, score in zip(
             detections.boxes[keep], detections.labels[keep], detections.scores[keep], strict=True
         ):
-            _box(out, box, CYAN, 1)
-            _text(
+            draw_box(out, box, CYAN, 1)
+            draw_label(
                 out,
                 f"{names[int(label)]} {float(score):.2f}",
                 (round(float(box[0])), round(float(box[1])) - 2),
@@ -54,12 +54,12 @@ def draw_frame(frame: Frame, truth, rows: list[dict], detections, names, conf: f
         else:
             colour = GREEN if row["correct"] else RED
             said = f"reads '{names[row['label']]}' {row['score']:.2f}"
-        _box(out, obj.box, WHITE, 1)
-        _box(out, obj.box, colour, 2)
+        draw_box(out, obj.box, WHITE, 1)
+        draw_box(out, obj.box, colour, 2)
         status.append((said, colour))
-    _text(out, f"frame {index}", (4, 16), WHITE)
+    draw_label(out, f"frame {index}", (4, 16), WHITE)
     for k, (said, colour) in enumerate(status[:4]):
-        _text(out, said, (4, 36 + 20 * k), colour)
+        draw_label(out, said, (4, 36 + 20 * k), colour)
     return out
 
 

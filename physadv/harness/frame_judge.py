@@ -52,7 +52,7 @@ class FrameResult:
     detections: Detections | None = None  # what the model saw (to draw)
 
 
-def _match_for_ap(dets: Detections, boxes: torch.Tensor, true_class: int) -> list[tuple[float, bool]]:
+def match_for_ap(dets: Detections, boxes: torch.Tensor, true_class: int) -> list[tuple[float, bool]]:
     """Greedy matching by score, as VOC/COCO AP: each object matches at most one detection."""
     own = dets.labels == true_class
     scores, cand = dets.scores[own], dets.boxes[own]
@@ -95,7 +95,7 @@ def judge_detections(
         )
         hallucinations = int((iou.max(dim=1).values <= MATCH_IOU).sum())
     boxes = torch.tensor([o.box for o in judged]).reshape(-1, 4)
-    return FrameResult(rows, hallucinations, _match_for_ap(dets, boxes, goal.true_class), len(judged), dets)
+    return FrameResult(rows, hallucinations, match_for_ap(dets, boxes, goal.true_class), len(judged), dets)
 
 
 def detections_without_truth(dets: Detections, goal: ReplayGoal) -> FrameResult:

@@ -11,6 +11,12 @@ import torch
 from physadv.errors import PhysadvError
 
 
+def clamp_straight_through(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] with the identity's gradient. ``torch.clamp`` has zero gradient at the bounds,
+    so a colour an optimiser pushed to exactly 0 or 1 would never move again."""
+    return x + (x.clamp(0, 1) - x).detach()
+
+
 class ColourTransfer:
     """Affine colour model ``measured = M · intended + b`` fitted from a photographed chart.
 
@@ -39,7 +45,7 @@ class ColourTransfer:
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         m = self.matrix.to(image.device, image.dtype)
         b = self.bias.to(image.device, image.dtype).view(3, 1, 1)
-        return (torch.einsum("ij,...jhw->...ihw", m, image) + b).clamp(0, 1)
+        return clamp_straight_through(torch.einsum("ij,...jhw->...ihw", m, image) + b)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

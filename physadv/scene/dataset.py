@@ -154,6 +154,31 @@ def street_shot(rng: np.random.Generator, width: int = 480, height: int = 360) -
     return Shot(cam, objects, draw_effects(rng, TRAIN_EFFECTS), 0.0)
 
 
+def person_shot(rng: np.random.Generator, width: int = 480, height: int = 360) -> Shot:
+    """A frame for person-hiding patches: 1–4 people 3–12 m away facing the camera, no signs.
+
+    Closer and larger than :func:`street_shot`'s people, as in INRIA-style person photos."""
+    hfov = float(rng.uniform(50, 70))
+    cam = Camera(
+        width,
+        height,
+        hfov,
+        (float(rng.uniform(-1.0, 1.0)), float(rng.uniform(1.2, 1.7)), 0.0),
+        float(rng.uniform(-6, 6)),
+        float(rng.uniform(-4, 2)),
+    )
+    objects = []
+    for i in range(int(rng.integers(1, 5))):
+        z = float(np.exp(rng.uniform(math.log(3), math.log(12))))
+        x = float(rng.uniform(-0.4, 0.4)) * z * math.tan(math.radians(hfov / 2)) * 2 + cam.position[0]
+        height_px = int(min(360, 1.2 * cam.focal_px * 1.95 / z))
+        objects.append(person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0))
+    return Shot(cam, objects, draw_effects(rng, TRAIN_EFFECTS), 0.0)
+
+
+SHOTS = {"street": street_shot, "persons": person_shot}
+
+
 @functools.lru_cache(maxsize=2)
 def _ground(seed: int, split: int, block: int) -> np.ndarray:
     return ground_map(_item_rng(seed, split, block, 10**6))
@@ -176,10 +201,14 @@ def _yolo_labels(truth, camera: Camera) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def write_detection_set(out: Path, train: int, val: int, seed: int, progress=None) -> Path:
-    """YOLO-format set at ``out`` (images/, labels/, data.yaml). Returns data.yaml.
+def write_detection_set(
+    out: Path, train: int, val: int, seed: int, progress=None, scene: str = "street"
+) -> Path:
+    """YOLO-format set at ``out`` (images/, labels/, data.yaml) of ``scene`` frames (see
+    :data:`SHOTS`). Returns data.yaml.
 
     Items already on disk are kept (resume after an interruption)."""
+    make_shot = SHOTS[scene]
     for s_id, (split, count) in enumerate((("train", train), ("val", val))):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -187,7 +216,7 @@ def write_detection_set(out: Path, train: int, val: int, seed: int, progress=Non
             label_path = out / "labels" / split / f"{i:05d}.txt"
             if not label_path.is_file():  # written last: its presence means the item is complete
                 rng = _item_rng(seed, s_id, i)
-                shot = street_shot(rng)
+                shot = make_shot(rng)
                 backdrop = make_backdrop(rng, _ground(seed, s_id, i // 50))
                 image, truth = render_shot(shot, backdrop, i, _noise_generator(rng))
                 _save(out / "images" / split / f"{i:05d}.jpg", image)

@@ -1,0 +1,41 @@
+"""Attack checkpoints: written atomically, and refused when the settings that made them changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from physadv.errors import PhysadvError
+
+
+def save_checkpoint(path: Path, config: dict, **state) -> None:
+    """Write ``config`` and ``state`` to ``path``; a crash mid-write never leaves a broken file."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"config": config, **state}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, config: dict, may_change: tuple[str, ...] = ()) -> dict:
+    """The saved state, if it was made with ``config`` (up to the keys in ``may_change``, such as a
+    longer run's ``steps``); else a one-line error naming what changed."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
+        raise PhysadvError(f"cannot read checkpoint '{path}': {exc}") from None
+    if not isinstance(saved, dict) or "config" not in saved:
+        raise PhysadvError(f"'{path}' is not a physadv attack checkpoint")
+    changed = sorted(k for k, v in config.items() if saved["config"].get(k) != v and k not in may_change)
+    if changed:
+        raise PhysadvError(
+            f"checkpoint '{path}' was made with different settings ({', '.join(changed)}); "
+            "rerun with the same options, or without --resume to start over"
+        )
+    return saved
+
+
+def checkpoint_step(path: Path) -> int:
+    """How many steps a checkpoint holds (0 when there is none)."""
+    if not path.is_file():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=False)["state"]["step"])

@@ -1,0 +1,172 @@
+"""``physadv patch``: a person-hiding patch (Thys et al.) for one Ultralytics detector or several."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from physadv.errors import PhysadvError
+
+LOSSES = ("max", "topk", "threshold")
+
+
+def _class_ids(model, classes: list[str]) -> list[str]:
+    """The attacked classes as the first model's names (``--classes`` takes names or ids)."""
+    names = []
+    for item in classes:
+        for part in item.split(","):
+            part = part.strip()
+            if part:
+                names.append(model.names[model.names.id(part)])
+    if not names:
+        raise PhysadvError("--classes is empty: name the classes to hide, e.g. --classes person")
+    return list(dict.fromkeys(names))
+
+
+def _load_set(
+    folder: Path, labels: str, model, ids: list[int], pseudo_conf: float, min_box: float, what: str
+):
+    """Images with boxes from labels (given, Ultralytics' sibling folder, or none: pseudo labels)."""
+    from physadv.harness.image_set import label_folder_for, list_images, load_image_set, pseudo_label
+    from physadv.progress import progress_bar
+
+    if labels == "auto":
+        label_dir = label_folder_for(folder)
+    elif labels == "none":
+        label_dir = None
+    else:
+        label_dir = Path(labels)
+        if not label_dir.is_dir():
+            raise PhysadvError(f"label folder '{labels}' not found")
+    count = len(list_images(folder))
+    with progress_bar(f"reading {what} images", count) as advance:
+        image_set, skipped = load_image_set(folder, model.imgsz or 640, ids, label_dir, min_box, advance)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
+        typer.echo(f"skipped {len(skipped)} unreadable image(s) in {folder}: {shown}", err=True)
+    if label_dir is None:
+        image_set = pseudo_label(image_set, model, ids, pseudo_conf, min_box)
+        source = f"the model's own detections at confidence {pseudo_conf:g} (pseudo ground truth)"
+    else:
+        source = f"labels in {label_dir}"
+    typer.echo(f"{what}: {len(image_set)} images, {image_set.objects} objects from {source}")
+    return image_set
+
+
+def patch(
+    out: Path = typer.Option(..., help="Output folder (checkpoint, patch.png/pdf, summary.json, pictures)."),
+    images: Path = typer.Option(..., help="Folder of photos with the people to hide."),
+    model: list[str] = typer.Option(
+        ["default"], help="Detector .pt, model yaml or 'default'; repeat for an ensemble."
+    ),
+    classes: list[str] = typer.Option(
+        ["person"], help="Classes to hide: names or ids (repeat or comma-separate)."
+    ),
+    labels: str = typer.Option(
+        "auto",
+        help="YOLO label folder (class ids are the first model's); 'auto': Ultralytics' images/→labels/ "
+        "sibling if there is one; 'none': the model's own detections (pseudo ground truth).",
+    ),
+    val: Path = typer.Option(None, help="Held-out photos (default: hold out --holdout of --images)."),
+    val_labels: str = typer.Option("auto", help="Labels for --val (as --labels)."),
+    holdout: float = typer.Option(
+        0.25, min=0.05, max=0.9, help="Fraction of --images held out when no --val."
+    ),
+    pseudo_conf: float = typer.Option(0.5, help="Confidence of the detections taken as pseudo ground truth."),
+    min_box: float = typer.Option(
+        16.0, help="Ignore objects whose box is smaller than this (pixels, short side)."
+    ),
+    size_mm: float = typer.Option(400.0, min=10, help="Printed side of the square patch, millimetres."),
+    scale: float = typer.Option(
+        0.2, help="Patch side as a fraction of the person box's diagonal (Thys: 0.2)."
+    ),
+    steps: int = typer.Option(1000, min=1, help="Optimisation steps."),
+    batch: int = typer.Option(0, min=0, help="Images per step (0: 8 on CPU, 32 on CUDA)."),
+    lr: float = typer.Option(0.03, help="Adam learning rate (patch colours in [0, 1])."),
+    resolution: int = typer.Option(150, min=16, help="Patch pixels per side."),
+    loss: str = typer.Option(
+        "max", help="Per-person score: max (Thys), topk (mean of the k best), threshold."
+    ),
+    topk: int = typer.Option(5, min=1, help="--loss topk: how many candidates."),
+    threshold: float = typer.Option(0.25, help="--loss threshold: scores from here up count."),
+    ensemble: str = typer.Option("sum", help="Several models: sum or max of their losses."),
+    lambda_nps: float = typer.Option(0.01, help="Weight of non-printability."),
+    lambda_tv: float = typer.Option(2.5, help="Weight of total variation (floored at --tv-floor, as Thys)."),
+    tv_floor: float = typer.Option(0.1),
+    crease: float = typer.Option(0.0, min=0, max=1, help="Probability of a simulated fold in each EOT draw."),
+    init: str = typer.Option("grey", help="Starting patch: grey or random."),
+    palette: Path = typer.Option(None, help="Printable colours (r,g,b lines); default: physadv's estimate."),
+    calibration: Path = typer.Option(
+        None, help="colour_transfer.json from 'physadv calibrate photo': optimise as the print will look."
+    ),
+    imgsz: int = typer.Option(None, help="Detector input size (default: the model's own; 640 for yamls)."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt after an interruption."),
+    checkpoint_every: int = typer.Option(25, min=1, help="Steps between checkpoints."),
+    paper: str = typer.Option("letter", help="Paper for the tiled PDF (patch_<paper>.pdf)."),
+    dpi: int = typer.Option(150, min=72, max=1200),
+) -> None:
+    """Make a patch that hides people from Ultralytics detectors (Thys et al.), with Kornia EOT; judge
+    it and a noise and a grey control on held-out photos; write printables and OUT/summary.json."""
+    from physadv.attacks.patch_job import run_patch_job
+    from physadv.attacks.person_patch import PatchAttack, PatchConfig
+    from physadv.eot.patch_eot import PatchEOT
+    from physadv.harness.image_set import split
+    from physadv.harness.patch_eval import rate_line
+    from physadv.models import load_model
+    from physadv.printing.colour import ColourTransfer
+    from physadv.printing.palette import Palette
+
+    for value, allowed, what in (
+        (loss, LOSSES, "--loss"),
+        (ensemble, ("sum", "max"), "--ensemble"),
+        (init, ("grey", "random"), "--init"),
+    ):
+        if value not in allowed:
+            raise PhysadvError(f"unknown {what} '{value}': use {', '.join(allowed)}")
+    victims = [load_model(m, task="detect", device=device, amp=amp, imgsz=imgsz) for m in model]
+    for spec, victim in zip(model, victims, strict=True):
+        if victim.kind != "detector":
+            raise PhysadvError(f"'{spec}' is a classifier; patches attack detectors")
+    names = _class_ids(victims[0], classes)
+    ids = [victims[0].names.id(n) for n in names]
+    train_set = _load_set(images, labels, victims[0], ids, pseudo_conf, min_box, "training")
+    if val is not None:
+        val_set = _load_set(val, val_labels, victims[0], ids, pseudo_conf, min_box, "held-out")
+    else:
+        train_set, val_set = split(train_set, holdout, seed)
+    train_set, val_set = train_set.with_objects(), val_set.with_objects()
+    if not train_set.objects or not val_set.objects:
+        which = "training" if not train_set.objects else "held-out"
+        raise PhysadvError(f"no {', '.join(names)} found in the {which} images: nothing to hide")
+    cuda = victims[0].device.type == "cuda"
+    config = PatchConfig(
+        classes=names,
+        steps=steps,
+        lr=lr,
+        batch=batch or (32 if cuda else 8),
+        resolution=resolution,
+        loss=loss,
+        topk=topk,
+        threshold=threshold,
+        ensemble=ensemble,
+        lambda_nps=lambda_nps,
+        lambda_tv=lambda_tv,
+        tv_floor=tv_floor,
+        init=init,
+        seed=seed,
+        eot=PatchEOT(scale=scale, crease=crease),
+    )
+    colours = (Palette.load(palette) if palette else Palette.default()).colours
+    transfer = ColourTransfer.load(calibration) if calibration else None
+    attack = PatchAttack(victims, config, train_set, colours, transfer, model_names=list(model))
+    summary = run_patch_job(attack, val_set, out, size_mm, resume, checkpoint_every, dpi, paper)
+    typer.echo(f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}")
+    for name, conditions in summary["conditions"].items():
+        typer.echo(f"{name} on {summary['heldout_objects']} held-out objects:")
+        for condition, metrics in conditions.items():
+            typer.echo(f"  {condition:>14}: {rate_line(metrics)}")
+    typer.echo(f"wrote {out}/patch.png, patch.pdf ({size_mm:g} mm), grid.jpg, history.png, summary.json")

@@ -1,0 +1,230 @@
+"""Person-hiding patches: placement, EOT compositing, objectives, image sets, the loop and its CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from physadv.attacks.objectives import box_iou, object_scores, reduce_object_scores
+from physadv.eot.patch_eot import PatchEOT, patch_corners, place_patches
+from physadv.errors import PhysadvError
+from physadv.harness.image_set import label_folder_for, letterbox, load_image_set, read_yolo_labels
+from physadv.models.detector import Candidates
+from tests.conftest import run_physadv
+
+
+@pytest.fixture(scope="module")
+def persons(tmp_path_factory):
+    """A small rendered person set in YOLO format (images/, labels/), made by the CLI as a user would."""
+    out = tmp_path_factory.mktemp("persons")
+    result = run_physadv("scene", "dataset", "--task", "persons", "--out", out, "--train", 10, "--val", 6)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from physadv.models import load_model
+
+    return load_model("default", task="detect", device="cpu")
+
+
+def test_placement_follows_thys():
+    eot = PatchEOT()
+    boxes = torch.tensor([[100.0, 50.0, 160.0, 210.0]])  # 60 × 160 person
+    corners = patch_corners(boxes, eot.fixed(1, 8), eot)[0]
+    side = 0.2 * math.hypot(60, 160)
+    assert torch.allclose(corners[1] - corners[0], torch.tensor([side, 0.0]), atol=1e-4)
+    assert torch.allclose(corners.mean(0), torch.tensor([130.0, 130.0 - 0.1 * 160]), atol=1e-4)
+    turned = eot.fixed(1, 8)
+    turned["rotation"] = torch.tensor([30.0])
+    rotated = patch_corners(boxes, turned, eot)[0]
+    assert (rotated[1] - rotated[0]).norm() == pytest.approx(side, rel=1e-4)  # rotation keeps the size
+    assert torch.allclose(rotated.mean(0), corners.mean(0), atol=1e-4)
+
+
+def test_black_patch_shows_through_an_explicit_alpha_and_gets_gradients():
+    eot = PatchEOT()
+    images = torch.full((2, 3, 128, 128), 0.8)
+    boxes = torch.tensor(
+        [[[40.0, 20.0, 90.0, 120.0], [0, 0, 0, 0]], [[10.0, 10.0, 60.0, 110.0], [0, 0, 0, 0]]]
+    )
+    valid = torch.tensor([[True, False], [True, False]])
+    patch = torch.zeros(3, 16, 16, requires_grad=True)  # black: "transparent where 0" would lose it
+    out = place_patches(images, patch, boxes, valid, eot.fixed(4, 16), eot)
+    assert out.shape == images.shape
+    assert out[0, :, 55, 65].max() < 0.05  # the patch's middle, black, over the torso
+    assert torch.equal(out[0, :, 5, 5], images[0, :, 5, 5])  # the empty slot changed nothing
+    assert torch.equal(out[0, :, 125, 125], images[0, :, 125, 125])
+    out.sum().backward()
+    assert patch.grad is not None and patch.grad.abs().sum() > 0
+    drawn = eot.draw(4, torch.Generator().manual_seed(1), 16)
+    again = eot.draw(4, torch.Generator().manual_seed(1), 16)
+    assert all(torch.equal(drawn[k], again[k]) for k in drawn)  # a draw replays exactly
+    jittered = place_patches(images, patch.detach(), boxes, valid, drawn, eot)
+    assert torch.equal(jittered, place_patches(images, patch.detach(), boxes, valid, again, eot))
+    assert not torch.equal(jittered, out.detach())
+
+
+def test_object_scores_reduce_per_person():
+    boxes = torch.tensor([[[0.0, 0.0, 10.0, 20.0], [50.0, 50.0, 60.0, 70.0], [50.0, 50.0, 60.0, 70.0]]])
+    scores = torch.tensor([[[0.9, 0.1], [0.2, 0.7], [0.3, 0.0]]])  # classes: person, other
+    cands = Candidates(boxes, scores)
+    targets = torch.tensor([[[0.0, 0.0, 10.0, 20.0], [50.0, 50.0, 60.0, 70.0]]])
+    s = object_scores(cands, targets, [0])
+    assert s.shape == (1, 2, 3)
+    assert torch.allclose(s[0, 0], torch.tensor([0.9, 0.0, 0.0]))  # only the candidate over person 0
+    assert torch.allclose(reduce_object_scores(s, "max")[0], torch.tensor([0.9, 0.3]))
+    assert torch.allclose(reduce_object_scores(s, "topk", k=2)[0], torch.tensor([0.45, 0.25]))
+    assert torch.allclose(reduce_object_scores(s, "threshold", threshold=0.25)[0], torch.tensor([0.9, 0.3]))
+    both = object_scores(cands, targets, [0, 1])
+    assert torch.allclose(reduce_object_scores(both, "max")[0], torch.tensor([0.9, 0.7]))
+    with pytest.raises(ValueError, match="unknown score reduction"):
+        reduce_object_scores(s, "mean")
+
+
+def test_labels_letterbox_and_bad_lines(tmp_path):
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.1 0.1\n\n")
+    boxes, labels = read_yolo_labels(tmp_path / "a.txt", 200, 100, [0])
+    assert np.allclose(boxes, [[80, 30, 120, 70]]) and labels.tolist() == [0]
+    (tmp_path / "b.txt").write_text("0 0.5 0.5\n")
+    with pytest.raises(PhysadvError, match=r"b.txt:1: not a YOLO label line"):
+        read_yolo_labels(tmp_path / "b.txt", 200, 100, [0])
+    canvas, scale, left, top = letterbox(np.zeros((100, 200, 3), np.uint8), 64)
+    assert canvas.shape == (64, 64, 3) and scale == pytest.approx(0.32) and (left, top) == (0, 16)
+    assert canvas[0, 0, 0] == 114 and canvas[20, 20, 0] == 0
+    (tmp_path / "data" / "images" / "val").mkdir(parents=True)
+    assert label_folder_for(tmp_path / "data" / "images" / "val") is None
+    (tmp_path / "data" / "labels" / "val").mkdir(parents=True)
+    assert (
+        label_folder_for(tmp_path / "data" / "images" / "val")
+        == (tmp_path / "data" / "labels" / "val").resolve()
+    )
+
+
+def test_image_set_boxes_match_the_pictures(persons, detector):
+    folder = persons / "images" / "val"
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    try:
+        image_set, skipped = load_image_set(folder, 320, [0], label_folder_for(folder))
+    finally:
+        (folder / "broken.jpg").unlink()
+    assert skipped == ["broken.jpg"] and len(image_set) == 6
+    assert image_set.images.shape == (6, 3, 320, 320) and image_set.objects > 0
+    # the embedded detector finds most labelled people where the letterboxed labels say they are
+    from physadv.harness.image_set import pseudo_label
+
+    pseudo = pseudo_label(image_set, detector, [0], conf=0.5, min_box_px=0)
+    matched = 0
+    for truth, found in zip(image_set.boxes, pseudo.boxes, strict=True):
+        if len(truth) and len(found):
+            matched += int((box_iou(truth[:, None], found[None]).amax(dim=1) > 0.5).sum())
+    assert matched >= 0.7 * image_set.objects
+    assert all(lab.tolist() == [0] * len(box) for lab, box in zip(pseudo.labels, pseudo.boxes, strict=True))
+
+
+def test_attack_lowers_detection_and_leaves_the_model_unchanged(persons, detector):
+    from physadv.attacks.person_patch import PatchAttack, PatchConfig
+    from physadv.printing.palette import Palette
+
+    folder = persons / "images" / "train"
+    image_set, _ = load_image_set(folder, 320, [0], label_folder_for(folder))
+    before = {k: v.clone() for k, v in detector.model.state_dict().items()}
+    attack = PatchAttack(
+        [detector],
+        PatchConfig(["person"], steps=12, batch=4, resolution=48, lr=0.05),
+        image_set.with_objects(),
+        Palette.default().colours,
+    )
+    patch, record = attack.run()
+    history = record["history"]
+    first = sum(h["det"] for h in history[:3]) / 3
+    last = sum(h["det"] for h in history[-3:]) / 3
+    assert last < first  # the detection score falls as the patch is optimised
+    assert patch.shape == (3, 48, 48) and 0 <= patch.min() and patch.max() <= 1
+    assert all(torch.equal(before[k], v) for k, v in detector.model.state_dict().items())
+    assert not detector.model.training
+
+
+def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
+    out = tmp_path / "run"
+    args = ["patch", "--images", persons / "images" / "train", "--val", persons / "images" / "val"]
+    args += ["--out", out, "--batch", 4, "--resolution", 48, "--checkpoint-every", 2]
+    first = run_physadv(*args, "--steps", 2)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for key in (
+        "tpr_clean",
+        "tpr_patched",
+        "tpr_noise_control",
+        "tpr_grey_control",
+        "ap50_clean",
+        "ap50_patched",
+    ):
+        assert 0 <= summary[key] <= 1, key
+    assert summary["steps"] == 2 and summary["device"] == "cpu" and summary["seconds"] > 0
+    assert set(summary["conditions"]["default"]) == {
+        "clean",
+        "patched",
+        "patched_eot",
+        "noise_control",
+        "grey_control",
+    }
+    assert summary["conditions"]["default"]["clean"]["objects"] == summary["heldout_objects"] > 0
+    for name in ("patch.png", "patch.pdf", "grid.jpg", "history.png", "checkpoint.pt"):
+        assert (out / name).is_file(), name
+    from PIL import Image
+
+    pdf = (out / "patch.pdf").read_bytes()
+    width_pt = float(pdf.split(b"/MediaBox [")[1].split(b"]")[0].split()[2])
+    assert width_pt * 25.4 / 72 == pytest.approx(400, abs=0.5)  # printed at --size-mm
+    grid = cv2.imread(str(out / "grid.jpg"))
+    # clean row over patched row, one column per held-out image with people, letterbox cropped
+    assert grid.shape[0] == 2 * 240 and grid.shape[1] == 320 * min(6, summary["heldout_images"])
+    assert Image.open(out / "patch.png").size == (round(400 / 25.4 * 150),) * 2  # 400 mm at 150 dpi
+
+    resumed = run_physadv(*args, "--steps", 4, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2, 3, 4]  # steps 1–2 came from the checkpoint
+    changed = run_physadv(*args, "--steps", 4, "--lr", 0.1, "--resume")
+    assert changed.returncode == 2 and "different settings (lr)" in changed.stderr
+    assert "Traceback" not in changed.stderr
+
+
+def test_patch_cli_bad_input_is_one_line(persons, tmp_path):
+    images = persons / "images" / "train"
+    unknown = run_physadv("patch", "--images", images, "--out", tmp_path / "a", "--classes", "pedestrain")
+    assert unknown.returncode == 2 and "pedestrain" in unknown.stderr and "Traceback" not in unknown.stderr
+    (tmp_path / "empty").mkdir()
+    empty = run_physadv("patch", "--images", tmp_path / "empty", "--out", tmp_path / "b")
+    assert empty.returncode == 2 and "no images" in empty.stderr
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "00000.txt").write_text("person 0.5 0.5 0.1 0.1\n")
+    bad = run_physadv("patch", "--images", images, "--labels", labels, "--out", tmp_path / "c")
+    assert bad.returncode == 2 and "00000.txt:1: not a YOLO label line" in bad.stderr
+    model = run_physadv(
+        "patch", "--images", images, "--model", tmp_path / "yolov8n.pt", "--out", tmp_path / "d"
+    )
+    assert model.returncode == 2 and "not found" in model.stderr
+
+
+def test_patch_cli_runs_on_yolo26_from_yaml_with_pseudo_labels_refused(persons, tmp_path):
+    """An untrained YOLO26 finds nobody, so its pseudo labels are empty (a clear error); with the
+    set's labels the same command runs end to end."""
+    images = persons / "images" / "train"
+    common = ["patch", "--images", images, "--model", "yolo26n.yaml", "--imgsz", 160, "--steps", 2]
+    common += ["--batch", 2, "--resolution", 32, "--holdout", 0.4]
+    pseudo = run_physadv(*common, "--labels", "none", "--out", tmp_path / "pseudo")
+    assert pseudo.returncode == 2 and "no person found in the training images" in pseudo.stderr
+    result = run_physadv(*common, "--out", tmp_path / "y26")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "y26" / "summary.json").read_text())
+    assert summary["models"] == ["yolo26n.yaml"] and summary["heldout_objects"] > 0
+    assert 0 <= summary["tpr_clean"] <= 1 and (tmp_path / "y26" / "patch.pdf").is_file()
