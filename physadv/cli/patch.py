@@ -169,4 +169,10 @@ def patch(
         typer.echo(f"{name} on {summary['heldout_objects']} held-out objects:")
         for condition, metrics in conditions.items():
             typer.echo(f"  {condition:>14}: {rate_line(metrics)}")
+    if summary["tpr_clean"] is not None and summary["tpr_clean"] < 0.05:
+        typer.echo(
+            f"warning: {model[0]} finds almost none of the labelled objects even without a patch "
+            f"(clean TPR {100 * summary['tpr_clean']:.1f}%): these numbers say nothing about the patch",
+            err=True,
+        )
     typer.echo(f"wrote {out}/patch.png, patch.pdf ({size_mm:g} mm), grid.jpg, history.png, summary.json")

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from physadv.printing.colour import ColourTransfer, clamp_straight_through
 
+NOISE_PX = 64
+
 
 @dataclass
 class PatchEOT:
@@ -48,7 +50,10 @@ class PatchEOT:
         return asdict(self)
 
     def draw(self, n: int, generator: torch.Generator, patch_px: int) -> dict[str, torch.Tensor]:
-        """Parameters for ``n`` placements (CPU tensors; the noise is ``[n, 3, patch_px, patch_px]``)."""
+        """Parameters for ``n`` placements (CPU tensors). The noise is drawn at the patch's resolution,
+        at most :data:`NOISE_PX` per side (it is the camera's noise, not the print's), and resized with
+        the patch to its on-screen size."""
+        patch_px = min(patch_px, NOISE_PX)
 
         def uniform(low, high, *shape):
             return torch.rand(n, *shape, generator=generator) * (high - low) + low
@@ -70,6 +75,7 @@ class PatchEOT:
 
     def fixed(self, n: int, patch_px: int) -> dict[str, torch.Tensor]:
         """The patch held straight: no jitter, no photometric change (for evaluation)."""
+        patch_px = min(patch_px, NOISE_PX)
         zeros = torch.zeros(n)
         return {
             "size": torch.ones(n),
@@ -143,9 +149,6 @@ def _warp_windows(
     """
     n, _, p, _ = texture.shape
     origin = (corners.detach().amin(dim=1).floor() - 1).long()  # [N, 2]
-    if p > 1.5 * size:  # antialias towards the on-screen size before sampling
-        texture = F.interpolate(texture, size=(int(1.5 * size),) * 2, mode="bilinear", antialias=True)
-        p = texture.shape[-1]
     src = corners.new_tensor([[0, 0], [p - 1, 0], [p - 1, p - 1], [0, p - 1]]).expand(n, -1, -1)
     local = (corners - origin[:, None].to(corners)).detach()
     inverse = torch.linalg.inv(
@@ -185,30 +188,58 @@ def place_patches(
         - returns: ``[B, 3, H, W]``
     """
     b, k = valid.shape
-    n, p = b * k, patch.shape[-1]
-    dev = images.device
+    n, dev = b * k, images.device
     params = {key: v.to(dev) for key, v in params.items()}
-    printed = (transfer or ColourTransfer.identity())(patch)
-    x = _crease(printed.expand(n, -1, -1, -1), params)
-    x = kornia.enhance.adjust_contrast(x, params["contrast"], clip_output=False)
-    x = kornia.enhance.adjust_brightness(x, params["brightness"], clip_output=False)
-    x = clamp_straight_through(x + params["noise"])
     # empty slots get a harmless box (a degenerate one has no homography) and alpha 0
     boxes = torch.where(valid[..., None], boxes, boxes.new_tensor([0.0, 0.0, 16.0, 32.0]))
     corners = patch_corners(boxes.reshape(n, 4), params, eot)
+    span = (corners.detach().amax(dim=1) - corners.detach().amin(dim=1)).amax()
+    size = int(span.ceil()) + 3
+    printed = (transfer or ColourTransfer.identity())(patch)[None]
+    p = min(printed.shape[-1], int(1.5 * size))  # the largest on-screen size needs no more pixels
+    if p < printed.shape[-1]:  # shrink once (antialiased) before the per-placement work
+        printed = F.interpolate(printed, size=(p, p), mode="bilinear", antialias=True)
+    x = _crease(printed.expand(n, -1, -1, -1), params)
+    x = kornia.enhance.adjust_contrast(x, params["contrast"], clip_output=False)
+    x = kornia.enhance.adjust_brightness(x, params["brightness"], clip_output=False)
+    x = clamp_straight_through(x + F.interpolate(params["noise"], size=(p, p), mode="nearest"))
     side_px = (corners[:, 1] - corners[:, 0]).norm(dim=1).clamp(min=1.0)
     texture = torch.cat([x, valid.reshape(n, 1, 1, 1).to(x).expand(-1, 1, p, p)], dim=1)
     texture = _blur(texture, params["blur"] * p / side_px.detach())
-    span = (corners.detach().amax(dim=1) - corners.detach().amin(dim=1)).amax()
-    size = int(span.ceil()) + 3
     windows, origin = _warp_windows(texture, corners, size)
-    h, w = images.shape[-2:]
-    out = F.pad(images, (size, size, size, size))  # windows may reach past the image's edges
-    for i in valid.flatten().nonzero().flatten().tolist():  # overlapping people: later slots on top
-        x0, y0 = (origin[i] + size).tolist()
-        x0, y0 = min(max(x0, 0), w + size), min(max(y0, 0), h + size)
-        region = out[i // k, :, y0 : y0 + size, x0 : x0 + size]
-        # alpha is geometry only (no gradient to the patch), so the region need not be kept for backward
-        cover = windows[i, 3:].detach()
-        out[i // k, :, y0 : y0 + size, x0 : x0 + size] = region * (1 - cover) + windows[i, :3]
-    return out[..., size : size + h, size : size + w]
+    return _composite_windows(images, windows, origin, valid)
+
+
+def _composite_windows(
+    images: torch.Tensor, windows: torch.Tensor, origin: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """Blend each window into its image with indexed reads and writes, so neither the forward nor
+    the backward pass touches more than the windows (plus one elementwise pass per slot).
+
+    Shape:
+        - images: ``[B, 3, H, W]``; windows: ``[B·K, 4, s, s]`` premultiplied RGB + alpha;
+          origin: ``[B·K, 2]`` (x, y) of each window's top-left, image pixels; valid: ``[B, K]``
+    """
+    k, (h, w) = valid.shape[1], images.shape[-2:]
+    n, size, dev = windows.shape[0], windows.shape[-1], images.device
+    out = F.pad(images, (0, 1, 0, 1))  # one spare row and column take window pixels off the image
+    offsets = torch.arange(size, device=dev)
+    xs = origin[:, :1].to(dev) + offsets
+    ys = origin[:, 1:].to(dev) + offsets
+    xs = torch.where((xs >= 0) & (xs < w), xs, w)
+    ys = torch.where((ys >= 0) & (ys < h), ys, h)
+    owner = torch.arange(n, device=dev) // k
+    channels = torch.arange(3, device=dev).view(1, 3, 1, 1)
+    for slot in range(k):  # one window per image in a slot; overlapping people: later slots on top
+        sel = torch.arange(slot, n, k, device=dev)[valid[:, slot]]
+        if not len(sel):
+            continue
+        index = (
+            owner[sel].view(-1, 1, 1, 1),
+            channels,
+            ys[sel].view(-1, 1, size, 1),
+            xs[sel].view(-1, 1, 1, size),
+        )
+        cover = windows[sel, 3:].detach()  # geometry only: no gradient to the patch
+        out = out.index_put(index, out[index] * (1 - cover) + windows[sel, :3])
+    return out[..., :h, :w]
