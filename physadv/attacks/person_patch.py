@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from physadv.attacks import objectives
 from physadv.attacks.checkpoint import load_checkpoint, save_checkpoint
@@ -70,8 +71,10 @@ class PatchAttack:
         palette: torch.Tensor,
         transfer: ColourTransfer | None = None,
         model_names: list[str] | None = None,
+        start: torch.Tensor | None = None,
     ):
         self.models, self.config, self.images = models, config, images
+        self.start = start  # a patch to continue from (e.g. re-optimising through a defense)
         self.model_names = model_names or [f"model{k}" for k in range(len(models))]
         self.device = models[0].device
         self.class_ids = [[m.names.id(c) for c in config.classes] for m in models]
@@ -81,6 +84,11 @@ class PatchAttack:
     def initial_patch(self) -> torch.Tensor:
         c = self.config
         gen = torch.Generator().manual_seed(c.seed)
+        if self.start is not None:
+            size = (c.resolution, c.resolution)
+            return (
+                F.interpolate(self.start[None].float(), size=size, mode="area")[0].clamp(0, 1).to(self.device)
+            )
         if c.init == "random":
             return torch.rand(3, c.resolution, c.resolution, generator=gen).to(self.device)
         return torch.full((3, c.resolution, c.resolution), 0.5, device=self.device)

@@ -12,6 +12,7 @@ from physadv.cli import calibrate as calibrate_cmd
 from physadv.cli import models as models_cmd
 from physadv.cli import scene as scene_cmd
 from physadv.cli import train as train_cmd
+from physadv.cli.defend import defend
 from physadv.cli.eval import eval_command
 from physadv.cli.patch import patch
 from physadv.cli.printable import printable
@@ -32,6 +33,7 @@ app.add_typer(train_cmd.app, name="train")
 app.command("printable")(printable)
 app.command("sticker")(sticker)
 app.command("patch")(patch)
+app.command("defend")(defend)
 app.command("eval")(eval_command)
 
 

@@ -11,7 +11,7 @@ from physadv.errors import PhysadvError
 LOSSES = ("max", "topk", "threshold")
 
 
-def _class_ids(model, classes: list[str]) -> list[str]:
+def class_names(model, classes: list[str]) -> list[str]:
     """The attacked classes as the first model's names (``--classes`` takes names or ids)."""
     names = []
     for item in classes:
@@ -52,6 +52,25 @@ def _load_set(
         source = f"labels in {label_dir}"
     typer.echo(f"{what}: {len(image_set)} images, {image_set.objects} objects from {source}")
     return image_set
+
+
+def load_train_val(
+    model, names, images, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+) -> tuple:
+    """Training and held-out image sets with the ``names`` objects (``--val``, or a held-out split)."""
+    from physadv.harness.image_set import split
+
+    ids = [model.names.id(n) for n in names]
+    train_set = _load_set(images, labels, model, ids, pseudo_conf, min_box, "training")
+    if val is not None:
+        val_set = _load_set(val, val_labels, model, ids, pseudo_conf, min_box, "held-out")
+    else:
+        train_set, val_set = split(train_set, holdout, seed)
+    train_set, val_set = train_set.with_objects(), val_set.with_objects()
+    if not train_set.objects or not val_set.objects:
+        which = "training" if not train_set.objects else "held-out"
+        raise PhysadvError(f"no {', '.join(names)} found in the {which} images: nothing to hide")
+    return train_set, val_set
 
 
 def patch(
@@ -114,7 +133,6 @@ def patch(
     from physadv.attacks.patch_job import run_patch_job
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
     from physadv.eot.patch_eot import PatchEOT
-    from physadv.harness.image_set import split
     from physadv.harness.patch_eval import rate_line
     from physadv.models import load_model
     from physadv.printing.colour import ColourTransfer
@@ -131,17 +149,10 @@ def patch(
     for spec, victim in zip(model, victims, strict=True):
         if victim.kind != "detector":
             raise PhysadvError(f"'{spec}' is a classifier; patches attack detectors")
-    names = _class_ids(victims[0], classes)
-    ids = [victims[0].names.id(n) for n in names]
-    train_set = _load_set(images, labels, victims[0], ids, pseudo_conf, min_box, "training")
-    if val is not None:
-        val_set = _load_set(val, val_labels, victims[0], ids, pseudo_conf, min_box, "held-out")
-    else:
-        train_set, val_set = split(train_set, holdout, seed)
-    train_set, val_set = train_set.with_objects(), val_set.with_objects()
-    if not train_set.objects or not val_set.objects:
-        which = "training" if not train_set.objects else "held-out"
-        raise PhysadvError(f"no {', '.join(names)} found in the {which} images: nothing to hide")
+    names = class_names(victims[0], classes)
+    train_set, val_set = load_train_val(
+        victims[0], names, images, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+    )
     cuda = victims[0].device.type == "cuda"
     config = PatchConfig(
         classes=names,

@@ -1,0 +1,1 @@
+"""Defenses in front of a model: input transforms and patch-specific smoothing."""
