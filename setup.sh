@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # physadv set-up in one step, then a job:
 #   ./setup.sh test [pytest args]   set up .venv (if needed) and run the test suite
+#   ./setup.sh demo [args]          set up .venv (if needed) and run `physadv demo` (the main job)
 #   ./setup.sh run ARGS...          set up .venv (if needed) and run `physadv ARGS...`
 # The install uses uv in a project-local virtual environment, so pip's local configuration
 # (find-links, extra index URLs, a pinned local torch wheel) cannot leak into it.
@@ -21,7 +22,8 @@ job="${1:-}"
 [ $# -gt 0 ] && shift
 case "$job" in
   test) exec "$venv/bin/python" -m pytest "$@" ;;
+  demo) exec "$venv/bin/physadv" demo "$@" ;;
   run)  exec "$venv/bin/physadv" "$@" ;;
   "")   echo "physadv is set up in $venv; activate it with: source $venv/bin/activate" >&2 ;;
-  *)    echo "usage: ./setup.sh test|run [args]" >&2; exit 2 ;;
+  *)    echo "usage: ./setup.sh demo|test|run [args]" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ from physadv.cli import models as models_cmd
 from physadv.cli import scene as scene_cmd
 from physadv.cli import train as train_cmd
 from physadv.cli.defend import defend
+from physadv.cli.demo import demo
 from physadv.cli.eval import eval_command
 from physadv.cli.patch import patch
 from physadv.cli.printable import printable
@@ -34,6 +35,7 @@ app.command("printable")(printable)
 app.command("sticker")(sticker)
 app.command("patch")(patch)
 app.command("defend")(defend)
+app.command("demo")(demo)
 app.command("eval")(eval_command)
 
 

@@ -73,8 +73,9 @@ class Document:
             elif kind == "img":
                 path, caption = value
                 data = base64.b64encode(path.read_bytes()).decode()
+                mime = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "png"
                 body.append(
-                    f'<figure><img alt="{e(caption)}" src="data:image/png;base64,{data}">'
+                    f'<figure><img alt="{e(caption)}" src="data:image/{mime};base64,{data}">'
                     f"<figcaption>{e(caption)}</figcaption></figure>"
                 )
             elif kind == "links":

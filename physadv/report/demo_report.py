@@ -1,0 +1,172 @@
+"""The demo's one report: a verdict in plain words, then the sticker, the patch and the defenses
+with their pictures, plots and tables, and links to every file the demo made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from physadv.report.document import Document, fmt_rate
+
+
+def _pct(rate: dict | None) -> str:
+    return "—" if not rate or not rate.get("n") else f"{100 * rate['rate']:.0f}%"
+
+
+def _cond(result: dict, name: str) -> dict:
+    return result.get("conditions", {}).get(name, {})
+
+
+def verdict(r: dict) -> str:
+    sticker, lab, drive = r["sticker"], r["lab"], r["driveby"]
+    patch = r["patch"]
+    patch_metrics = patch["conditions"]["default"]
+    ped_clean, ped_attacked = _cond(r["pedestrians"], "clean"), _cond(r["pedestrians"], "attacked")
+    parts = [
+        f"A graffiti sticker covering {100 * sticker['sticker_area_fraction']:.0f}% of a stop sign made the "
+        f"embedded sign classifier read it as 'speed limit 45' in "
+        f"{_pct(_cond(lab, 'attacked').get('targeted_success_rate'))} of RP2's lab-table shots and "
+        f"{_pct(_cond(drive, 'attacked').get('targeted_success_rate'))} of drive-by frames (without it: "
+        f"{_pct(_cond(drive, 'clean').get('targeted_success_rate'))}); the classifier read the sign "
+        f"correctly in "
+        f"{_pct(_cond(drive, 'clean').get('accuracy'))} of clean drive-by frames and "
+        f"{_pct(_cond(drive, 'attacked').get('accuracy'))} with the sticker.",
+        f"A 40 cm patch worn on the torso cut the embedded YOLO's person true-positive rate on held-out "
+        f"photos from {_pct(patch_metrics['clean']['true_positive_rate@0.25'])} to "
+        f"{_pct(patch_metrics['patched']['true_positive_rate@0.25'])} (a noise patch of the same size: "
+        f"{_pct(patch_metrics['noise_control']['true_positive_rate@0.25'])}); in a rendered street scene it "
+        f"was not made on, from {_pct(ped_clean.get('true_positive_rate'))} to "
+        f"{_pct(ped_attacked.get('true_positive_rate'))}.",
+    ]
+    defended = [row for row in r["defenses"] if row["defense"] != "none"]
+    if defended:
+        best = min(defended, key=lambda row: -row["adaptive"]["rate"])
+        listing = ", ".join(f"{row['defense']} {_pct(row['adaptive'])}" for row in defended)
+        parts.append(
+            f"Against a patch re-made through each defense (the adaptive attack), the person was still found "
+            f"in: {listing}; {best['defense']} helped most."
+        )
+    parts.append(
+        "To print: sticker/sticker_sheet.pdf (each sticker at true size) with sticker/placement_guide.pdf, "
+        "and patch/patch.pdf (one 400 × 400 mm page)."
+    )
+    if r.get("quick"):
+        parts.append(
+            "This was a --quick run: every part ran, with far too few steps for the numbers to mean much."
+        )
+    return " ".join(parts)
+
+
+def _sticker_section(doc: Document, out: Path, r: dict) -> None:
+    doc.heading("Sticker (RP2) against the sign classifier")
+    doc.image(out / "sticker" / "poster.png", "The stop sign with the optimised stickers")
+    rows = []
+    held = r["sticker"]["conditions"].get("eot_heldout")
+    if held:
+        rows.append(
+            [
+                "held-out EOT views",
+                fmt_rate(held["clean_success_rate"]),
+                fmt_rate(held["targeted_success_rate"]),
+                f"{_pct(held['clean_accuracy'])} → {_pct(held['attacked_accuracy'])}",
+            ]
+        )
+    for name, key in (("RP2's lab table", "lab"), ("drive-by", "driveby")):
+        clean, attacked = _cond(r[key], "clean"), _cond(r[key], "attacked")
+        rows.append(
+            [
+                name,
+                fmt_rate(clean.get("targeted_success_rate")),
+                fmt_rate(attacked.get("targeted_success_rate")),
+                f"{_pct(clean.get('accuracy'))} → {_pct(attacked.get('accuracy'))}",
+            ]
+        )
+    doc.table(
+        ["condition", "read as 'speed limit 45', clean", "with the sticker", "accuracy clean → sticker"], rows
+    )
+    groups = _cond(r["lab"], "attacked").get("by_group", {})
+    doc.table(
+        ["lab pose", "read as 'speed limit 45' with the sticker"],
+        [[pose, fmt_rate(m.get("targeted_success_rate"))] for pose, m in groups.items()],
+    )
+    plot = out / "replay_driveby" / "plots" / "targeted_success_rate_by_distance.png"
+    doc.image(
+        plot if plot.is_file() else None, "Drive-by: read as 'speed limit 45', by distance (95% intervals)"
+    )
+
+
+def _patch_section(doc: Document, out: Path, r: dict) -> None:
+    doc.heading("Patch (Thys et al.) against the person detector")
+    doc.image(
+        out / "patch" / "grid.jpg",
+        "Held-out photos: clean (top) and with the patch (bottom); cyan: detections",
+    )
+    metrics = r["patch"]["conditions"]["default"]
+    doc.table(
+        ["held-out condition", "true-positive rate @0.25", "@0.5", "AP@0.5"],
+        [
+            [
+                name.replace("_", " "),
+                fmt_rate(m["true_positive_rate@0.25"]),
+                fmt_rate(m["true_positive_rate@0.5"]),
+                "—" if m["ap50"] is None else f"{m['ap50']:.3f}",
+            ]
+            for name, m in metrics.items()
+        ],
+    )
+    plot = out / "replay_pedestrians" / "plots" / "true_positive_rate_by_distance.png"
+    doc.image(
+        plot if plot.is_file() else None, "Rendered pedestrians: person found, by distance (95% intervals)"
+    )
+
+
+def _defense_section(doc: Document, out: Path, r: dict) -> None:
+    doc.heading("Defenses against the patch")
+    doc.paragraph(
+        "Each defense is measured three ways: clean (its cost), against the patch made on the bare model "
+        "(non-adaptive), and against a patch re-made through it (adaptive: gradients through the defense, "
+        "BPDA where it has none). Only the adaptive number says what the defense is worth."
+    )
+    doc.image(out / "defenses" / "defenses.png", "Person true-positive rate @0.25 with each defense")
+    doc.table(
+        ["defense", "clean", "non-adaptive patch", "adaptive patch", "ms/frame"],
+        [
+            [
+                row["defense"],
+                fmt_rate(row["clean"]),
+                fmt_rate(row["non_adaptive"]),
+                fmt_rate(row["adaptive"]),
+                f"{row['ms_per_frame']:.1f}",
+            ]
+            for row in r["defenses"]
+        ],
+    )
+    for row in r["defenses"]:
+        for warning in row["warnings"]:
+            doc.paragraph(f"Warning ({row['defense']}): {warning}")
+
+
+def write_demo_report(out: Path, r: dict) -> tuple[Path, Path]:
+    doc = Document("physadv demo: printable attacks on the embedded world")
+    doc.paragraph(verdict(r))
+    _sticker_section(doc, out, r)
+    _patch_section(doc, out, r)
+    _defense_section(doc, out, r)
+    doc.heading("Files")
+    listed = [
+        ("sticker/sticker_sheet.pdf", "the stickers at true size, labelled with where they go"),
+        ("sticker/placement_guide.pdf", "full-size guide for placing them on a real sign"),
+        ("sticker/poster_letter.pdf", "the whole sign with stickers, tiled at true size"),
+        ("sticker/summary.json", "the sticker job's numbers"),
+        ("patch/patch.pdf", "the patch, one page of 400 × 400 mm"),
+        ("patch/patch_letter.pdf", "the patch tiled on letter paper with cut marks"),
+        ("patch/summary.json", "the patch job's numbers"),
+        ("replay_lab/report.html", "the lab-table replay, frame by frame"),
+        ("replay_driveby/report.html", "the drive-by replay, by distance"),
+        ("replay_pedestrians/report.html", "the pedestrian replay, by distance"),
+        ("defenses/defenses.md", "the defense table (also .csv, .json)"),
+        ("demo.json", "everything in this report, as numbers"),
+    ]
+    doc.links([(name, what) for name, what in listed if (out / name).is_file()])
+    parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in r.get("timings", {}).items())
+    doc.paragraph(f"Made in {r['seconds']:.0f} s on {r['device']} ({parts}).")
+    return doc.write(out)
