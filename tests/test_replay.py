@@ -279,6 +279,7 @@ def test_ctrl_c_keeps_what_was_judged(tmp_path):
         if (out / "frames.csv").is_file() and (out / "frames.csv").read_text().count("\n") > 40:
             break
         time.sleep(0.2)
+    assert process.poll() is None, "the replay ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

@@ -225,6 +225,7 @@ def replay_source(
     try:
         for chunk in batched(_with_truth(source.frames(), replay.truth), replay.batch):
             run.feed(chunk, advance)
+            csv_file.flush()  # rows judged so far are on disk: a crash keeps them, a user can follow them
     except KeyboardInterrupt:
         interrupted = True
     finally:
