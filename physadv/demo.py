@@ -55,6 +55,17 @@ def _scene_copy(name: str, out: Path, edit) -> Path:
     return path
 
 
+def _forget_if_changed(checkpoint: Path, config: dict) -> None:
+    """A demo run with other settings (``--quick`` after a full run) starts that part afresh
+    instead of refusing the old checkpoint."""
+    if checkpoint.is_file():
+        import torch
+
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if saved.get("config") != config:
+            checkpoint.unlink()
+
+
 def make_sticker(out: Path, budget: Budget, device: str) -> dict:
     from physadv.attacks.rp2 import StickerAttack, StickerConfig
     from physadv.attacks.sticker_job import Evaluation, run_sticker_job
@@ -72,6 +83,7 @@ def make_sticker(out: Path, budget: Budget, device: str) -> dict:
         pool=max(64, budget.sticker_batch),
     )
     attack = StickerAttack(victim, config, Palette.default().colours)
+    _forget_if_changed(out / "checkpoint.pt", config.as_dict())
     plan = Evaluation(views=budget.sticker_views, lab=None, driveby=None)  # the replays below do those
     return run_sticker_job(attack, out, plan, resume=True)
 
@@ -128,6 +140,7 @@ def make_patch(out: Path, budget: Budget, device: str):
     cuda = detector.device.type == "cuda"
     config = PatchConfig(["person"], steps=budget.patch_steps, batch=32 if cuda else 8)
     attack = PatchAttack([detector], config, sets[0], Palette.default().colours, model_names=["default"])
+    _forget_if_changed(out / "patch" / "checkpoint.pt", config.as_dict())
     summary = run_patch_job(attack, sets[1], out / "patch", 400.0, resume=True)
     return summary, detector, sets[0], sets[1]
 

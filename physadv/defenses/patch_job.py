@@ -13,6 +13,7 @@ worse than the non-adaptive one (a sign of gradient masking, or of too few adapt
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -68,9 +69,12 @@ def measure_defense(
     if defense is None:  # the patch was made against the bare model: that is the adaptive attack
         row["adaptive"] = non_adaptive
     else:
+        # the checkpoint's name carries the starting patch, so a new artefact never resumes an old run
+        digest = hashlib.sha1(patch.float().cpu().numpy().tobytes()).hexdigest()[:8]
+        checkpoint = out / f"adaptive_{_slug(defended.name)}_{digest}.pt"
         with progress_bar(f"adaptive attack through {defended.name}", config.steps) as advance:
             attack = PatchAttack([defended], config, train, palette, start=patch)
-            adaptive_patch, _ = attack.run(out / f"adaptive_{_slug(defended.name)}.pt", True, 25, advance)
+            adaptive_patch, _ = attack.run(checkpoint, True, 25, advance)
         save_png(Artefact(adaptive_patch, (100.0, 100.0)), out / f"adaptive_{_slug(defended.name)}.png", 72)
         row["adaptive"], _ = _tpr(defended, ids, val, adaptive_patch, config.eot)
     row["warnings"] = []
