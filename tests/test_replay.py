@@ -273,6 +273,8 @@ def test_ctrl_c_keeps_what_was_judged(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run started in the background (`… &`) inherits an ignored SIGINT: give Ctrl-C back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
