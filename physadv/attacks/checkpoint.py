@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from physadv.errors import PhysadvError
+from physadv.progress import progress_bar
 
 
 def save_checkpoint(path: Path, config: dict, **state) -> None:
@@ -39,3 +40,11 @@ def checkpoint_step(path: Path) -> int:
     if not path.is_file():
         return 0
     return int(torch.load(path, map_location="cpu", weights_only=False)["state"]["step"])
+
+
+def run_with_progress(attack, label: str, checkpoint: Path, resume: bool, checkpoint_every: int = 25):
+    """``attack.run`` under a progress bar that starts where a resumed checkpoint left off."""
+    with progress_bar(label, attack.config.steps) as advance:
+        if resume and (done := checkpoint_step(checkpoint)):
+            advance(min(done, attack.config.steps), f"resumed at step {done}")
+        return attack.run(checkpoint, resume, checkpoint_every, advance)

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import checkpoint_step
+from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack
-from physadv.harness.annotate import CYAN, GREEN, RED, WHITE, draw_box, draw_label
+from physadv.harness.annotate import GREEN, RED, WHITE, draw_box, draw_detections, draw_label
 from physadv.harness.image_set import ImageSet
 from physadv.harness.patch_eval import CONDITIONS, apply_trial, control_trials, evaluate_patch, headline
 from physadv.models.detector import LETTERBOX_FILL
@@ -34,23 +34,6 @@ def write_printables(patch: Artefact, out: Path, dpi: int, paper: str) -> list[s
     return ["patch.png", "patch.json", "patch.pdf", f"patch_{paper}.pdf"]
 
 
-def _panel(image: torch.Tensor, truth: torch.Tensor, dets, ids: list[int], names, conf: float) -> np.ndarray:
-    """One annotated picture: ground truth white, detections of the attacked classes coloured."""
-    out = to_bgr8(image)
-    for box in truth:
-        draw_box(out, box, WHITE, 1)
-    keep = (dets.scores >= conf) & torch.isin(dets.labels, torch.tensor(ids))
-    for box, label, score in zip(dets.boxes[keep], dets.labels[keep], dets.scores[keep], strict=True):
-        draw_box(out, box, CYAN, 2)
-        draw_label(
-            out,
-            f"{names[int(label)]} {float(score):.2f}",
-            (round(float(box[0])), round(float(box[1])) - 2),
-            CYAN,
-        )
-    return out
-
-
 def write_grid(
     attack: PatchAttack, val: ImageSet, patch: torch.Tensor, detections: dict, path: Path, conf: float = 0.25
 ) -> Path:
@@ -69,9 +52,11 @@ def write_grid(
     for name, frames in (("clean", images), ("patched", patched)):
         row = []
         for i in index:
-            dets = detections[name][i]
-            panel = _panel(frames[i], val.boxes[i], dets, ids, model.names, conf)[y0:y1, x0:x1].copy()
-            found = int(((dets.scores >= conf) & torch.isin(dets.labels, torch.tensor(ids))).sum())
+            panel = to_bgr8(frames[i])
+            for box in val.boxes[i]:
+                draw_box(panel, box, WHITE, 1)
+            found = draw_detections(panel, detections[name][i], model.names, conf, ids, thickness=2)
+            panel = panel[y0:y1, x0:x1].copy()
             colour = GREEN if name == "clean" else RED
             draw_label(panel, f"{name}: {found} found, {len(val.boxes[i])} labelled", (4, 16), colour)
             row.append(panel)
@@ -132,10 +117,7 @@ def run_patch_job(
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
-    with progress_bar("optimising patch", attack.config.steps) as advance:
-        if resume and (done := checkpoint_step(checkpoint)):
-            advance(done, f"resumed at step {done}")
-        patch, record = attack.run(checkpoint, resume, checkpoint_every, advance)
+    patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
     provenance = {"attack": "thys_patch", "models": attack.model_names, **attack.config.as_dict()}
     artefact = Artefact(patch, (size_mm, size_mm), provenance=provenance)
     files = write_printables(artefact, out, dpi, paper)

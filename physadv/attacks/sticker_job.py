@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import checkpoint_step
+from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.rp2 import StickerAttack
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
 from physadv.progress import progress_bar
@@ -103,10 +103,7 @@ def run_sticker_job(
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
-    with progress_bar("optimising sticker", attack.config.steps) as advance:
-        if resume and (done := checkpoint_step(checkpoint)):
-            advance(done, f"resumed at step {done}")
-        sticker, record = attack.run(checkpoint, resume, checkpoint_every, advance)
+    sticker, record = run_with_progress(attack, "optimising sticker", checkpoint, resume, checkpoint_every)
     sticker.provenance.update({"attack": "rp2", **attack.config.as_dict()})
     files = write_printables(attack, sticker, out, paper, dpi)
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in record["history"]))

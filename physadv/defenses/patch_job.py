@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
+from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack, PatchConfig
 from physadv.defenses.defended import Defended
 from physadv.defenses.transforms import Defense
 from physadv.harness.image_set import ImageSet
 from physadv.harness.patch_eval import PatchTrial, evaluate_patch
-from physadv.progress import progress_bar
 
 MASKING_MARGIN = 0.05  # adaptive TPR this much above non-adaptive → warn
 
@@ -72,9 +72,10 @@ def measure_defense(
         # the checkpoint's name carries the starting patch, so a new artefact never resumes an old run
         digest = hashlib.sha1(patch.float().cpu().numpy().tobytes()).hexdigest()[:8]
         checkpoint = out / f"adaptive_{_slug(defended.name)}_{digest}.pt"
-        with progress_bar(f"adaptive attack through {defended.name}", config.steps) as advance:
-            attack = PatchAttack([defended], config, train, palette, start=patch)
-            adaptive_patch, _ = attack.run(checkpoint, True, 25, advance)
+        attack = PatchAttack([defended], config, train, palette, start=patch)
+        adaptive_patch, _ = run_with_progress(
+            attack, f"adaptive attack through {defended.name}", checkpoint, True
+        )
         save_png(Artefact(adaptive_patch, (100.0, 100.0)), out / f"adaptive_{_slug(defended.name)}.png", 72)
         row["adaptive"], _ = _tpr(defended, ids, val, adaptive_patch, config.eot)
     row["warnings"] = []

@@ -13,7 +13,7 @@ the patch), never by treating black pixels as transparent.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import kornia
 import torch
@@ -45,9 +45,6 @@ class PatchEOT:
     blur_px: tuple[float, float] = (0.0, 1.0)
     crease: float = 0.0
     crease_shade: float = 0.25
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def draw(self, n: int, generator: torch.Generator, patch_px: int) -> dict[str, torch.Tensor]:
         """Parameters for ``n`` placements (CPU tensors). The noise is drawn at the patch's resolution,

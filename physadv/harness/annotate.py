@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from physadv.errors import PhysadvError
 from physadv.harness.sources import Frame
@@ -30,23 +31,34 @@ def draw_box(image, box, colour, thickness=2) -> None:
     cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness)
 
 
+def draw_detections(
+    image: np.ndarray, detections, names, conf: float, classes=None, thickness: int = 1
+) -> int:
+    """Boxes with label and score (cyan) of the detections at or above ``conf`` (only ``classes``,
+    if given) on a BGR image, in place; returns how many were drawn."""
+    keep = detections.scores >= conf
+    if classes is not None:
+        keep &= torch.isin(detections.labels, torch.as_tensor(list(classes)))
+    for box, label, score in zip(
+        detections.boxes[keep], detections.labels[keep], detections.scores[keep], strict=True
+    ):
+        draw_box(image, box, CYAN, thickness)
+        draw_label(
+            image,
+            f"{names[int(label)]} {float(score):.2f}",
+            (round(float(box[0])), round(float(box[1])) - 2),
+            CYAN,
+        )
+    return int(keep.sum())
+
+
 def draw_frame(frame: Frame, truth, rows: list[dict], detections, names, conf: float) -> np.ndarray:
     """The frame with ground truth (white), detections ≥ ``conf`` (cyan, label and score) and the
     verdict of each judged object (coloured by verdict) → BGR uint8."""
     out = frame.bgr.copy() if frame.bgr is not None else to_bgr8(frame.image)
     index = frame.index
     if detections is not None:
-        keep = detections.scores >= conf
-        for box, label, score in zip(
-            detections.boxes[keep], detections.labels[keep], detections.scores[keep], strict=True
-        ):
-            draw_box(out, box, CYAN, 1)
-            draw_label(
-                out,
-                f"{names[int(label)]} {float(score):.2f}",
-                (round(float(box[0])), round(float(box[1])) - 2),
-                CYAN,
-            )
+        draw_detections(out, detections, names, conf)
     status = []
     for obj, row in zip(truth or [], rows, strict=False):
         if "verdict" in row:

@@ -126,28 +126,43 @@ def write_classification_set(out: Path, per_class: int, seed: int, progress=None
     return counts
 
 
-def street_shot(rng: np.random.Generator, width: int = 480, height: int = 360) -> Shot:
-    """A random street frame: 0–5 people, a stop sign in most frames, other signs as distractors."""
-    hfov = float(rng.uniform(50, 70))
-    cam = Camera(
+def _street_camera(rng, width: int, height: int, lateral: float, heights, yaw: float, pitch) -> Camera:
+    """A camera at the road's origin: field of view 50–70°, ±``lateral`` m sideways, ``heights`` m up,
+    yaw ±``yaw``° and ``pitch`` degrees (uniform)."""
+    return Camera(
         width,
         height,
-        hfov,
-        (float(rng.uniform(-1.5, 1.5)), float(rng.uniform(1.1, 1.8)), 0.0),
-        float(rng.uniform(-10, 10)),
-        float(rng.uniform(-5, 3)),
+        float(rng.uniform(50, 70)),
+        (float(rng.uniform(-lateral, lateral)), float(rng.uniform(*heights)), 0.0),
+        float(rng.uniform(-yaw, yaw)),
+        float(rng.uniform(*pitch)),
     )
+
+
+def _people(rng, cam: Camera, count: int, distance_m, spread: float) -> list:
+    """``count`` people facing the camera, log-uniform in ``distance_m``, within ``spread`` of the
+    view's half-width either side."""
     objects = []
-    for i in range(int(rng.integers(0, 6))):
-        z = float(np.exp(rng.uniform(math.log(2.5), math.log(20))))
-        x = float(rng.uniform(-0.55, 0.55)) * z * math.tan(math.radians(hfov / 2)) * 2 + cam.position[0]
+    for i in range(count):
+        z = float(np.exp(rng.uniform(math.log(distance_m[0]), math.log(distance_m[1]))))
+        x = (
+            float(rng.uniform(-spread, spread)) * z * math.tan(math.radians(cam.hfov_deg / 2)) * 2
+            + cam.position[0]
+        )
         height_px = int(min(360, 1.2 * cam.focal_px * 1.95 / z))
         objects.append(person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0))
+    return objects
+
+
+def street_shot(rng: np.random.Generator, width: int = 480, height: int = 360) -> Shot:
+    """A random street frame: 0–5 people, a stop sign in most frames, other signs as distractors."""
+    cam = _street_camera(rng, width, height, lateral=1.5, heights=(1.1, 1.8), yaw=10, pitch=(-5, 3))
+    objects = _people(rng, cam, int(rng.integers(0, 6)), (2.5, 20), spread=0.55)
     n_signs = int(rng.choice([0, 1, 1, 1, 2, 2, 3]))
     for k in range(n_signs):
         name = "stop" if (k == 0 and rng.random() < 0.8) else str(rng.choice(SIGN_CLASSES))
         z = float(np.exp(rng.uniform(math.log(2.5), math.log(22))))
-        x = float(rng.uniform(-0.5, 0.5)) * z * math.tan(math.radians(hfov / 2)) * 2 + cam.position[0]
+        x = float(rng.uniform(-0.5, 0.5)) * z * math.tan(math.radians(cam.hfov_deg / 2)) * 2 + cam.position[0]
         centre = (x, float(rng.uniform(1.0, 2.3)) + SIGNS[name].height_m / 2, z)
         yaw = float(rng.uniform(-40, 40))
         objects += [pole_object(centre, centre[1], yaw), sign_object(100 + k, name, centre, yaw)]
@@ -158,21 +173,8 @@ def person_shot(rng: np.random.Generator, width: int = 480, height: int = 360) -
     """A frame for person-hiding patches: 1–4 people 3–12 m away facing the camera, no signs.
 
     Closer and larger than :func:`street_shot`'s people, as in INRIA-style person photos."""
-    hfov = float(rng.uniform(50, 70))
-    cam = Camera(
-        width,
-        height,
-        hfov,
-        (float(rng.uniform(-1.0, 1.0)), float(rng.uniform(1.2, 1.7)), 0.0),
-        float(rng.uniform(-6, 6)),
-        float(rng.uniform(-4, 2)),
-    )
-    objects = []
-    for i in range(int(rng.integers(1, 5))):
-        z = float(np.exp(rng.uniform(math.log(3), math.log(12))))
-        x = float(rng.uniform(-0.4, 0.4)) * z * math.tan(math.radians(hfov / 2)) * 2 + cam.position[0]
-        height_px = int(min(360, 1.2 * cam.focal_px * 1.95 / z))
-        objects.append(person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0))
+    cam = _street_camera(rng, width, height, lateral=1.0, heights=(1.2, 1.7), yaw=6, pitch=(-4, 2))
+    objects = _people(rng, cam, int(rng.integers(1, 5)), (3, 12), spread=0.4)
     return Shot(cam, objects, draw_effects(rng, TRAIN_EFFECTS), 0.0)
 
 
