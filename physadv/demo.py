@@ -148,8 +148,8 @@ def make_patch(out: Path, budget: Budget, device: str):
 def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     """Everything above; returns what the report shows (also in ``out/demo.json``)."""
     from physadv.attacks.person_patch import PatchConfig
+    from physadv.defenses.catalogue import parse_defenses
     from physadv.defenses.patch_job import run_patch_defenses
-    from physadv.defenses.transforms import Jpeg, LocalGradientSmoothing, MedianBlur
     from physadv.printing.export import load_artefact_image
     from physadv.printing.palette import Palette
     from physadv.report.demo_report import write_demo_report
@@ -192,7 +192,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     rows, _ = run_patch_defenses(
         detector,
         [detector.names.id("person")],
-        [Jpeg(75), MedianBlur(3), LocalGradientSmoothing()],
+        parse_defenses("jpeg:75,median:3,lgs"),
         patch,
         train,
         val,

@@ -78,8 +78,10 @@ class StickerAttack:
         config: StickerConfig,
         palette: torch.Tensor,
         transfer: ColourTransfer | None = None,
+        start: Artefact | None = None,
     ):
         self.model, self.config = model, config
+        self.start = start  # a sticker to continue from (e.g. re-optimising through a defense)
         self.device = model.device
         self.detector = model.kind == "detector"
         self.palette = palette.to(self.device)
@@ -156,6 +158,10 @@ class StickerAttack:
     def stages(self) -> list[Stage]:
         c = self.config
         alpha = self.face[3:].cpu()
+        if self.start is not None:  # keep the sticker's own mask
+            size = (c.resolution, c.resolution)
+            mask = F.interpolate(self.start.alpha[None].float().cpu(), size=size, mode="area")[0]
+            return [Stage((mask > 0.5).float(), 2, c.steps)]
         if c.mask == "auto":
             first = c.steps // 3
             return [
@@ -179,6 +185,9 @@ class StickerAttack:
         # new stickers start grey; a poster (or RP2's L1 stage) starts as the sign itself, δ = 0
         whole_face = c.mask in ("poster", "auto")
         image = self.face_small[:3].clone() if whole_face else torch.full_like(self.face_small[:3], 0.5)
+        if self.start is not None:
+            size = (c.resolution, c.resolution)
+            image = F.interpolate(self.start.image[None].float(), size=size, mode="area")[0].to(self.device)
         state = {"step": 0, "history": [], "seconds": 0.0, "masks": [s.mask for s in stages]}
         opt_state = None
         if resume and checkpoint is not None and checkpoint.is_file():

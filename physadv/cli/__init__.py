@@ -12,6 +12,7 @@ from physadv.cli import calibrate as calibrate_cmd
 from physadv.cli import models as models_cmd
 from physadv.cli import scene as scene_cmd
 from physadv.cli import train as train_cmd
+from physadv.cli.baselines import baselines
 from physadv.cli.defend import defend
 from physadv.cli.demo import demo
 from physadv.cli.eval import eval_command
@@ -35,6 +36,7 @@ app.command("printable")(printable)
 app.command("sticker")(sticker)
 app.command("patch")(patch)
 app.command("defend")(defend)
+app.command("baselines")(baselines)
 app.command("demo")(demo)
 app.command("eval")(eval_command)
 

@@ -1,9 +1,9 @@
-"""``physadv defend``: what input-transform and patch-smoothing defenses do against a person patch,
-measured clean, against the given patch (non-adaptive) and against a patch re-made through each
-defense (adaptive)."""
+"""``physadv defend``: what a defense does against a person patch or an RP2 sticker, measured clean,
+against the given artefact (non-adaptive) and against one re-made through the defense (adaptive)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -11,66 +11,128 @@ import typer
 from physadv.errors import PhysadvError
 
 
+def _sidecar(artefact: Path) -> dict:
+    path = artefact.with_suffix(".json")
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PhysadvError(f"cannot read the artefact's sidecar '{path}': {exc}") from None
+
+
 def defend(
     out: Path = typer.Option(
-        ..., help="Output folder: defenses.md/.csv/.json, defenses.png, adaptive patches."
+        ..., help="Output folder: defenses.md/.csv/.json, defenses.png, adaptive artefacts."
     ),
     artefact: Path = typer.Option(
-        ..., help="The patch image (e.g. runs/patch/x/patch.png), made against the bare model."
+        ...,
+        help="patch.png from 'physadv patch', or sticker.png from 'physadv sticker' (its sticker.json "
+        "beside it says how it was made); made against the bare model.",
     ),
-    images: Path = typer.Option(..., help="Photos with people: the adaptive attack trains on them."),
+    source: Path = typer.Option(
+        None, "--source", "--images", help="Patches: photos with people (the adaptive attack trains on them)."
+    ),
     defenses: str = typer.Option(
         "jpeg:75,median:3,lgs",
-        help="Comma-separated: jpeg:Q, median:K, gauss:SIGMA, bits:B, resize:MIN_SCALE, lgs.",
+        help="Comma-separated: jpeg:Q, median:K, gauss:SIGMA, bits:B, resize:MIN_SCALE, lgs, "
+        "patchcleanser:PATCH_FRACTION (classifiers), objectseeker:LINES (detectors), mcdropout:P "
+        "(classifiers).",
     ),
-    model: str = typer.Option("default", help="Detector .pt, model yaml or 'default'."),
-    classes: list[str] = typer.Option(["person"], help="Classes the patch hides."),
-    labels: str = typer.Option("auto", help="As in 'physadv patch'."),
-    val: Path = typer.Option(None, help="Held-out photos (default: hold out --holdout of --images)."),
+    model: str = typer.Option("default", help="Model file, model yaml or 'default'."),
+    classes: list[str] = typer.Option(["person"], help="Patches: classes the patch hides."),
+    labels: str = typer.Option("auto", help="Patches: as in 'physadv patch'."),
+    val: Path = typer.Option(
+        None, help="Patches: held-out photos (default: hold out --holdout of --source)."
+    ),
     val_labels: str = typer.Option("auto"),
     holdout: float = typer.Option(0.25, min=0.05, max=0.9),
     pseudo_conf: float = typer.Option(0.5),
     min_box: float = typer.Option(16.0),
+    views: int = typer.Option(200, min=1, help="Stickers: held-out views of the sign."),
     adaptive_steps: int = typer.Option(200, min=1, help="Steps of the adaptive attack through each defense."),
-    batch: int = typer.Option(0, min=0, help="Images per adaptive step (0: 8 on CPU, 32 on CUDA)."),
-    resolution: int = typer.Option(150, min=16, help="Patch pixels per side while re-optimising."),
+    batch: int = typer.Option(0, min=0, help="Images per adaptive step (0: the attack's own default)."),
+    resolution: int = typer.Option(150, min=16, help="Patches: pixels per side while re-optimising."),
     imgsz: int = typer.Option(None, help="Detector input size (default: the model's own)."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     amp: bool = typer.Option(True),
 ) -> None:
-    """Measure defenses against a person-hiding patch: the clean true-positive rate with each
-    defense, the given patch's (non-adaptive), and a patch re-optimised through the defense
-    (adaptive: exact gradients or BPDA, EOT over random defenses), with the cost per frame."""
-    from physadv.attacks.person_patch import PatchConfig
-    from physadv.cli.patch import class_names, load_train_val
-    from physadv.defenses.patch_job import run_patch_defenses
-    from physadv.defenses.transforms import parse_defenses
+    """Measure defenses against a person patch or an RP2 sticker: the clean metric with each
+    defense, the given artefact's (non-adaptive), and an artefact re-optimised through the defense
+    (adaptive: exact gradients, BPDA or EOT over the defense's randomness), with the cost per frame,
+    the certified fraction (PatchCleanser) and the flag rates (MC dropout)."""
     from physadv.models import load_model
+
+    if not artefact.is_file():
+        raise PhysadvError(f"artefact '{artefact}' not found")
+    sidecar = _sidecar(artefact)
+    if sidecar.get("attack") == "rp2":
+        task = "detect" if sidecar.get("goal") in ("hide", "relabel") else "classify"
+        victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz)
+        table = _defend_sticker(victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out)
+    else:
+        victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz)
+        if victim.kind != "detector":
+            raise PhysadvError(
+                f"'{artefact}' is not a sticker (no sticker.json beside it says so), and patches are "
+                f"measured against detectors; '{model}' is a classifier"
+            )
+        if source is None:
+            raise PhysadvError("patches need --source: photos with people for the adaptive attack")
+        from physadv.attacks.person_patch import PatchConfig
+        from physadv.cli.patch import class_names, load_train_val
+        from physadv.defenses.catalogue import parse_defenses
+        from physadv.defenses.patch_job import run_patch_defenses
+        from physadv.printing.export import load_artefact_image
+        from physadv.printing.palette import Palette
+
+        chosen = parse_defenses(defenses, victim.kind)
+        patch = load_artefact_image(artefact, (1.0, 1.0)).image
+        names = class_names(victim, classes)
+        train, held_out = load_train_val(
+            victim, names, source, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+        )
+        config = PatchConfig(
+            classes=names,
+            steps=adaptive_steps,
+            batch=batch or (32 if victim.device.type == "cuda" else 8),
+            resolution=resolution,
+            seed=seed,
+        )
+        ids = [victim.names.id(n) for n in names]
+        _, table = run_patch_defenses(
+            victim, ids, chosen, patch, train, held_out, config, Palette.default().colours, out
+        )
+    typer.echo(table)
+    typer.echo(f"wrote {out}/defenses.md, defenses.csv, defenses.json, defenses.png")
+
+
+def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out) -> str:
+    import torch.nn.functional as F
+
+    from physadv.artefact import Artefact
+    from physadv.attacks.rp2 import StickerAttack
+    from physadv.defenses.catalogue import parse_defenses
+    from physadv.defenses.sticker_job import run_sticker_defenses, sticker_config
     from physadv.printing.export import load_artefact_image
     from physadv.printing.palette import Palette
 
-    chosen = parse_defenses(defenses)
-    patch = load_artefact_image(artefact, (1.0, 1.0)).image
-    victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz)
-    if victim.kind != "detector":
-        raise PhysadvError(
-            f"'{model}' is a classifier: physadv defend measures person patches against detectors"
-        )
-    names = class_names(victim, classes)
-    train, held_out = load_train_val(
-        victim, names, images, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+    chosen = parse_defenses(defenses, victim.kind)
+    config = sticker_config(sidecar, victim)
+    if batch:
+        config.batch = batch
+    sticker = load_artefact_image(artefact, tuple(sidecar.get("size_mm", (750.0, 750.0))))
+    if sticker.alpha is None:
+        raise PhysadvError(f"'{artefact}' has no alpha channel: a sticker's alpha marks where it is printed")
+    # the printable is stored at print resolution; the attack works at its own
+    size = (config.resolution, config.resolution)
+    sticker = Artefact(
+        F.interpolate(sticker.image[None], size=size, mode="area")[0],
+        sticker.size_mm,
+        (F.interpolate(sticker.alpha[None], size=size, mode="area")[0] > 0.5).float(),
+        sticker.provenance,
     )
-    config = PatchConfig(
-        classes=names,
-        steps=adaptive_steps,
-        batch=batch or (32 if victim.device.type == "cuda" else 8),
-        resolution=resolution,
-        seed=seed,
-    )
-    ids = [victim.names.id(n) for n in names]
-    _, table = run_patch_defenses(
-        victim, ids, chosen, patch, train, held_out, config, Palette.default().colours, out
-    )
-    typer.echo(table)
-    typer.echo(f"wrote {out}/defenses.md, defenses.csv, defenses.json, defenses.png")
+    attack = StickerAttack(victim, config, Palette.default().colours)
+    _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps)
+    return table

@@ -24,17 +24,30 @@ def classifier(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     resume: bool = typer.Option(False, help="Continue from OUT.ckpt after an interruption."),
+    defense: str = typer.Option(
+        "none",
+        help="none, pgd (PGD adversarial training), fast (FGSM with a random start), roa (rectangular "
+        "occlusion), distill (defensive distillation; trains EPOCHS twice).",
+    ),
+    eps: float = typer.Option(8.0, min=0.0, help="pgd, fast: L∞ budget in 1/255 steps."),
+    temperature: float = typer.Option(20.0, min=1.0, help="distill: the temperature T."),
+    init: str = typer.Option(
+        None, help="Start from these weights (a classifier file or 'default'): fine-tune."
+    ),
 ) -> None:
-    """Train a sign classifier; a checkpoint is kept after every epoch."""
+    """Train a sign classifier, optionally with a trained defense; a checkpoint is kept after
+    every epoch. Measure the result with 'physadv baselines --model OUT'."""
     from physadv.device import select_device
     from physadv.errors import PhysadvError
     from physadv.progress import progress_bar
     from physadv.training.classifier import train_classifier
+    from physadv.training.robust import TrainingDefense
 
     if not data.is_dir():
         raise PhysadvError(f"dataset folder '{data}' not found")
 
-    with progress_bar(f"training {arch}", epochs) as advance:
+    chosen = TrainingDefense(defense, eps / 255, temperature)
+    with progress_bar(f"training {arch} ({defense})", epochs * chosen.phases) as advance:
         result = train_classifier(
             data,
             out,
@@ -46,6 +59,8 @@ def classifier(
             device=select_device(device),
             resume=resume,
             on_epoch=lambda e, loss, acc: advance(status=f"loss {loss:.3f} val {acc:.3f}"),
+            defense=chosen,
+            init=init,
         )
     typer.echo(f"wrote {out}: {result['classes']} classes, held-out accuracy {result['val_accuracy']:.4f}")
 

@@ -19,8 +19,6 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from physadv.errors import PhysadvError
-
 
 def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``y``'s value with ``x``'s gradient (BPDA with the identity)."""
@@ -178,31 +176,3 @@ class LocalGradientSmoothing(Defense):
 
     def __call__(self, x, generator=None):
         return x * (1 - self.mask(x.detach()))
-
-
-def parse_defenses(text: str) -> list[Defense]:
-    """``"jpeg:75,median:3,gauss:1,bits:4,resize:0.85,lgs"`` → defenses (applied left to right)."""
-    makers = {
-        "jpeg": lambda v: Jpeg(float(v or 75)),
-        "median": lambda v: MedianBlur(int(v or 3)),
-        "gauss": lambda v: GaussianBlur(float(v or 1.0)),
-        "bits": lambda v: BitDepth(int(v or 4)),
-        "resize": lambda v: ResizePad(float(v or 0.85)),
-        "lgs": lambda v: LocalGradientSmoothing(threshold=float(v or 0.1)),
-    }
-    out = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        key, _, value = item.partition(":")
-        if key not in makers:
-            raise PhysadvError(
-                f"unknown defense '{key}': use {', '.join(makers)} (e.g. jpeg:75,median:3,lgs)"
-            )
-        try:
-            out.append(makers[key](value))
-        except ValueError:
-            raise PhysadvError(f"bad setting in defense '{item}': want a number after ':'") from None
-    if not out:
-        raise PhysadvError("no defenses given (e.g. --defenses jpeg:75,median:3,lgs)")
-    return out

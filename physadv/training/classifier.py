@@ -17,6 +17,7 @@ from PIL import Image
 from physadv.errors import PhysadvError
 from physadv.models.architectures import build_architecture
 from physadv.models.loading import save_classifier
+from physadv.training.robust import TrainingDefense
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -83,6 +84,36 @@ def evaluate(model: torch.nn.Module, data: ImageFolderData, device: torch.device
     return correct / len(data.labels)
 
 
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return (x - MEAN[0]) / STD[0]
+
+
+def _teacher(architecture: str, classes: int, state: dict, device) -> torch.nn.Module:
+    teacher = build_architecture(architecture, classes).to(device)
+    teacher.load_state_dict(state)
+    return teacher.eval().requires_grad_(False)
+
+
+def _initial_weights(init: str | None, architecture: str, names: list[str]) -> dict | None:
+    """The state dict to start from (``None``: random), checked against the architecture and classes."""
+    if init is None:
+        return None
+    from physadv.models import load_model
+
+    start = load_model(init, task="classify", device="cpu")
+    if start.kind != "classifier":
+        raise PhysadvError(f"--init '{init}' is not a classifier")
+    if [start.names[i] for i in range(len(start.names))] != list(names):
+        raise PhysadvError(f"--init '{init}' has other classes than the data (or in another order)")
+    state = start.module.state_dict()
+    probe = build_architecture(architecture, len(names))
+    try:
+        probe.load_state_dict(state)
+    except RuntimeError:
+        raise PhysadvError(f"--init '{init}' is not a {architecture} (choose its --arch)") from None
+    return state
+
+
 def train_classifier(
     data_dir: str | Path,
     out: str | Path,
@@ -95,9 +126,16 @@ def train_classifier(
     device: torch.device | str = "cpu",
     resume: bool = False,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    defense: TrainingDefense | None = None,
+    init: str | None = None,
 ) -> dict:
     """Train and save ``out`` (safetensors, names and normalisation inside). A checkpoint
-    ``out.ckpt`` is written after every epoch; ``resume`` continues from it."""
+    ``out.ckpt`` is written after every epoch; ``resume`` continues from it.
+
+    ``defense``: a trained defense (:mod:`physadv.training.robust`; distillation runs ``epochs``
+    twice, teacher then student). ``init``: start from these weights (a classifier file or
+    ``"default"``) instead of random ones — fine-tuning."""
+    defense = defense or TrainingDefense()
     device = torch.device(device)
     out = Path(out)
     data = load_image_folder(data_dir)
@@ -106,27 +144,47 @@ def train_classifier(
     n_val = max(1, int(len(order) * val_fraction))
     val = ImageFolderData(data.images[order[:n_val]], data.labels[order[:n_val]], data.names)
     train = ImageFolderData(data.images[order[n_val:]], data.labels[order[n_val:]], data.names)
-    model = build_architecture(architecture, len(data.names)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    first = _initial_weights(init, architecture, data.names)
+
+    def fresh():
+        model = build_architecture(architecture, len(data.names)).to(device)
+        if first is not None:
+            model.load_state_dict(first)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        return model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+
+    model, opt, sched = fresh()
+    teacher = None
     start, ckpt_path = 0, out.with_suffix(".ckpt")
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["names"] != data.names or ckpt["architecture"] != architecture:
-            raise PhysadvError(f"checkpoint '{ckpt_path}' was made for other classes or another architecture")
+        if (ckpt["names"], ckpt["architecture"], ckpt.get("defense")) != (
+            data.names,
+            architecture,
+            defense.name,
+        ):
+            raise PhysadvError(
+                f"checkpoint '{ckpt_path}' was made for other classes, another architecture or defense"
+            )
+        if ckpt.get("teacher") is not None:
+            teacher = _teacher(architecture, len(data.names), ckpt["teacher"], device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start, g = ckpt["epoch"] + 1, ckpt["generator"]
-    val_acc = evaluate(model, val, device) if start >= epochs else 0.0
-    for epoch in range(start, epochs):
+    total_epochs = epochs * defense.phases
+    val_acc = evaluate(model, val, device) if start >= total_epochs else 0.0
+    for epoch in range(start, total_epochs):
+        if defense.name == "distill" and epoch == epochs:  # the teacher is trained: a fresh student
+            teacher = _teacher(architecture, len(data.names), model.state_dict(), device)
+            model, opt, sched = fresh()
         model.train()
         perm = torch.randperm(len(train.labels), generator=g)
         total = 0.0
         for i in range(0, len(perm), batch):
             idx = perm[i : i + batch]
             x = _augment(train.images[idx].float() / 255, g).to(device)
-            loss = F.cross_entropy(model((x - MEAN[0]) / STD[0]), train.labels[idx].to(device))
+            loss = defense.loss(model, _normalise, x, train.labels[idx].to(device), teacher, g)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -143,6 +201,8 @@ def train_classifier(
                 "generator": g,
                 "names": data.names,
                 "architecture": architecture,
+                "defense": defense.name,
+                "teacher": None if teacher is None else teacher.state_dict(),
             },
             ckpt_path,
         )
@@ -155,6 +215,14 @@ def train_classifier(
         data.names,
         mean=MEAN,
         std=STD,
-        extra={"val_accuracy": val_acc, "epochs": epochs, "trained_on": str(data_dir)},
+        extra={
+            "val_accuracy": val_acc,
+            "epochs": epochs,
+            "trained_on": str(data_dir),
+            "defense": defense.name,
+            "eps": defense.eps if defense.name in ("pgd", "fast") else None,
+            "temperature": defense.temperature if defense.name == "distill" else None,
+            "init": init,
+        },
     )
     return {"val_accuracy": val_acc, "classes": len(data.names), "train_images": len(train.labels)}

@@ -1,0 +1,83 @@
+"""Defenses by name, as users write them: ``"jpeg:75,median:3,lgs,patchcleanser:0.25"``.
+
+Each :class:`Choice` wraps a model adapter in its defense; the wrapper keeps the adapter's contract,
+so the attack made against it is the adaptive attack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from physadv.defenses.defended import Defended
+from physadv.defenses.masking import ObjectSeeker, PatchCleanser
+from physadv.defenses.mc_dropout import MCDropout
+from physadv.defenses.transforms import (
+    BitDepth,
+    Defense,
+    GaussianBlur,
+    Jpeg,
+    LocalGradientSmoothing,
+    MedianBlur,
+    ResizePad,
+)
+from physadv.errors import PhysadvError
+
+BOTH = ("classifier", "detector")
+
+
+@dataclass
+class Choice:
+    """A named defense: ``wrap(model, seed)`` returns the defended adapter."""
+
+    name: str
+    wrap: Callable
+    kinds: tuple[str, ...] = BOTH
+    transform: Defense | None = None  # the input transform, for transform defenses
+
+
+def _transform(defense) -> Choice:
+    return Choice(defense.name, lambda model, seed: Defended(model, [defense], seed), transform=defense)
+
+
+def _wrapper(key: str, cls, setting: str, value, kinds: tuple[str, ...]) -> Choice:
+    return Choice(f"{key}:{value:g}", lambda model, seed: cls(model, **{setting: value}, seed=seed), kinds)
+
+
+MAKERS: dict[str, Callable[[str], Choice]] = {
+    "jpeg": lambda v: _transform(Jpeg(float(v or 75))),
+    "median": lambda v: _transform(MedianBlur(int(v or 3))),
+    "gauss": lambda v: _transform(GaussianBlur(float(v or 1.0))),
+    "bits": lambda v: _transform(BitDepth(int(v or 4))),
+    "resize": lambda v: _transform(ResizePad(float(v or 0.85))),
+    "lgs": lambda v: _transform(LocalGradientSmoothing(threshold=float(v or 0.1))),
+    "patchcleanser": lambda v: _wrapper(
+        "patchcleanser", PatchCleanser, "patch", float(v or 0.25), ("classifier",)
+    ),
+    "objectseeker": lambda v: _wrapper("objectseeker", ObjectSeeker, "lines", int(v or 3), ("detector",)),
+    "mcdropout": lambda v: _wrapper("mcdropout", MCDropout, "p", float(v or 0.2), ("classifier",)),
+}
+
+
+def parse_defenses(text: str, kind: str | None = None) -> list[Choice]:
+    """``"jpeg:75,median:3,gauss:1,bits:4,resize:0.85,lgs,patchcleanser:0.25,objectseeker:3,
+    mcdropout:0.2"`` → choices (``kind``: the model's, to refuse defenses made for the other kind)."""
+    out = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        key, _, value = item.partition(":")
+        if key not in MAKERS:
+            raise PhysadvError(
+                f"unknown defense '{key}': use {', '.join(MAKERS)} (e.g. jpeg:75,median:3,lgs)"
+            )
+        try:
+            choice = MAKERS[key](value)
+        except ValueError:
+            raise PhysadvError(f"bad setting in defense '{item}': want a number after ':'") from None
+        if kind is not None and kind not in choice.kinds:
+            raise PhysadvError(f"defense '{key}' is for {' and '.join(choice.kinds)}s, not a {kind}")
+        out.append(choice)
+    if not out:
+        raise PhysadvError("no defenses given (e.g. --defenses jpeg:75,median:3,lgs)")
+    return out
