@@ -262,8 +262,13 @@ def test_mc_dropout_spread_and_false_alarms():
     assert (mc.uncertainty(x) > 0).all()
     assert not torch.equal(mc.logits(x[:4]), mc.logits(x[:4]))  # a fresh draw every call (EOT)
     assert torch.equal(bare.logits(x[:4]), bare.logits(x[:4]))  # the bare model is untouched
+    assert mc.evasion_penalty(x[:4]).item() == 0  # nothing to evade before calibration
     mc.calibrate(x)
     assert 0.02 <= mc.flag(x).float().mean().item() <= 0.2
+    probe = x[:4].clone().requires_grad_(True)
+    penalty = mc.evasion_penalty(probe)
+    penalty.backward()
+    assert penalty.item() > 0 and probe.grad.abs().sum() > 0  # the adaptive attack can lower the spread
     with pytest.raises(PhysadvError, match="classifier defense"):
         MCDropout(_WhiteBoxes())
 

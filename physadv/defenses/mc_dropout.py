@@ -6,7 +6,8 @@ above a threshold is *flagged* as adversarial. The threshold is set on clean inp
 false-alarm rate; the false alarms on other clean inputs are part of the defense's cost.
 
 Carlini & Wagner (2017) showed the adaptive attack: optimise through the dropout, one fresh draw per
-call (EOT), which ``logits`` does.
+call (EOT), which ``logits`` does, and keep the spread under the threshold, which
+:meth:`MCDropout.evasion_penalty` adds to an attack's objective.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ class MCDropout:
             return self.model.logits(images)
         finally:
             self._on = False
+
+    def evasion_penalty(self, images: torch.Tensor, draws: int = 4) -> torch.Tensor:
+        """Differentiable: the mean spread over ``draws`` dropout passes, in units of the threshold —
+        what an adaptive attacker adds to its loss to stay unflagged (0 before calibration)."""
+        if self.threshold is None:
+            return images.new_zeros(())
+        probs = torch.stack([F.softmax(self.logits(images), dim=1) for _ in range(draws)])
+        return probs.var(dim=0).sum(dim=1).mean() / max(self.threshold, 1e-8)
 
     @torch.no_grad()
     def _probs(self, images: torch.Tensor) -> torch.Tensor:
