@@ -149,10 +149,15 @@ def run_sticker_defenses(
     out.mkdir(parents=True, exist_ok=True)
     metric = "tpr" if attack.detector else "accuracy"
     label = "True-positive rate of the sign" if attack.detector else "Top-1 accuracy on the sign"
+    flags = any(d.name.startswith("mcdropout") for d in defenses)
     intro = (
-        f"{label} in {views} held-out views (95 % Wilson intervals); a flagged view counts as an error\n"
-        "when clean and as a stopped attack when attacked. A defense helps if its adaptive number stays\n"
-        "close to its clean one."
+        f"{label} in {views} held-out views (95 % Wilson intervals)"
+        + (
+            "; a flagged view counts as an error\nwhen clean and as a stopped attack when attacked"
+            if flags
+            else ""
+        )
+        + ". A defense helps if its adaptive number stays\nclose to its clean one."
     )
     held_out = attack.views(views, seed=2)  # the optimisation drew from seed 1
     rows = []
