@@ -299,6 +299,12 @@ def test_defend_cli_on_a_sticker(tmp_path):
     table = (out / "defenses.md").read_text()
     assert "| patchcleanser:0.25 |" in table and "certified" in table
     assert (out / "adaptive_patchcleanser_0p25.png").is_file() and (out / "defenses.png").is_file()
+    again = run_physadv(
+        "defend", "--artefact", tmp_path / "sticker" / "sticker.png", "--defenses", "jpeg:75",
+        "--views", 16, "--adaptive-steps", 2, "--batch", 4, "--out", out,
+    )  # fmt: skip
+    assert again.returncode == 0 and "resumed at step 2" in again.stdout + again.stderr  # no work redone
+    assert json.loads((out / "defenses.json").read_text())[1]["adaptive"] == rows["jpeg:75"]["adaptive"]
     wrong = run_physadv(
         "defend", "--artefact", tmp_path / "sticker" / "sticker.png", "--defenses", "objectseeker",
         "--out", out,

@@ -6,8 +6,12 @@ so the attack made against it is the adaptive attack.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from physadv.defenses.defended import Defended
 from physadv.defenses.masking import ObjectSeeker, PatchCleanser
@@ -57,6 +61,19 @@ MAKERS: dict[str, Callable[[str], Choice]] = {
     "objectseeker": lambda v: _wrapper("objectseeker", ObjectSeeker, "lines", int(v or 3), ("detector",)),
     "mcdropout": lambda v: _wrapper("mcdropout", MCDropout, "p", float(v or 0.2), ("classifier",)),
 }
+
+
+def wrap(choice: Choice | None, model, seed: int):
+    """The model behind ``choice`` (``None``: the bare model, with the wrappers' contract)."""
+    return choice.wrap(model, seed) if choice else Defended(model, [], seed)
+
+
+def adaptive_paths(out: Path, defense: str, start: torch.Tensor) -> tuple[Path, Path]:
+    """The checkpoint and the picture of the artefact re-optimised through ``defense`` from ``start``.
+    The checkpoint's name carries a digest of ``start``, so a new artefact never resumes an old run."""
+    slug = defense.replace(":", "_").replace(".", "p").replace("+", "_")
+    digest = hashlib.sha1(start.float().cpu().numpy().tobytes()).hexdigest()[:8]
+    return out / f"adaptive_{slug}_{digest}.pt", out / f"adaptive_{slug}.png"
 
 
 def parse_defenses(text: str, kind: str | None = None) -> list[Choice]:

@@ -12,17 +12,25 @@ from physadv.defenses.transforms import Defense
 from physadv.models.detector import Candidates, Detections
 
 
-class Defended:
+class ModelWrapper:
+    """A defense around a model adapter: the adapter's contract, and everything the defense does not
+    change (``kind``, ``names``, ``device``, ``imgsz``, ``input_size``, ``num_classes``, ``amp``, …)
+    read from the bare model. ``generator`` draws the defense's randomness."""
+
+    def __init__(self, model, seed: int = 0):
+        self.model = model
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["model"], name)
+
+
+class Defended(ModelWrapper):
     """``defenses`` (applied in order) in front of a detector or classifier adapter."""
 
     def __init__(self, model, defenses: list[Defense], seed: int = 0):
-        self.model, self.defenses = model, list(defenses)
-        self.kind, self.names, self.device = model.kind, model.names, model.device
-        self.amp = getattr(model, "amp", False)
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __getattr__(self, name):  # imgsz, input_size, num_classes, … of the bare model
-        return getattr(self.__dict__["model"], name)
+        super().__init__(model, seed)
+        self.defenses = list(defenses)
 
     @property
     def name(self) -> str:

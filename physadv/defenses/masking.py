@@ -24,6 +24,7 @@ from math import ceil
 
 import torch
 
+from physadv.defenses.defended import ModelWrapper
 from physadv.models.detector import Candidates, Detections
 
 MASK_FILL = 0.5  # masked pixels become mid-grey
@@ -46,7 +47,23 @@ def _apply_masks(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return images[:, None] * (1 - m) + MASK_FILL * m
 
 
-class PatchCleanser:
+class _Masking(ModelWrapper):
+    """What both masking defenses share: their masks, and a random sample of them for the attacker."""
+
+    sample = 4
+
+    def masks(self, height: int, width: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sampled_copies(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, sample, 3, H, W]``: each image under ``sample`` masks drawn afresh (EOT over masks)."""
+        images = images.to(self.device)
+        masks = self.masks(*images.shape[-2:])
+        pick = torch.randperm(len(masks), generator=self.generator)[: self.sample]
+        return _apply_masks(images, masks[pick].to(self.device))
+
+
+class PatchCleanser(_Masking):
     """Double masking around a classifier adapter.
 
     Args:
@@ -59,13 +76,9 @@ class PatchCleanser:
     kind = "classifier"
 
     def __init__(self, model, patch: float = 0.25, per_axis: int = 6, sample: int = 4, seed: int = 0):
-        self.model, self.patch, self.per_axis, self.sample = model, patch, per_axis, sample
-        self.names, self.device = model.names, model.device
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(model, seed)
+        self.patch, self.per_axis, self.sample = patch, per_axis, sample
         self._masks: dict[tuple[int, int], torch.Tensor] = {}
-
-    def __getattr__(self, name):  # input_size, num_classes, amp, … of the bare model
-        return getattr(self.__dict__["model"], name)
 
     @property
     def name(self) -> str:
@@ -84,9 +97,7 @@ class PatchCleanser:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Mean logits over a random sample of one-mask copies (differentiable)."""
-        masks = self.masks(*images.shape[-2:])
-        pick = torch.randperm(len(masks), generator=self.generator)[: self.sample]
-        copies = _apply_masks(images.to(self.device), masks[pick].to(self.device))
+        copies = self.sampled_copies(images)
         b, s = copies.shape[:2]
         return self.model.logits(copies.flatten(0, 1)).view(b, s, -1).mean(dim=1)
 
@@ -160,7 +171,7 @@ def _clusters(close: torch.Tensor) -> list[list[int]]:
     return out
 
 
-class ObjectSeeker:
+class ObjectSeeker(_Masking):
     """ObjectSeeker around a detector adapter.
 
     Args:
@@ -187,13 +198,8 @@ class ObjectSeeker:
         sample: int = 4,
         seed: int = 0,
     ):
-        self.model, self.lines, self.conf, self.prune, self.merge = model, lines, conf, prune, merge
-        self.sample = sample
-        self.names, self.device = model.names, model.device
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __getattr__(self, name):  # imgsz, num_classes, amp, … of the bare model
-        return getattr(self.__dict__["model"], name)
+        super().__init__(model, seed)
+        self.lines, self.conf, self.prune, self.merge, self.sample = lines, conf, prune, merge, sample
 
     @property
     def name(self) -> str:
@@ -215,9 +221,7 @@ class ObjectSeeker:
         """The unmasked image's candidates followed by those of a random sample of masked copies
         (``[B, A·(1 + sample), …]``; differentiable)."""
         images = images.to(self.device)
-        masks = self.masks(*images.shape[-2:])
-        pick = torch.randperm(len(masks), generator=self.generator)[: self.sample]
-        copies = torch.cat([images[:, None], _apply_masks(images, masks[pick].to(self.device))], dim=1)
+        copies = torch.cat([images[:, None], self.sampled_copies(images)], dim=1)
         b, s = copies.shape[:2]
         c = self.model.candidates(copies.flatten(0, 1))
         return Candidates(

@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from physadv.defenses.defended import ModelWrapper
 from physadv.errors import PhysadvError
 
 
-class MCDropout:
+class MCDropout(ModelWrapper):
     """Dropout ``p`` before the last linear layer of a classifier adapter, ``samples`` passes."""
 
     kind = "classifier"
@@ -30,15 +31,12 @@ class MCDropout:
         linears = [m for m in getattr(model, "module", nn.Module()).modules() if isinstance(m, nn.Linear)]
         if not linears:
             raise PhysadvError("mcdropout needs a classifier whose last layer is an nn.Linear")
-        self.model, self.p, self.samples, self.false_alarm = model, p, samples, false_alarm
-        self.names, self.device = model.names, model.device
+        super().__init__(model, seed)
+        self.p, self.samples, self.false_alarm = p, samples, false_alarm
         self.threshold: float | None = None
         self._on = False
         self._generator = torch.Generator(device=model.device).manual_seed(seed)
         linears[-1].register_forward_pre_hook(self._drop)
-
-    def __getattr__(self, name):  # input_size, num_classes, amp, … of the bare model
-        return getattr(self.__dict__["model"], name)
 
     @property
     def name(self) -> str:

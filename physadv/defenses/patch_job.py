@@ -12,7 +12,6 @@ worse than the non-adaptive one (a sign of gradient masking, or of too few adapt
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -20,8 +19,7 @@ import torch
 
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack, PatchConfig
-from physadv.defenses.catalogue import Choice
-from physadv.defenses.defended import Defended
+from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
 from physadv.defenses.table import masking_warnings, plot_rows, write_table
 from physadv.harness.image_set import ImageSet
 from physadv.harness.patch_eval import PatchTrial, evaluate_patch
@@ -41,10 +39,6 @@ def _tpr(model, ids, val: ImageSet, patch: torch.Tensor | None, eot) -> tuple[di
     return metrics["x"]["true_positive_rate@0.25"], ms
 
 
-def _slug(name: str) -> str:
-    return name.replace(":", "_").replace(".", "p").replace("+", "_")
-
-
 def measure_defense(
     model,
     ids: list[int],
@@ -60,7 +54,7 @@ def measure_defense(
     from physadv.artefact import Artefact
     from physadv.printing.export import save_png
 
-    defended = defense.wrap(model, config.seed) if defense else Defended(model, [], config.seed)
+    defended = wrap(defense, model, config.seed)
     clean, ms = _tpr(defended, ids, val, None, config.eot)
     non_adaptive, _ = _tpr(defended, ids, val, patch, config.eot)
     row = {
@@ -72,14 +66,12 @@ def measure_defense(
     if defense is None:  # the patch was made against the bare model: that is the adaptive attack
         row["adaptive"] = non_adaptive
     else:
-        # the checkpoint's name carries the starting patch, so a new artefact never resumes an old run
-        digest = hashlib.sha1(patch.float().cpu().numpy().tobytes()).hexdigest()[:8]
-        checkpoint = out / f"adaptive_{_slug(defended.name)}_{digest}.pt"
+        checkpoint, picture = adaptive_paths(out, defended.name, patch)
         attack = PatchAttack([defended], config, train, palette, start=patch)
         adaptive_patch, _ = run_with_progress(
             attack, f"adaptive attack through {defended.name}", checkpoint, True
         )
-        save_png(Artefact(adaptive_patch, (100.0, 100.0)), out / f"adaptive_{_slug(defended.name)}.png", 72)
+        save_png(Artefact(adaptive_patch, (100.0, 100.0)), picture, 72)
         row["adaptive"], _ = _tpr(defended, ids, val, adaptive_patch, config.eot)
     row["warnings"] = masking_warnings(row)
     return row

@@ -13,7 +13,6 @@ clean views it certifies.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 
@@ -22,12 +21,11 @@ import torch
 from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.rp2 import StickerAttack, StickerConfig
-from physadv.defenses.catalogue import Choice
-from physadv.defenses.defended import Defended
+from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
 from physadv.defenses.table import masking_warnings, plot_rows, write_table
 from physadv.eot.sign_views import ViewRange, render_views, scaled_boxes
 from physadv.errors import PhysadvError
-from physadv.harness.crops import crop_object
+from physadv.harness.crops import model_inputs
 from physadv.harness.metrics import Rate
 from physadv.harness.sign_eval import SignGoal, judge_frames
 from physadv.harness.sources import batched
@@ -64,11 +62,7 @@ def _judge(model, attack: StickerAttack, face: torch.Tensor, views, goal: SignGo
             frames = render_views(face, chunk, attack.out_size)
         boxes = scaled_boxes(chunk, attack.out_size)
         records += judge_frames(model, frames, boxes, goal)
-        inputs = frames
-        if model.kind == "classifier":
-            inputs = torch.stack(
-                [crop_object(f, b, model.input_size) for f, b in zip(frames, boxes, strict=True)]
-            )
+        inputs = model_inputs(model, frames, boxes)
         if hasattr(model, "flag"):
             flagged += model.flag(inputs).tolist()
         if hasattr(model, "certify"):
@@ -79,10 +73,7 @@ def _judge(model, attack: StickerAttack, face: torch.Tensor, views, goal: SignGo
 def _calibration_inputs(attack: StickerAttack, views) -> torch.Tensor:
     with torch.no_grad():
         frames = render_views(attack.face, views, attack.out_size)
-    boxes = scaled_boxes(views, attack.out_size)
-    return torch.stack(
-        [crop_object(f, b, attack.model.input_size) for f, b in zip(frames, boxes, strict=True)]
-    )
+    return model_inputs(attack.model, frames, scaled_boxes(views, attack.out_size))
 
 
 def _rates(judged: dict, attacked: bool) -> tuple[dict, dict]:
@@ -107,7 +98,7 @@ def measure_sticker_defense(
     c = attack.config
     goal = SignGoal(c.goal, c.true_class, c.target)
     bare = attack.model
-    defended = defense.wrap(bare, c.seed) if defense else Defended(bare, [], c.seed)
+    defended = wrap(defense, bare, c.seed)
     if hasattr(defended, "calibrate"):  # on clean views the evaluation never sees
         defended.calibrate(_calibration_inputs(attack, attack.views(len(views), seed=3)))
 
@@ -121,14 +112,11 @@ def measure_sticker_defense(
     if defense is None:  # the sticker was made against the bare model: that is the adaptive attack
         judged["adaptive"] = judged["non_adaptive"]
     else:
-        digest = hashlib.sha1(sticker.image.float().numpy().tobytes()).hexdigest()[:8]
-        slug = defended.name.replace(":", "_").replace(".", "p").replace("+", "_")
+        checkpoint, picture = adaptive_paths(out, defended.name, sticker.image)
         config = dataclasses.replace(c, steps=steps)
         again = StickerAttack(defended, config, attack.palette, attack.transfer, start=sticker)
-        adaptive, _ = run_with_progress(
-            again, f"adaptive attack through {defended.name}", out / f"adaptive_{slug}_{digest}.pt", True
-        )
-        save_png(adaptive, out / f"adaptive_{slug}.png", 72)
+        adaptive, _ = run_with_progress(again, f"adaptive attack through {defended.name}", checkpoint, True)
+        save_png(adaptive, picture, 72)
         judged["adaptive"] = _judge(defended, attack, stuck(adaptive), views, goal)
     row = {"defense": defended.name, "ms_per_frame": round(ms, 1), "success": {}}
     for key, j in judged.items():

@@ -8,6 +8,14 @@ import torch.nn.functional as F
 SIGN_FILL = 0.82  # the sign spans this share of the crop, as in the classifier's training crops
 
 
+def model_inputs(model, frames: torch.Tensor, boxes) -> torch.Tensor:
+    """What ``model`` judges of each frame: a crop around the object for a classifier (as RP2 judged
+    signs), the whole frame for a detector."""
+    if model.kind != "classifier":
+        return frames
+    return torch.stack([crop_object(f, b, model.input_size) for f, b in zip(frames, boxes, strict=True)])
+
+
 def crop_object(frame: torch.Tensor, box, size: tuple[int, int], fill: float = SIGN_FILL) -> torch.Tensor:
     """A square crop centred on ``box`` (xyxy pixels) whose side is the box's longer side / ``fill``,
     resized (antialiased) to ``size`` (H, W); edges beyond the frame repeat the border pixels.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from physadv.eot.sign_views import SignView, render_views, scaled_boxes
-from physadv.harness.crops import crop_object
+from physadv.harness.crops import model_inputs
 from physadv.harness.metrics import Rate, judge_object
 from physadv.harness.sources import batched
 from physadv.scene.render import render_scene
@@ -35,8 +35,7 @@ def judge_frames(model, frames: torch.Tensor, boxes: torch.Tensor, goal: SignGoa
     """One record per frame (``frames [B, 3, H, W]``, the sign's ``boxes [B, 4]`` xyxy pixels)."""
     records = []
     if model.kind == "classifier":
-        crops = torch.stack([crop_object(f, b, model.input_size) for f, b in zip(frames, boxes, strict=True)])
-        labels, probs = model.predict(crops)
+        labels, probs = model.predict(model_inputs(model, frames, boxes))
         for label, p in zip(labels.tolist(), probs, strict=True):
             success = label == goal.target if goal.goal == "targeted" else label != goal.true_class
             records.append(
