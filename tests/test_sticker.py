@@ -33,6 +33,11 @@ def classifier():
 def test_masks_cover_the_face_only(stop_alpha, tmp_path):
     graffiti = sticker_mask("graffiti", stop_alpha)
     assert 0.10 < area_fraction(graffiti, stop_alpha) <= 0.15  # RP2-sized, within the 15 % budget
+    stripes = sticker_mask("stripes", stop_alpha)
+    assert 0.10 < area_fraction(stripes, stop_alpha) <= 0.15
+    # the stripes reach the octagon's sides (the outline a detector sees); the graffiti blocks do not
+    assert stripes[0, :, :12].sum() > 0 and stripes[0, :, -12:].sum() > 0
+    assert graffiti[0, :, :32].sum() == 0 and graffiti[0, :, -32:].sum() == 0
     poster = sticker_mask("poster", stop_alpha)
     assert area_fraction(poster, stop_alpha) > 0.98
     assert poster[0, 0, 0] == 0  # the octagon's cut corner is not sign

@@ -15,10 +15,14 @@ import torch.nn.functional as F
 
 from physadv.errors import PhysadvError
 
-# (x0, y0, x1, y1) as fractions of the face. RP2's "camouflage graffiti": two bars, above and below
-# the legend (their LOVE / HATE); "camouflage art": a handful of square patches across the face.
+# (x0, y0, x1, y1) as fractions of the face. RP2's "camouflage graffiti": two blocks, above and below
+# the legend (their LOVE / HATE), 14.7 % of the face; "camouflage art": a handful of square patches
+# across the face. The graffiti blocks are tall rather than wide: at a 32-pixel classifier input a
+# 0.11-high bar is 3 pixels and loses most of its effect (bench/sticker_masks.py measures the shapes).
 MASK_RECTS = {
-    "graffiti": [(0.24, 0.20, 0.76, 0.31), (0.24, 0.69, 0.76, 0.80)],
+    "graffiti": [(0.344, 0.15, 0.656, 0.345), (0.344, 0.65, 0.656, 0.845)],
+    # full-width stripes, 14.1 %: they cut the octagon's outline, which is what a detector keys on
+    "stripes": [(0.055, 0.219, 0.9375, 0.281), (0.055, 0.711, 0.9375, 0.781)],
     "art": [
         (0.22, 0.16, 0.36, 0.30),
         (0.64, 0.16, 0.78, 0.30),
@@ -27,7 +31,7 @@ MASK_RECTS = {
         (0.43, 0.72, 0.57, 0.86),
     ],
 }
-MASK_NAMES = ("graffiti", "art", "poster")
+MASK_NAMES = ("graffiti", "stripes", "art", "poster")
 
 
 def _face_alpha(face_alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -35,8 +39,8 @@ def _face_alpha(face_alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 
 def sticker_mask(spec: str, face_alpha: torch.Tensor, size: tuple[int, int] = (128, 128)) -> torch.Tensor:
-    """The mask for ``spec``: ``graffiti``, ``art``, ``poster`` (the whole face, RP2's subtle poster)
-    or a path to an image (white = sticker), resized to ``size`` (H, W).
+    """The mask for ``spec``: ``graffiti``, ``stripes``, ``art``, ``poster`` (the whole face, RP2's
+    subtle poster) or a path to an image (white = sticker), resized to ``size`` (H, W).
 
     Args:
         face_alpha: ``[1, h, w]`` the sign's shape.

@@ -46,7 +46,7 @@ class StickerConfig:
     auto_area: float = 0.12  # mask="auto": sticker area kept after the L1 stage
     sign: str = "stop"
     steps: int = 300
-    lr: float = 0.05
+    lr: float = 0.2  # colours saturate within ~100 steps; 0.05 ends weaker (bench/sticker_masks.py --lr)
     batch: int = 32
     pool: int = 384
     lambda_norm: float = 0.02

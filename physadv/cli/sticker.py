@@ -50,15 +50,16 @@ def sticker(
     ),
     mask: str = typer.Option(
         "graffiti",
-        help="graffiti (two bars), art (five squares), poster (whole face), auto (RP2's L1 stage "
-        "finds where), or a mask image (white = sticker).",
+        help="graffiti (two blocks; best on classifiers), stripes (two full-width stripes; best on "
+        "detectors), art (five squares), poster (whole face), auto (RP2's L1 stage finds where), or a "
+        "mask image (white = sticker).",
     ),
     steps: int = typer.Option(300, min=1, help="Optimisation steps."),
     batch: int = typer.Option(
         0, min=0, help="EOT views per step (0: 32 crops / 8 frames on CPU, 4× on CUDA)."
     ),
     pool: int = typer.Option(384, min=8, help="EOT views drawn once and sampled from."),
-    lr: float = typer.Option(0.05, help="Adam learning rate (sticker colours in [0, 1])."),
+    lr: float = typer.Option(0.2, help="Adam learning rate (sticker colours in [0, 1])."),
     lambda_norm: float = typer.Option(0.02, help="Weight of RP2's ‖M·δ‖ term."),
     lambda_nps: float = typer.Option(0.1, help="Weight of non-printability."),
     lambda_tv: float = typer.Option(0.05, help="Weight of total variation."),
