@@ -29,7 +29,7 @@ SCENES = Path(__file__).resolve().parents[1] / "scenes"
 class Budget:
     """How much work each part does (``quick``: a smoke run of every part in a few minutes)."""
 
-    sticker_steps: int = 200
+    sticker_steps: int = 300  # the sticker command's own defaults (steps, batch, view pool)
     sticker_batch: int = 32
     sticker_views: int = 100
     person_train: int = 160
@@ -39,10 +39,11 @@ class Budget:
     driveby_fps: int = 30
     pedestrian_frames: int = 60
     video: bool = True
+    sticker_pool: int = 384
 
     @classmethod
     def quick(cls) -> Budget:
-        return cls(8, 16, 16, 16, 8, 6, 2, 6, 12, False)
+        return cls(8, 16, 16, 16, 8, 6, 2, 6, 12, False, sticker_pool=16)
 
 
 def _scene_copy(name: str, out: Path, edit) -> Path:
@@ -80,7 +81,7 @@ def make_sticker(out: Path, budget: Budget, device: str) -> dict:
         mask="graffiti",
         steps=budget.sticker_steps,
         batch=budget.sticker_batch,
-        pool=max(64, budget.sticker_batch),
+        pool=max(budget.sticker_pool, budget.sticker_batch),
     )
     attack = StickerAttack(victim, config, Palette.default().colours)
     _forget_if_changed(out / "checkpoint.pt", config.as_dict())
