@@ -17,14 +17,14 @@ from pathlib import Path
 
 import physadv  # noqa: F401  (offline environment before ultralytics)
 
-# name: the two blocks (x0, y0, x1, y1) as fractions of the face, above and below the legend
+# name: physadv's own mask of that name, or two rectangles (x0, y0, x1, y1) as fractions of the face
 SHAPES = {
     # physadv's first graffiti: thin bars (0.24-0.76 × 0.20-0.31 and 0.69-0.80, on its 128-pixel grid)
     "bars": [(31 / 128, 26 / 128, 97 / 128, 40 / 128), (31 / 128, 88 / 128, 97 / 128, 102 / 128)],
-    "stripes": [(0.06, 0.219, 0.94, 0.287), (0.06, 0.713, 0.94, 0.781)],  # full width: the stripes mask
+    "stripes": "stripes",  # full width
     "tall_bars": [(0.24, 0.19, 0.76, 0.31), (0.24, 0.69, 0.76, 0.81)],
     "blocks": [(0.305, 0.1725, 0.695, 0.3275), (0.305, 0.6725, 0.695, 0.8275)],
-    "graffiti": [(0.345, 0.1525, 0.655, 0.3475), (0.345, 0.6525, 0.655, 0.8475)],  # the graffiti mask
+    "graffiti": "graffiti",  # 0.31 × 0.195 blocks
     "squares": [(0.375, 0.13, 0.625, 0.37), (0.375, 0.63, 0.625, 0.87)],
     "graffiti_in": [(0.345, 0.2025, 0.655, 0.3975), (0.345, 0.6025, 0.655, 0.7975)],
     "graffiti_out": [(0.345, 0.1025, 0.655, 0.2975), (0.345, 0.7025, 0.655, 0.8975)],
@@ -33,18 +33,18 @@ SHAPES = {
 }
 
 
-def mask_image(rects: list[tuple[float, float, float, float]], path: Path, size: int = 512) -> Path:
+def mask_image(rects: list[tuple[float, float, float, float]], path: Path, size: int = 512) -> str:
     import numpy as np
     from PIL import Image
 
     mask = np.zeros((size, size), np.uint8)
     for x0, y0, x1, y1 in rects:
         mask[int(y0 * size) : int(y1 * size), int(x0 * size) : int(x1 * size)] = 255
-    Image.fromarray(mask).save(path)
-    return path
+    Image.fromarray(mask).save(path.with_suffix(".png"))
+    return str(path.with_suffix(".png"))
 
 
-def run_shape(model, task: str, mask: Path, steps: int, lr: float, seed: int) -> dict:
+def run_shape(model, task: str, mask: str, steps: int, lr: float, seed: int) -> dict:
     from physadv.attacks.rp2 import StickerAttack, StickerConfig
     from physadv.attacks.sticker_job import Evaluation, evaluate
     from physadv.harness.metrics import Rate
@@ -57,7 +57,7 @@ def run_shape(model, task: str, mask: Path, steps: int, lr: float, seed: int) ->
     else:
         goal = dict(goal="hide", true_class=model.names.id("stop sign"))
     config = StickerConfig(
-        **goal, mask=str(mask), steps=steps, lr=lr, seed=seed, batch=32 if task == "classify" else 8
+        **goal, mask=mask, steps=steps, lr=lr, seed=seed, batch=32 if task == "classify" else 8
     )
     attack = StickerAttack(model, config, Palette.default().colours)
     start = time.perf_counter()
@@ -93,7 +93,7 @@ def main() -> None:
             r = run_shape(
                 model,
                 args.task,
-                mask_image(SHAPES[name], Path(tmp) / f"{name}.png"),
+                shape if isinstance(shape := SHAPES[name], str) else mask_image(shape, Path(tmp) / name),
                 args.steps,
                 args.lr,
                 args.seed,

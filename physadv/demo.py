@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -29,8 +29,7 @@ SCENES = Path(__file__).resolve().parents[1] / "scenes"
 class Budget:
     """How much work each part does (``quick``: a smoke run of every part in a few minutes)."""
 
-    sticker_steps: int = 300  # the sticker command's own defaults (steps, batch, view pool)
-    sticker_batch: int = 32
+    sticker: dict = field(default_factory=dict)  # StickerConfig overrides; none: the command's defaults
     sticker_views: int = 100
     person_train: int = 160
     person_val: int = 60
@@ -39,11 +38,20 @@ class Budget:
     driveby_fps: int = 30
     pedestrian_frames: int = 60
     video: bool = True
-    sticker_pool: int = 384
 
     @classmethod
     def quick(cls) -> Budget:
-        return cls(8, 16, 16, 16, 8, 6, 2, 6, 12, False, sticker_pool=16)
+        return cls(
+            sticker={"steps": 8, "batch": 16, "pool": 16},
+            sticker_views=16,
+            person_train=16,
+            person_val=8,
+            patch_steps=6,
+            adaptive_steps=2,
+            driveby_fps=6,
+            pedestrian_frames=12,
+            video=False,
+        )
 
 
 def _scene_copy(name: str, out: Path, edit) -> Path:
@@ -79,9 +87,7 @@ def make_sticker(out: Path, budget: Budget, device: str) -> dict:
         true_class=victim.names.id("stop"),
         target=victim.names.id("speed limit 45"),
         mask="graffiti",
-        steps=budget.sticker_steps,
-        batch=budget.sticker_batch,
-        pool=max(budget.sticker_pool, budget.sticker_batch),
+        **budget.sticker,
     )
     attack = StickerAttack(victim, config, Palette.default().colours)
     _forget_if_changed(out / "checkpoint.pt", config.as_dict())
