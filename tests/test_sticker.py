@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from physadv.attacks.masks import area_fraction, mask_from_perturbation, sticker_mask
+from physadv.attacks.masks import area_fraction, sticker_mask
 from physadv.attacks.objectives import box_iou, hide_loss, untargeted_margin
 from physadv.errors import PhysadvError
 from physadv.harness.crops import crop_object
@@ -31,13 +31,13 @@ def classifier():
 
 
 def test_masks_cover_the_face_only(stop_alpha, tmp_path):
-    graffiti = sticker_mask("graffiti", stop_alpha)
-    assert 0.10 < area_fraction(graffiti, stop_alpha) <= 0.15  # RP2-sized, within the 15 % budget
+    blocks = sticker_mask("blocks", stop_alpha)
+    assert 0.10 < area_fraction(blocks, stop_alpha) <= 0.15  # RP2-sized, within the 15 % budget
     stripes = sticker_mask("stripes", stop_alpha)
     assert 0.10 < area_fraction(stripes, stop_alpha) <= 0.15
-    # the stripes reach the octagon's sides (the outline a detector sees); the graffiti blocks do not
+    # the stripes reach the octagon's sides (the outline a detector sees); the blocks do not
     assert stripes[0, :, :12].sum() > 0 and stripes[0, :, -12:].sum() > 0
-    assert graffiti[0, :, :32].sum() == 0 and graffiti[0, :, -32:].sum() == 0
+    assert blocks[0, :, :32].sum() == 0 and blocks[0, :, -32:].sum() == 0
     poster = sticker_mask("poster", stop_alpha)
     assert area_fraction(poster, stop_alpha) > 0.98
     assert poster[0, 0, 0] == 0  # the octagon's cut corner is not sign
@@ -49,19 +49,30 @@ def test_masks_cover_the_face_only(stop_alpha, tmp_path):
         sticker_mask("grafiti", stop_alpha)
 
 
-def test_l1_stage_keeps_the_strongest_cells(stop_alpha):
-    delta = torch.zeros(3, 128, 128)
-    delta[:, 40:56, 40:72] = 0.8  # a strong block near the centre
-    delta[:, 90:92, 20:22] = 0.1
-    face_px = float(
-        torch.nn.functional.interpolate(stop_alpha[None], size=(128, 128), mode="bilinear")[0].sum()
-    )
-    mask = mask_from_perturbation(delta, stop_alpha, area=512 / face_px)  # room for 8 cells of 8×8
-    assert mask[0, 40:56, 40:72].mean() == 1
-    assert mask[0, 90:92, 20:22].sum() == 0
-    assert mask.sum() == 512
-    everything = mask_from_perturbation(delta, stop_alpha, area=0.9)  # asks for more than is non-zero
-    assert everything[0, 0:30, 0:30].sum() == 0
+def test_learned_places_keep_the_best_cells_on_the_sign_within_the_budget(stop_alpha):
+    from physadv.attacks.placement import CellPlacement
+
+    face = sticker_mask("poster", stop_alpha)  # [1, 128, 128]
+    places = CellPlacement(face, cells=8, area=0.15)
+    with torch.no_grad():
+        places.logits[0, 0, 0] = 9.0  # the octagon's cut corner: mostly not sign, never kept
+        places.logits[0, 3, 2:5] = torch.tensor([5.0, 4.0, 3.0])  # the three best cells on the sign
+        places.logits[0, 5, 5] = 2.0
+    hard = places.hard()
+    assert area_fraction(hard, stop_alpha) <= 0.15 + 1e-6
+    assert hard[0, 48:64, 32:80].mean() == 1 and hard[0, 80:96, 80:96].mean() == 1
+    assert hard[0, :16, :16].sum() == 0
+    assert set(hard.unique().tolist()) <= {0.0, 1.0} and (hard * (1 - face)).sum() == 0  # cut to the sign
+    cells = hard[0].reshape(8, 16, 8, 16).amax(dim=(1, 3))  # whole 16-pixel cells (or their part on the sign)
+    assert area_fraction(hard, stop_alpha) > 0.15 - 2 * 16 * 16 / float(face.sum())  # fills the budget
+    assert int(cells.sum()) >= 4
+    # the soft mask is differentiable in the logits, tends to binary as it cools, and pays for area
+    soft = places.soft(places.temperature(0.0))
+    soft.sum().backward()
+    assert places.logits.grad[0, 3, 2] > 0 and places.logits.grad[0, 0, 0] == 0
+    cold = places.soft(places.temperature(1.0)).detach()
+    assert ((cold > 0.02) & (cold < 0.98)).float().mean() < ((soft > 0.02) & (soft < 0.98)).float().mean()
+    assert places.penalty(face * 0) == 0 and places.penalty(face) > 0
 
 
 def test_views_are_deterministic_and_differentiable():
@@ -146,7 +157,7 @@ def test_attack_lowers_its_loss_on_the_embedded_classifier(classifier):
     from physadv.attacks.rp2 import StickerAttack
     from physadv.printing.palette import Palette
 
-    attack = StickerAttack(classifier, _config(steps=8), Palette.default().colours)
+    attack = StickerAttack(classifier, _config(steps=8, mask="blocks"), Palette.default().colours)
     sticker, record = attack.run()
     losses = [h["attack"] for h in record["history"]]
     assert losses[-1] < losses[0] - 0.5  # full batch: the same 8 views every step
@@ -154,6 +165,26 @@ def test_attack_lowers_its_loss_on_the_embedded_classifier(classifier):
     assert record["sticker_area_fraction"] == pytest.approx(
         area_fraction(sticker.alpha, attack.face[3:]), abs=1e-4
     )
+
+
+def test_graffiti_learns_its_places_then_colours_them(classifier):
+    from physadv.attacks.rp2 import StickerAttack
+    from physadv.printing.palette import Palette
+
+    attack = StickerAttack(classifier, _config(steps=10, mask="graffiti"), Palette.default().colours)
+    sticker, record = attack.run()
+    history = record["history"]
+    placing, colouring = history[:4], history[4:]  # 40 % of the steps find the places
+    assert placing[0]["area"] == pytest.approx(0.15, abs=0.01)  # every cell starts at the budget's share
+    assert all(h["area"] < 0.5 for h in placing) and len({h["area"] for h in colouring}) == 1
+    assert colouring[0]["area"] == pytest.approx(record["sticker_area_fraction"], abs=1e-3)
+    assert 0.10 < record["sticker_area_fraction"] <= 0.15
+    cells = sticker.alpha[0].reshape(8, 16, 8, 16)
+    # every kept cell is whole where it is on the sign: an alpha either fills a cell's sign or is absent
+    face = torch.nn.functional.interpolate(attack.face[3:][None].float(), size=(128, 128), mode="bilinear")
+    on_sign = (face[0, 0] > 0.5).reshape(8, 16, 8, 16)
+    kept = cells.amax(dim=(1, 3)) > 0
+    assert torch.equal((cells > 0) | ~kept[:, None, :, None], on_sign | ~kept[:, None, :, None])
 
 
 def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):

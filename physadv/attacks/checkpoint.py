@@ -35,16 +35,13 @@ def load_checkpoint(path: Path, config: dict, may_change: tuple[str, ...] = ()) 
     return saved
 
 
-def checkpoint_step(path: Path) -> int:
-    """How many steps a checkpoint holds (0 when there is none)."""
-    if not path.is_file():
-        return 0
-    return int(torch.load(path, map_location="cpu", weights_only=False)["state"]["step"])
+def report_resumed(progress, step: int, steps: int) -> None:
+    """Move a progress bar to where a checkpoint (already checked against the settings) left off."""
+    if progress and step:
+        progress(min(step, steps), f"resumed at step {step}")
 
 
 def run_with_progress(attack, label: str, checkpoint: Path, resume: bool, checkpoint_every: int = 25):
-    """``attack.run`` under a progress bar that starts where a resumed checkpoint left off."""
+    """``attack.run`` under a progress bar; a resumed run moves it to its checkpoint's step."""
     with progress_bar(label, attack.config.steps) as advance:
-        if resume and (done := checkpoint_step(checkpoint)):
-            advance(min(done, attack.config.steps), f"resumed at step {done}")
         return attack.run(checkpoint, resume, checkpoint_every, advance)

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 
 from physadv.errors import PhysadvError
 
-# (x0, y0, x1, y1) as fractions of the face. RP2's "camouflage graffiti": two blocks, above and below
-# the legend (their LOVE / HATE), 14.7 % of the face; "camouflage art": a handful of square patches
-# across the face. The graffiti blocks are tall rather than wide: at a 32-pixel classifier input a
-# 0.11-high bar is 3 pixels and loses most of its effect (bench/sticker_masks.py measures the shapes).
+# (x0, y0, x1, y1) as fractions of the face. "blocks": two blocks above and below the legend (RP2's
+# LOVE / HATE places), 14.7 %; tall rather than wide: at a 32-pixel classifier input a 0.11-high bar
+# is 3 pixels and loses most of its effect (bench/sticker_masks.py measures the shapes). "art": a
+# handful of square patches across the face.
 MASK_RECTS = {
-    "graffiti": [(0.344, 0.15, 0.656, 0.345), (0.344, 0.65, 0.656, 0.845)],
+    "blocks": [(0.344, 0.15, 0.656, 0.345), (0.344, 0.65, 0.656, 0.845)],
     # full-width stripes, 14.1 %: they cut the octagon's outline, which is what a detector keys on
     "stripes": [(0.055, 0.219, 0.9375, 0.281), (0.055, 0.711, 0.9375, 0.781)],
     "art": [
@@ -31,7 +31,10 @@ MASK_RECTS = {
         (0.43, 0.72, 0.57, 0.86),
     ],
 }
-MASK_NAMES = ("graffiti", "stripes", "art", "poster")
+# masks whose places the attack learns (physadv.attacks.placement), as cells per side of the face:
+# "graffiti" blocks an eighth of the face high (letter-sized, cut from sticker paper), "auto" finer
+LEARNED_CELLS = {"graffiti": 8, "auto": 16}
+MASK_NAMES = ("graffiti", "auto", "blocks", "stripes", "art", "poster")
 
 
 def _face_alpha(face_alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -39,12 +42,15 @@ def _face_alpha(face_alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 
 def sticker_mask(spec: str, face_alpha: torch.Tensor, size: tuple[int, int] = (128, 128)) -> torch.Tensor:
-    """The mask for ``spec``: ``graffiti``, ``stripes``, ``art``, ``poster`` (the whole face, RP2's
-    subtle poster) or a path to an image (white = sticker), resized to ``size`` (H, W).
+    """The fixed mask for ``spec``: ``blocks``, ``stripes``, ``art``, ``poster`` (the whole face, RP2's
+    subtle poster) or a path to an image (white = sticker), resized to ``size`` (H, W). (The learned
+    masks, ``LEARNED_CELLS``, come from :class:`physadv.attacks.placement.CellPlacement`.)
 
     Args:
         face_alpha: ``[1, h, w]`` the sign's shape.
     """
+    if spec in LEARNED_CELLS:
+        raise ValueError(f"mask '{spec}' is learned by the attack (CellPlacement), not drawn")
     alpha = (_face_alpha(face_alpha, size) > 0.5).float()
     h, w = size
     if spec == "poster":
@@ -73,18 +79,3 @@ def area_fraction(mask: torch.Tensor, face_alpha: torch.Tensor) -> float:
     """Sticker area over the sign face's area."""
     alpha = _face_alpha(face_alpha, tuple(mask.shape[-2:]))
     return float((mask * alpha).sum() / alpha.sum())
-
-
-def mask_from_perturbation(
-    delta: torch.Tensor, face_alpha: torch.Tensor, area: float, block: int = 8
-) -> torch.Tensor:
-    """RP2's second stage: keep the ``area`` fraction of the face (in ``block``-pixel cells) where the
-    L1-regularised perturbation ``delta`` (``[3, H, W]``) is largest."""
-    h, w = delta.shape[-2:]
-    alpha = _face_alpha(face_alpha, (h, w))
-    energy = F.avg_pool2d((delta.abs().sum(0, keepdim=True) * alpha)[None], block, ceil_mode=True)[0]
-    cells = max(1, round(area * float(alpha.sum()) / block**2))
-    threshold = energy.flatten().topk(cells).values[-1]
-    keep = ((energy >= threshold) & (energy > 0)).float()
-    mask = F.interpolate(keep[None], scale_factor=block, mode="nearest")[0][:, :h, :w]
-    return mask * (alpha > 0.5).float()

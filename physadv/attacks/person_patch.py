@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from physadv.attacks import objectives
-from physadv.attacks.checkpoint import load_checkpoint, save_checkpoint
+from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_checkpoint
 from physadv.eot.patch_eot import PatchEOT, place_patches
 from physadv.errors import PhysadvError
 from physadv.harness.image_set import ImageSet
@@ -136,6 +136,7 @@ class PatchAttack:
             saved = load_checkpoint(checkpoint, c.as_dict(), may_change=("steps",))  # run on for longer
             gen.set_state(saved["generator"])
             patch, state, opt_state = saved["patch"].to(self.device), saved["state"], saved["optimizer"]
+            report_resumed(progress, state["step"], c.steps)
         patch.requires_grad_(True)
         opt = torch.optim.Adam([patch], lr=c.lr)
         if opt_state is not None:

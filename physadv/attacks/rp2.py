@@ -6,8 +6,9 @@ sign with the sticker on it (:mod:`physadv.eot.sign_views`) and minimises
 
     objective + λ_norm·‖M·δ‖_p + λ_nps·NPS(sticker) + λ_tv·TV(sticker)
 
-with Adam, where δ is the sticker minus the face beneath it. With ``mask="auto"`` it runs RP2's two
-stages: L1 over the whole face to find where stickers matter, then L2 inside the derived mask.
+with Adam, where δ is the sticker minus the face beneath it. A learned mask (``graffiti``, ``auto``)
+runs RP2's two stages: first where the stickers go (:mod:`physadv.attacks.placement`, with the L1
+norm), then their colours inside the kept cells (L2). A fixed mask runs the second stage only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import torch.nn.functional as F
 
 from physadv.artefact import Artefact
 from physadv.attacks import objectives
-from physadv.attacks.checkpoint import load_checkpoint, save_checkpoint
-from physadv.attacks.masks import area_fraction, mask_from_perturbation, sticker_mask
+from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_checkpoint
+from physadv.attacks.masks import LEARNED_CELLS, area_fraction, sticker_mask
+from physadv.attacks.placement import CellPlacement
 from physadv.eot.sign_views import ViewRange, draw_views, render_views, scaled_boxes
 from physadv.losses import mask_norm, nps, total_variation
 from physadv.printing.colour import ColourTransfer
@@ -43,9 +45,11 @@ class StickerConfig:
     true_class: int
     target: int | None = None
     mask: str = "graffiti"
-    auto_area: float = 0.12  # mask="auto": sticker area kept after the L1 stage
+    area: float = 0.15  # learned masks: the most of the face the stickers may cover
+    place_share: float = 0.4  # learned masks: the share of the steps spent finding the places
+    mask_lr: float = 0.1  # learned masks: Adam's rate for the cells' logits
     sign: str = "stop"
-    steps: int = 300
+    steps: int = 500
     lr: float = 0.2  # colours saturate within ~100 steps; 0.05 ends weaker (bench/sticker_masks.py --lr)
     batch: int = 32
     pool: int = 384
@@ -64,7 +68,7 @@ class StickerConfig:
 class Stage:
     """One optimisation stage: a mask and a norm (RP2: L1 to find locations, then L2)."""
 
-    mask: torch.Tensor  # [1, R, R]
+    mask: torch.Tensor | None  # [1, R, R]; None while the places are learned (or not yet kept)
     p: int
     steps: int
 
@@ -139,14 +143,14 @@ class StickerAttack:
         wanted = (cands.scores[..., c.target] * near).max(dim=1).values
         return objectives.relabel_loss(cands, boxes, c.true_class, c.target), (own < 0.25) & (wanted >= 0.25)
 
-    def loss(self, image: torch.Tensor, stage: Stage, views) -> tuple[torch.Tensor, dict]:
+    def loss(self, image: torch.Tensor, mask: torch.Tensor, p: int, views) -> tuple[torch.Tensor, dict]:
         c = self.config
-        frames = render_views(self.stuck_face(image, stage.mask), views, self.out_size)
+        frames = render_views(self.stuck_face(image, mask), views, self.out_size)
         attack, success = self.objective(frames, views)
-        inside = stage.mask.expand_as(image)
+        inside = mask.expand_as(image)
         terms = {
             "attack": attack,
-            "norm": mask_norm(image - self.face_small[:3], stage.mask, stage.p),
+            "norm": mask_norm(image - self.face_small[:3], mask, p),
             "nps": nps((image * inside)[None], self.palette) if c.lambda_nps else attack.new_zeros(()),
             "tv": total_variation(image * inside),
         }
@@ -157,6 +161,9 @@ class StickerAttack:
 
     # --- optimisation -------------------------------------------------------------------------
 
+    def learns_places(self) -> bool:
+        return self.start is None and self.config.mask in LEARNED_CELLS
+
     def stages(self) -> list[Stage]:
         c = self.config
         alpha = self.face[3:].cpu()
@@ -164,13 +171,15 @@ class StickerAttack:
             size = (c.resolution, c.resolution)
             mask = F.interpolate(self.start.alpha[None].float().cpu(), size=size, mode="area")[0]
             return [Stage((mask > 0.5).float(), 2, c.steps)]
-        if c.mask == "auto":
-            first = c.steps // 3
-            return [
-                Stage(sticker_mask("poster", alpha, (c.resolution,) * 2), 1, first),
-                Stage(torch.zeros(1, c.resolution, c.resolution), 2, c.steps - first),  # mask set later
-            ]
+        if self.learns_places():
+            first = round(c.steps * c.place_share)
+            return [Stage(None, 1, first), Stage(None, 2, c.steps - first)]
         return [Stage(sticker_mask(c.mask, alpha, (c.resolution,) * 2), 2, c.steps)]
+
+    def placement(self) -> CellPlacement:
+        c = self.config
+        alpha = sticker_mask("poster", self.face[3:].cpu(), (c.resolution,) * 2).to(self.device)
+        return CellPlacement(alpha, LEARNED_CELLS[c.mask], c.area)
 
     def run(
         self,
@@ -182,11 +191,13 @@ class StickerAttack:
         """Optimise; returns the sticker artefact (intended colours, alpha = mask) and a run record."""
         c = self.config
         stages = self.stages()
+        places = self.placement() if self.learns_places() else None
         pool = self.views(c.pool, seed=1)
         gen = torch.Generator().manual_seed(c.seed)
-        # new stickers start grey; a poster (or RP2's L1 stage) starts as the sign itself, δ = 0
-        whole_face = c.mask in ("poster", "auto")
-        image = self.face_small[:3].clone() if whole_face else torch.full_like(self.face_small[:3], 0.5)
+        # new stickers start grey; a poster starts as the sign itself, δ = 0
+        image = (
+            self.face_small[:3].clone() if c.mask == "poster" else torch.full_like(self.face_small[:3], 0.5)
+        )
         if self.start is not None:
             size = (c.resolution, c.resolution)
             image = F.interpolate(self.start.image[None].float(), size=size, mode="area")[0].to(self.device)
@@ -196,8 +207,14 @@ class StickerAttack:
             image, state, opt_state = self._load(checkpoint, gen)
             for s, m in zip(stages, state["masks"], strict=True):
                 s.mask = m
+            if places is not None:
+                places.logits.data.copy_(state["mask_logits"])
+            report_resumed(progress, state["step"], c.steps)
         image.requires_grad_(True)
-        opt = torch.optim.Adam([image], lr=c.lr)
+        groups = [{"params": [image], "lr": c.lr}]
+        if places is not None:
+            groups.append({"params": [places.logits], "lr": c.mask_lr})
+        opt = torch.optim.Adam(groups)
         if opt_state is not None:
             opt.load_state_dict(opt_state)
         start, first_step = time.perf_counter() - state["seconds"], state["step"]
@@ -205,27 +222,37 @@ class StickerAttack:
         for step in range(first_step, c.steps):
             k = int(np.searchsorted(boundaries, step, side="right"))
             stage = stages[k]
-            if k > 0 and step == boundaries[k - 1] and c.mask == "auto":  # RP2: L1 found where, now L2
-                delta = (image.detach() - self.face_small[:3]) * stages[0].mask.to(image)
-                stage.mask = mask_from_perturbation(delta.cpu(), self.face[3:].cpu(), c.auto_area)
-                state["masks"][k] = stage.mask
-            stage.mask = stage.mask.to(self.device)
+            if places is not None and k == 1 and stage.mask is None:  # RP2: places found, now colours
+                stage.mask = state["masks"][1] = places.hard()
+                opt.state.pop(image, None)  # a fresh start for the colours, as a second optimisation
+            if stage.mask is None:  # learning the places: a soft mask, charged for area over budget
+                mask = places.soft(places.temperature(step / max(1, stage.steps - 1)))
+                penalty = places.penalty(mask)
+            else:
+                mask, penalty = stage.mask.to(self.device), 0.0
             idx = torch.randperm(len(pool), generator=gen)[: c.batch].tolist()
-            total, info = self.loss(image, stage, [pool[i] for i in idx])
+            total, info = self.loss(image, mask, stage.p, [pool[i] for i in idx])
+            total = total + penalty
             opt.zero_grad()
             total.backward()
             opt.step()
             with torch.no_grad():
                 image.clamp_(0, 1)
+            if places is not None:
+                info["area"] = round(float(mask.detach().sum()) / places.face_px, 4)
             state["history"].append({"step": step + 1, "loss": round(total.item(), 5), **info})
             state["step"] = step + 1
             if progress:
-                progress(1, f"loss {total.item():.3f}  batch success {100 * info['success']:.0f}%")
+                doing = "placing stickers, " if stage.mask is None else ""
+                progress(1, f"{doing}loss {total.item():.3f}  batch success {100 * info['success']:.0f}%")
             done = step + 1 == c.steps
             if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or done):
                 state["seconds"] = time.perf_counter() - start
+                if places is not None:
+                    state["mask_logits"] = places.logits.detach().cpu()
                 self._save(checkpoint, image, state, opt, gen)
-        mask = stages[-1].mask.cpu()
+        final = stages[-1].mask if stages[-1].mask is not None else places.hard()  # (a run of 0 colour steps)
+        mask = final.cpu()
         record = {
             "steps": c.steps,
             "seconds": round(time.perf_counter() - start, 1),
@@ -239,7 +266,7 @@ class StickerAttack:
             path,
             self.config.as_dict(),
             image=image.detach().cpu(),
-            state={**state, "masks": [m.cpu() for m in state["masks"]]},
+            state={**state, "masks": [None if m is None else m.cpu() for m in state["masks"]]},
             optimizer=opt.state_dict(),
             generator=gen.get_state(),
         )

@@ -50,11 +50,14 @@ def sticker(
     ),
     mask: str = typer.Option(
         "graffiti",
-        help="graffiti (two blocks; best on classifiers), stripes (two full-width stripes; best on "
-        "detectors), art (five squares), poster (whole face), auto (RP2's L1 stage finds where), or a "
-        "mask image (white = sticker).",
+        help="graffiti (letter-sized blocks placed where they work, learned first; best on "
+        "classifiers), auto (the same on a finer grid), blocks (two fixed blocks), stripes (two "
+        "full-width stripes; best on detectors), art (five squares), poster (whole face), or a mask "
+        "image (white = sticker).",
     ),
-    steps: int = typer.Option(300, min=1, help="Optimisation steps."),
+    steps: int = typer.Option(
+        500, min=1, help="Optimisation steps (graffiti / auto: the first 40 % find the places)."
+    ),
     batch: int = typer.Option(
         0, min=0, help="EOT views per step (0: 32 crops / 8 frames on CPU, 4× on CUDA)."
     ),
@@ -63,7 +66,9 @@ def sticker(
     lambda_norm: float = typer.Option(0.02, help="Weight of RP2's ‖M·δ‖ term."),
     lambda_nps: float = typer.Option(0.1, help="Weight of non-printability."),
     lambda_tv: float = typer.Option(0.05, help="Weight of total variation."),
-    area: float = typer.Option(0.12, help="--mask auto: sticker area kept (fraction of the face)."),
+    area: float = typer.Option(
+        0.15, min=0.01, max=1.0, help="graffiti / auto: the most of the face the stickers may cover."
+    ),
     palette: Path = typer.Option(None, help="Printable colours (r,g,b lines); default: physadv's estimate."),
     calibration: Path = typer.Option(
         None, help="colour_transfer.json from 'physadv calibrate photo': optimise as the print will look."
@@ -89,8 +94,8 @@ def sticker(
     from physadv.printing.colour import ColourTransfer
     from physadv.printing.palette import Palette
 
-    if mask not in (*MASK_NAMES, "auto") and not Path(mask).is_file():
-        raise PhysadvError(f"unknown mask '{mask}': use {', '.join(MASK_NAMES)}, auto, or a mask image file")
+    if mask not in MASK_NAMES and not Path(mask).is_file():
+        raise PhysadvError(f"unknown mask '{mask}': use {', '.join(MASK_NAMES)}, or a mask image file")
     victim = load_model(model, task=task, device=device, amp=amp)
     goal, target_id = _goal(victim, target, untargeted)
     detector = victim.kind == "detector"
@@ -101,7 +106,7 @@ def sticker(
         true_class=_true_class(victim, true_class),
         target=target_id,
         mask=mask,
-        auto_area=area,
+        area=area,
         steps=steps,
         lr=lr,
         batch=batch,
