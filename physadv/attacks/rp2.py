@@ -224,7 +224,6 @@ class StickerAttack:
             stage = stages[k]
             if places is not None and k == 1 and stage.mask is None:  # RP2: places found, now colours
                 stage.mask = state["masks"][1] = places.hard()
-                opt.state.pop(image, None)  # a fresh start for the colours, as a second optimisation
             if stage.mask is None:  # learning the places: a soft mask, charged for area over budget
                 mask = places.soft(places.temperature(step / max(1, stage.steps - 1)))
                 penalty = places.penalty(mask)
@@ -251,8 +250,7 @@ class StickerAttack:
                 if places is not None:
                     state["mask_logits"] = places.logits.detach().cpu()
                 self._save(checkpoint, image, state, opt, gen)
-        final = stages[-1].mask if stages[-1].mask is not None else places.hard()  # (a run of 0 colour steps)
-        mask = final.cpu()
+        mask = stages[-1].mask.cpu()  # the colour stage always has a step: round(0.4 · steps) < steps
         record = {
             "steps": c.steps,
             "seconds": round(time.perf_counter() - start, 1),
