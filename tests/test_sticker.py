@@ -96,6 +96,30 @@ def test_views_are_deterministic_and_differentiable():
         assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120
 
 
+def test_views_keep_their_warp_and_effects_and_render_as_the_renderer_does():
+    """A view keeps its sampling positions and fixed effects between steps: rendering it again gives
+    the same pixels, equal to compositing and applying the effects afresh the renderer's way."""
+    import torch.nn.functional as F
+
+    from physadv.eot.sign_views import draw_views, render_views
+    from physadv.scene.compose import composite
+    from physadv.scene.effects import apply_effects
+
+    views = draw_views(np.random.default_rng(7), 6, kind="crop")
+    for i, v in enumerate(views):  # every effect on, JPEG on half of them
+        v.effects.shadow, v.effects.motion_blur_px, v.effects.noise_std = 0.3, 2.0, 0.02
+        v.effects.jpeg_quality = 70 if i % 2 else 0
+    face = torch.from_numpy(np.array(render_face("stop", 0.2))).permute(2, 0, 1)
+    first = render_views(face, views, (32, 32))
+    assert all(v.cache for v in views)
+    assert torch.equal(first, render_views(face, views, (32, 32)))
+    for v, got in zip(views, first, strict=True):
+        x = composite(v.base[None], face[None], v.corners[None])
+        x = apply_effects(x, v.effects, torch.Generator().manual_seed(v.noise_seed))
+        x = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=x.shape[-2] > 32)
+        assert torch.allclose(got, x[0], atol=1e-5)
+
+
 def test_hide_loss_only_counts_candidates_over_the_sign():
     boxes = torch.tensor([[[10.0, 10, 50, 50], [100, 100, 140, 140]]])
     scores = torch.tensor([[[0.1, 0.3], [0.1, 0.9]]], requires_grad=True)

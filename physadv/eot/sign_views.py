@@ -24,9 +24,9 @@ import torch.nn.functional as F
 
 from physadv.scene.backgrounds import ground_map, make_backdrop, render_background
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
-from physadv.scene.compose import composite
+from physadv.scene.compose import Texture, WarpPlan, composite, plan_warp
 from physadv.scene.dataset import crop_camera
-from physadv.scene.effects import EffectParams, apply_effects, draw_effects
+from physadv.scene.effects import EffectParams, apply_effects, draw_effects, jpeg_each
 from physadv.scene.render import pole_object
 from physadv.scene.signs import SIGNS
 from physadv.scene.spec import FT
@@ -76,6 +76,14 @@ class SignView:
     distance_m: float
     angle_deg: float
     noise_seed: int
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # see render_views
+
+    def warp_plan(self, face: torch.Tensor) -> WarpPlan:
+        """The face's warp into this view, worked out on first use for a face of that size."""
+        key = ("warp", tuple(face.shape[-2:]))
+        if key not in self.cache:
+            self.cache[key] = plan_warp(key[1], self.corners[None])
+        return self.cache[key]
 
 
 def _effects(rng: np.random.Generator, r: ViewRange) -> EffectParams:
@@ -164,13 +172,24 @@ def render_views(face: torch.Tensor, views: list[SignView], out_size: tuple[int,
     """Composite the sign ``face`` (``[4, h, w]`` RGBA, differentiable) into each view, apply the
     view's effects and resize to ``out_size`` (H, W).
 
+    Each view keeps what does not change between steps (where its pixels sample the face; its
+    light, shadow, blur kernel and noise), and the views' JPEG round trips go to the host together:
+    a step is a few operations per view, and on a GPU waits on the host once.
+
     Shape:
         - returns: ``[len(views), 3, H, W]`` RGB in [0, 1]
     """
-    out = []
+    frames, texture = [], Texture(face[None])
     for v in views:
-        x = composite(v.base[None], face[None], v.corners[None])
-        x = apply_effects(x, v.effects, torch.Generator().manual_seed(v.noise_seed))
+        x = composite(v.base[None], texture, v.corners[None], v.warp_plan(face))
+        noise = torch.Generator().manual_seed(v.noise_seed)
+        frames.append(apply_effects(x, v.effects, noise, compress=False, cache=v.cache))
+    compressed = [i for i, v in enumerate(views) if v.effects.jpeg_quality > 0]
+    qualities = [views[i].effects.jpeg_quality for i in compressed]
+    for i, x in zip(compressed, jpeg_each([frames[i] for i in compressed], qualities), strict=True):
+        frames[i] = x
+    out = []
+    for x in frames:
         if tuple(x.shape[-2:]) != tuple(out_size):
             shrink = x.shape[-2] > out_size[0]
             x = F.interpolate(x, size=out_size, mode="bilinear", align_corners=False, antialias=shrink)

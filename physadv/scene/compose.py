@@ -7,9 +7,14 @@ bottom-left; the homography maps texture pixels to frame pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import get_perspective_transform, warp_perspective
+from kornia.geometry import create_meshgrid
+from kornia.geometry.conversions import normalize_homography
+from kornia.geometry.linalg import transform_points
+from kornia.geometry.transform import get_perspective_transform
 
 
 def texture_corners(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
@@ -19,40 +24,110 @@ def texture_corners(height: int, width: int, like: torch.Tensor) -> torch.Tensor
     )
 
 
-def _prefilter(texture: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
-    """Shrink the texture (antialiased) towards its on-screen size, so far objects don't alias."""
-    h, w = texture.shape[-2:]
+@dataclass
+class WarpPlan:
+    """What warping a texture to fixed corners needs besides its pixels, worked out once.
+
+    ``shrink_to``: the size (h, w) the texture is first shrunk to, antialiased, so far objects don't
+    alias (None: used as it is); ``matrix``: ``[B, 3, 3]`` homography from the (shrunk) texture's
+    pixels, ``texture_hw`` in size, to frame pixels. EOT views keep their plan, so a step only
+    resamples the texture at the kept positions.
+    """
+
+    shrink_to: tuple[int, int] | None
+    texture_hw: tuple[int, int]
+    matrix: torch.Tensor
+    grids: dict = field(default_factory=dict, repr=False)
+
+    def grid(self, size: tuple[int, int]) -> torch.Tensor:
+        """``[B, H, W, 2]``: where each pixel of a ``size`` frame samples the texture, in the
+        texture's normalised coordinates (corner-aligned, as ``grid_sample`` reads them)."""
+        size = tuple(size)
+        if size not in self.grids:
+            frame_from_texture = normalize_homography(self.matrix, self.texture_hw, size, align_corners=True)
+            texture_from_frame = torch.linalg.inv(frame_from_texture.double()).float()
+            pixels = create_meshgrid(*size, normalized_coordinates=True, device=self.matrix.device)
+            self.grids[size] = transform_points(texture_from_frame[:, None], pixels)
+        return self.grids[size]
+
+
+def plan_warp(texture_hw: tuple[int, int], corners: torch.Tensor) -> WarpPlan:
+    """The plan for a ``texture_hw`` texture at ``corners`` (``[B, 4, 2]`` frame pixels)."""
+    h, w = texture_hw
+    corners = corners.detach().float()
     span = (corners.amax(dim=1) - corners.amin(dim=1)).amax(dim=0)  # [2]: on-screen width, height
     target_w, target_h = int(span[0].clamp(min=4) * 1.5), int(span[1].clamp(min=4) * 1.5)
-    if target_w >= w and target_h >= h:
-        return texture
-    size = (max(4, min(h, target_h)), max(4, min(w, target_w)))
-    return F.interpolate(texture, size=size, mode="bilinear", align_corners=False, antialias=True)
+    shrink_to = None
+    if target_w < w or target_h < h:
+        shrink_to = (max(4, min(h, target_h)), max(4, min(w, target_w)))
+        h, w = shrink_to
+    own = texture_corners(h, w, corners).expand(corners.shape[0], -1, -1)
+    return WarpPlan(shrink_to, (h, w), get_perspective_transform(own, corners))
+
+
+class Texture:
+    """An RGBA texture ``[B, 4, h, w]`` ready to warp: its colour premultiplied by its alpha (so
+    filtering leaves no dark fringes), and shrunk copies made on demand from a chain of halvings, so
+    the many views of one texture in an EOT step share most of their filtering."""
+
+    def __init__(self, rgba: torch.Tensor):
+        self.levels = [torch.cat([rgba[:, :3] * rgba[:, 3:], rgba[:, 3:]], dim=1)]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.levels[0].shape[-2:])
+
+    def at(self, size: tuple[int, int] | None) -> torch.Tensor:
+        """The texture shrunk (antialiased) to ``size`` (h, w); None: as it is."""
+        if size is None:
+            return self.levels[0]
+        while True:  # halve while the next level is still at least the size asked for
+            h, w = self.levels[-1].shape[-2:]
+            if h // 2 < size[0] or w // 2 < size[1]:
+                break
+            self.levels.append(_resize(self.levels[-1], (h // 2, w // 2)))
+        level = next(t for t in reversed(self.levels) if t.shape[-2] >= size[0] and t.shape[-1] >= size[1])
+        return level if tuple(level.shape[-2:]) == tuple(size) else _resize(level, size)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def warp_texture(
-    texture: torch.Tensor, corners: torch.Tensor, size: tuple[int, int]
+    texture: torch.Tensor | Texture,
+    corners: torch.Tensor,
+    size: tuple[int, int],
+    plan: WarpPlan | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warp an RGBA texture to frame pixels: premultiplied RGB ``[B, 3, H, W]`` and alpha ``[B, 1, H, W]``."""
-    b = corners.shape[0]
-    texture = _prefilter(texture, corners.detach())
-    h, w = texture.shape[-2:]
-    rgb_premult = torch.cat([texture[:, :3] * texture[:, 3:], texture[:, 3:]], dim=1).expand(b, -1, -1, -1)
-    matrix = get_perspective_transform(texture_corners(h, w, corners).expand(b, -1, -1), corners.float())
-    warped = warp_perspective(rgb_premult, matrix, size, align_corners=True)
+    """Warp an RGBA texture to frame pixels: premultiplied RGB ``[B, 3, H, W]`` and alpha ``[B, 1, H, W]``.
+
+    ``plan``: from :func:`plan_warp` for this texture size and these corners (worked out if not given).
+    """
+    texture = texture if isinstance(texture, Texture) else Texture(texture)
+    plan = plan or plan_warp(texture.size, corners)
+    source = texture.at(plan.shrink_to).expand(corners.shape[0], -1, -1, -1)
+    grid = plan.grid(size).to(source)
+    warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return warped[:, :3], warped[:, 3:]
 
 
-def composite(frames: torch.Tensor, texture: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+def composite(
+    frames: torch.Tensor,
+    texture: torch.Tensor | Texture,
+    corners: torch.Tensor,
+    plan: WarpPlan | None = None,
+) -> torch.Tensor:
     """Paste an RGBA texture into frames at the given corners (alpha-blended, differentiable).
 
     Shape:
         - frames: ``[B, 3, H, W]`` RGB in [0, 1]
-        - texture: ``[B, 4, h, w]`` or ``[1, 4, h, w]`` RGBA in [0, 1]
+        - texture: ``[B, 4, h, w]`` or ``[1, 4, h, w]`` RGBA in [0, 1] (or a :class:`Texture` of one)
         - corners: ``[B, 4, 2]`` frame pixels (TL, TR, BR, BL)
+        - plan: optional, :func:`plan_warp` for this texture size and these corners
         - returns: ``[B, 3, H, W]``
     """
-    rgb, alpha = warp_texture(texture, corners, tuple(frames.shape[-2:]))
+    rgb, alpha = warp_texture(texture, corners, tuple(frames.shape[-2:]), plan)
     return frames * (1 - alpha) + rgb
 
 

@@ -80,48 +80,80 @@ def _motion_kernel(length: float, angle_deg: float) -> torch.Tensor:
     return torch.from_numpy(kernel / kernel.sum())
 
 
+def _fixed_terms(p: EffectParams, like: torch.Tensor, generator: torch.Generator | None, cache: dict | None):
+    """What a draw applies that does not depend on the image: the light's RGB gain ``[1, 3, 1, 1]``,
+    the shadow's factor ``[1, 1, H, W]``, the motion-blur kernel and the noise (None where the draw
+    has none), on ``like``'s device. ``cache`` keeps them, so a view applied every step (EOT) makes
+    them once; the noise is drawn on the CPU from ``generator``, the same on every device."""
+    key = (like.device, like.dtype, tuple(like.shape))
+    if cache is not None and cache.get("key") == key:
+        return cache["terms"]
+    gain = like.new_tensor(kelvin_to_rgb_gain(p.colour_temperature_k)).view(1, 3, 1, 1)
+    shadow = kernel = noise = None
+    h, w = like.shape[-2:]
+    if p.shadow > 0:
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        a = math.radians(p.shadow_angle_deg)
+        edge = torch.sigmoid((xx * math.cos(a) + yy * math.sin(a) - p.shadow_offset) * 25)
+        shadow = (1 - p.shadow * edge).to(like)[None, None]
+    if p.motion_blur_px >= 1:
+        kernel = _motion_kernel(p.motion_blur_px, p.motion_blur_angle_deg).to(like).expand(3, 1, -1, -1)
+    if p.noise_std > 0:
+        noise = torch.randn(like.shape, generator=generator, device="cpu").to(like) * p.noise_std
+    terms = (gain, shadow, kernel, noise)
+    if cache is not None:
+        cache.update(key=key, terms=terms)
+    return terms
+
+
 def apply_effects(
-    frame: torch.Tensor, p: EffectParams, generator: torch.Generator | None = None
+    frame: torch.Tensor,
+    p: EffectParams,
+    generator: torch.Generator | None = None,
+    compress: bool = True,
+    cache: dict | None = None,
 ) -> torch.Tensor:
     """Apply one draw to ``[B, 3, H, W]`` frames in [0, 1].
 
-    JPEG (if any) passes gradients straight through (BPDA: the backward pass treats the codec as
-    the identity), so EOT can include compression."""
-    x = frame
-    gain = x.new_tensor(kelvin_to_rgb_gain(p.colour_temperature_k)).view(1, 3, 1, 1)
-    x = ((x - 0.5) * p.contrast + 0.5) * p.brightness * gain
-    if p.shadow > 0:
-        h, w = x.shape[-2:]
-        yy, xx = torch.meshgrid(
-            torch.linspace(-1, 1, h, device=x.device),
-            torch.linspace(-1, 1, w, device=x.device),
-            indexing="ij",
-        )
-        a = math.radians(p.shadow_angle_deg)
-        edge = torch.sigmoid((xx * math.cos(a) + yy * math.sin(a) - p.shadow_offset) * 25)
-        x = x * (1 - p.shadow * edge)
-    if p.motion_blur_px >= 1:
-        k = _motion_kernel(p.motion_blur_px, p.motion_blur_angle_deg).to(x)
-        pad = k.shape[-1] // 2
-        x = F.conv2d(F.pad(x, (pad,) * 4, mode="replicate"), k.expand(3, 1, -1, -1), groups=3)
-    if p.noise_std > 0:
-        x = x + torch.randn(x.shape, generator=generator, device="cpu").to(x) * p.noise_std
+    JPEG (if any, and ``compress``) passes gradients straight through (BPDA: the backward pass treats
+    the codec as the identity), so EOT can include compression; with ``compress=False`` the caller
+    compresses (:func:`jpeg_each`). ``cache``: a dict kept with the draw (see :func:`_fixed_terms`)."""
+    gain, shadow, kernel, noise = _fixed_terms(p, frame, generator, cache)
+    x = ((frame - 0.5) * p.contrast + 0.5) * p.brightness * gain
+    if shadow is not None:
+        x = x * shadow
+    if kernel is not None:
+        pad = kernel.shape[-1] // 2
+        x = F.conv2d(F.pad(x, (pad,) * 4, mode="replicate"), kernel, groups=3)
+    if noise is not None:
+        x = x + noise
     x = x.clamp(0, 1)
-    if p.jpeg_quality > 0:
-        x = x + (jpeg(x, p.jpeg_quality) - x).detach()
+    if compress and p.jpeg_quality > 0:
+        x = jpeg_each([x], [p.jpeg_quality])[0]
     return x
 
 
-def jpeg(frames: torch.Tensor, quality: int) -> torch.Tensor:
-    """Real JPEG compression round trip (Pillow) of ``[B, 3, H, W]`` frames; no gradient."""
+def _jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
+    """One ``[H, W, 3]`` float image through Pillow's JPEG at ``quality``."""
     from PIL import Image
 
-    out = []
-    for f in frames.detach().cpu():
-        buffer = io.BytesIO()
-        Image.fromarray((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
-            buffer, "JPEG", quality=quality
-        )
-        decoded = np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255
-        out.append(torch.from_numpy(decoded).permute(2, 0, 1))
-    return torch.stack(out).to(frames)
+    buffer = io.BytesIO()
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"), np.float32) / 255
+
+
+def jpeg_each(frames: list[torch.Tensor], qualities: list[int]) -> list[torch.Tensor]:
+    """Real JPEG round trips (Pillow) of ``[B, 3, H, W]`` frames of any sizes, each batch at its
+    quality, gradients passed straight through (BPDA). One copy to the host and one back for all."""
+    if not frames:
+        return []
+    host = torch.cat([f.detach().reshape(-1) for f in frames]).cpu().split([f.numel() for f in frames])
+    decoded = []
+    for f, flat, quality in zip(frames, host, qualities, strict=True):
+        images = flat.view(f.shape).permute(0, 2, 3, 1).numpy()
+        decoded.append(torch.from_numpy(np.stack([_jpeg_round_trip(i, quality) for i in images])))
+    back = torch.cat([d.permute(0, 3, 1, 2).reshape(-1) for d in decoded]).to(frames[0])
+    return [
+        f + (flat.view(f.shape) - f).detach()
+        for f, flat in zip(frames, back.split([f.numel() for f in frames]), strict=True)
+    ]

@@ -1,0 +1,125 @@
+"""Where an RP2 sticker step spends its time, and how it scales with the EOT batch, in one process.
+
+    python bench/sticker_step.py [--task classify|detect] [--batches 8,32,128] [--steps 10]
+                                 [--device cuda] [--amp]
+
+For each batch size it times the step as the attack runs it (colour stage, fixed mask), then the
+same batch again in parts:
+
+- render: the sticker onto the face and the face into every view, with the view's effects (forward);
+- model forward + backward: the objective from the rendered views (a leaf) to their gradient;
+- render backward: that gradient through the rendering to the sticker;
+- update: the norm, NPS and TV terms with their gradients, and the Adam step.
+
+It prints views per second, the split, the share outside the model, and peak memory (CUDA: the
+allocator's peak per row; CPU: the process's peak resident size so far).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import physadv  # noqa: F401  (offline environment before ultralytics)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(args, batch: int) -> dict:
+    import torch
+
+    from physadv.attacks.rp2 import StickerAttack, StickerConfig
+    from physadv.eot.sign_views import render_views
+    from physadv.losses import mask_norm, nps, total_variation
+    from physadv.models import load_model
+    from physadv.printing.palette import Palette
+
+    model = load_model("default", task=args.task, device=args.device, amp=args.amp)
+    stop = model.names.first_of("stop sign", "stop")
+    goal = ("hide", None) if model.kind == "detector" else ("targeted", model.names.id("speed limit 45"))
+    config = StickerConfig(goal=goal[0], true_class=stop, target=goal[1], mask="blocks", batch=batch)
+    attack = StickerAttack(model, config, Palette.default().colours)
+    mask = attack.stages()[0].mask.to(attack.device)
+    pool = attack.views(batch, seed=1)
+    image = torch.full_like(attack.face_small[:3], 0.5).requires_grad_(True)
+    opt = torch.optim.Adam([image], lr=config.lr)
+    if attack.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(attack.device)
+    parts = {"step": [], "render": [], "model": [], "render_back": [], "update": []}
+    for step in range(args.steps + 2):  # two warm-up steps (the views keep their warp plans)
+        _sync(attack.device)
+        t0 = time.perf_counter()
+        total, _ = attack.loss(image, mask, 2, pool)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        _sync(attack.device)
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        frames = render_views(attack.stuck_face(image, mask), pool, attack.out_size)
+        _sync(attack.device)
+        t2 = time.perf_counter()
+        leaf = frames.detach().requires_grad_(True)
+        attack.objective(leaf, pool)[0].backward()
+        _sync(attack.device)
+        t3 = time.perf_counter()
+        frames.backward(leaf.grad)
+        _sync(attack.device)
+        t4 = time.perf_counter()
+        inside = mask.expand_as(image)
+        extra = (
+            config.lambda_norm * mask_norm(image - attack.face_small[:3], mask, 2)
+            + config.lambda_nps * nps((image * inside)[None], attack.palette)
+            + config.lambda_tv * total_variation(image * inside)
+        )
+        extra.backward()
+        opt.step()
+        _sync(attack.device)
+        t5 = time.perf_counter()
+        if step >= 2:
+            for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                parts[key].append(value)
+    mean = {k: sum(v) / len(v) for k, v in parts.items()}
+    if attack.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(attack.device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"batch": batch, "peak_mib": peak, "device": str(attack.device), **mean}
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", default="classify", choices=["classify", "detect"])
+    ap.add_argument("--batches", default="8,32,128")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--amp", action="store_true")
+    args = ap.parse_args()
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # torch imports its compiler here: not timed
+    rows = [measure(args, int(b)) for b in args.batches.split(",")]
+    print(f"device {rows[0]['device']}, amp {args.amp}, task {args.task}, {args.steps} steps per row")
+    print(
+        f"{'batch':>5} {'views/s':>8} {'step ms':>8} {'render':>8} {'model f+b':>10} {'render back':>12} "
+        f"{'update':>7} {'outside model':>14} {'peak MiB':>9}"
+    )
+    for r in rows:
+        inside = r["model"] / (r["render"] + r["model"] + r["render_back"] + r["update"])
+        print(
+            f"{r['batch']:>5} {r['batch'] / r['step']:8.1f} {1000 * r['step']:8.1f} "
+            f"{1000 * r['render']:8.1f} "
+            f"{1000 * r['model']:10.1f} {1000 * r['render_back']:12.1f} {1000 * r['update']:7.1f} "
+            f"{100 * (1 - inside):13.1f}% {r['peak_mib']:9.0f}"
+        )
+    print("(the parts are timed separately; 'step ms' is the fused step)")
+
+
+if __name__ == "__main__":
+    main()
