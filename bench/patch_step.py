@@ -19,18 +19,11 @@ peak resident size so far, which only grows). ``--device cuda --amp`` measures m
 from __future__ import annotations
 
 import argparse
-import resource
-import time
 from pathlib import Path
 
+from laps import Laps  # bench/laps.py (the script's own folder is on the path)
+
 import physadv  # noqa: F401  (offline environment before ultralytics)
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(args, batch: int, size: int) -> dict:
@@ -53,50 +46,35 @@ def measure(args, batch: int, size: int) -> dict:
     opt = torch.optim.Adam([patch], lr=0.03)
     palette = attack.palette
     gen = torch.Generator().manual_seed(0)
-    if model.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(model.device)
-    parts = {"step": [], "eot": [], "model": [], "composite_back": [], "update": []}
-    for step in range(args.steps + 2):  # two warm-up steps
+    laps = Laps(model.device, ["step", "eot", "model", "composite_back", "update"])
+    for _ in range(args.steps + laps.warmup):  # warm-up steps first
         index = torch.randint(len(image_set), (c.batch,), generator=gen).tolist()
         state = gen.get_state()
-        _sync(model.device)
-        t0 = time.perf_counter()
+        laps.start()
         total, _ = attack.loss(patch, index, gen)
         opt.zero_grad()
         total.backward()
         opt.step()
-        _sync(model.device)
-        t1 = time.perf_counter()
+        laps.mark("step")
         # the same batch and draw again, in parts
         gen.set_state(state)
         opt.zero_grad()
         images, boxes, valid = image_set.batch(index, model.device)
         params = c.eot.draw(valid.numel(), gen, c.resolution)
         frames = place_patches(images, patch, boxes, valid, params, c.eot, attack.transfer)
-        _sync(model.device)
-        t2 = time.perf_counter()
+        laps.mark("eot")
         leaf = frames.detach().requires_grad_(True)
         score = attack.detection_scores(model, ids, leaf, boxes, valid)
         (score.sum() / valid.sum().clamp(min=1)).backward()
-        _sync(model.device)
-        t3 = time.perf_counter()
+        laps.mark("model")
         frames.backward(leaf.grad)
-        _sync(model.device)
-        t4 = time.perf_counter()
+        laps.mark("composite_back")
         extra = c.lambda_nps * nps(patch[None], palette) + c.lambda_tv * total_variation(patch)
         extra.backward()
         opt.step()
-        _sync(model.device)
-        t5 = time.perf_counter()
-        if step >= 2:
-            for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
-                parts[key].append(value)
-    mean = {k: sum(v) / len(v) for k, v in parts.items()}
-    if model.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(model.device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"batch": batch, "size": size, "peak_mib": peak, **mean}
+        laps.mark("update")
+        laps.next_step()
+    return {"batch": batch, "size": size, "peak_mib": laps.peak_mib(), **laps.means()}
 
 
 def main() -> None:

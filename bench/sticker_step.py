@@ -18,17 +18,10 @@ allocator's peak per row; CPU: the process's peak resident size so far).
 from __future__ import annotations
 
 import argparse
-import resource
-import time
+
+from laps import Laps  # bench/laps.py (the script's own folder is on the path)
 
 import physadv  # noqa: F401  (offline environment before ultralytics)
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(args, batch: int) -> dict:
@@ -49,29 +42,22 @@ def measure(args, batch: int) -> dict:
     pool = attack.views(batch, seed=1)
     image = torch.full_like(attack.face_small[:3], 0.5).requires_grad_(True)
     opt = torch.optim.Adam([image], lr=config.lr)
-    if attack.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(attack.device)
-    parts = {"step": [], "render": [], "model": [], "render_back": [], "update": []}
-    for step in range(args.steps + 2):  # two warm-up steps (the views keep their warp plans)
-        _sync(attack.device)
-        t0 = time.perf_counter()
+    laps = Laps(attack.device, ["step", "render", "model", "render_back", "update"])
+    for _ in range(args.steps + laps.warmup):  # warm-up steps first (the views keep their warp plans)
+        laps.start()
         total, _ = attack.loss(image, mask, 2, pool)
         opt.zero_grad()
         total.backward()
         opt.step()
-        _sync(attack.device)
-        t1 = time.perf_counter()
+        laps.mark("step")
         opt.zero_grad()
         frames = render_views(attack.stuck_face(image, mask), pool, attack.out_size)
-        _sync(attack.device)
-        t2 = time.perf_counter()
+        laps.mark("render")
         leaf = frames.detach().requires_grad_(True)
         attack.objective(leaf, pool)[0].backward()
-        _sync(attack.device)
-        t3 = time.perf_counter()
+        laps.mark("model")
         frames.backward(leaf.grad)
-        _sync(attack.device)
-        t4 = time.perf_counter()
+        laps.mark("render_back")
         inside = mask.expand_as(image)
         extra = (
             config.lambda_norm * mask_norm(image - attack.face_small[:3], mask, 2)
@@ -80,17 +66,9 @@ def measure(args, batch: int) -> dict:
         )
         extra.backward()
         opt.step()
-        _sync(attack.device)
-        t5 = time.perf_counter()
-        if step >= 2:
-            for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
-                parts[key].append(value)
-    mean = {k: sum(v) / len(v) for k, v in parts.items()}
-    if attack.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(attack.device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"batch": batch, "peak_mib": peak, "device": str(attack.device), **mean}
+        laps.mark("update")
+        laps.next_step()
+    return {"batch": batch, "peak_mib": laps.peak_mib(), "device": str(attack.device), **laps.means()}
 
 
 def main() -> None:
