@@ -153,7 +153,7 @@ def main() -> None:
 
     import physadv  # noqa: F401
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
-    from physadv.harness.image_set import label_folder_for, load_image_set
+    from physadv.data.image_set import label_folder_for, load_image_set
     from physadv.harness.patch_eval import PatchTrial, evaluate_patch
     from physadv.models import load_model
     from physadv.printing.palette import Palette

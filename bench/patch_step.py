@@ -29,10 +29,10 @@ import physadv  # noqa: F401  (offline environment before ultralytics)
 def measure(args, batch: int, size: int) -> dict:
     import torch
 
+    from physadv.attacks.losses import nps, total_variation
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
+    from physadv.data.image_set import label_folder_for, load_image_set
     from physadv.eot.patch_eot import place_patches
-    from physadv.harness.image_set import label_folder_for, load_image_set
-    from physadv.losses import nps, total_variation
     from physadv.models import load_model
     from physadv.printing.palette import Palette
 

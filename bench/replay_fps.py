@@ -36,10 +36,10 @@ def physadv_replay(
     weights: str, video: str, gt: Path | None, device: str, batch: int, annotate: bool
 ) -> tuple[float, float]:
     """(frames/s while streaming, frames/s end to end including the report's plots)."""
+    from physadv.data.groundtruth import load_ground_truth
     from physadv.harness.frame_judge import ReplayGoal
-    from physadv.harness.groundtruth import load_ground_truth
     from physadv.harness.replay import Replay, Truth
-    from physadv.harness.replay_job import run_replay_job
+    from physadv.jobs.replay import run_replay_job
     from physadv.models import load_model
 
     model = load_model(weights, task="detect", device=device)

@@ -49,8 +49,8 @@ def mask_image(rects: list[tuple[float, float, float, float]], path: Path, size:
 
 def run_shape(model, task: str, mask: str, steps: int, lr: float, seed: int) -> dict:
     from physadv.attacks.rp2 import StickerAttack, StickerConfig
-    from physadv.attacks.sticker_job import Evaluation, evaluate
     from physadv.harness.metrics import Rate
+    from physadv.jobs.sticker import Evaluation, evaluate
     from physadv.printing.palette import Palette
 
     if task == "classify":

@@ -27,9 +27,9 @@ import physadv  # noqa: F401  (offline environment before ultralytics)
 def measure(args, batch: int) -> dict:
     import torch
 
+    from physadv.attacks.losses import mask_norm, nps, total_variation
     from physadv.attacks.rp2 import StickerAttack, StickerConfig
     from physadv.eot.sign_views import render_views
-    from physadv.losses import mask_norm, nps, total_variation
     from physadv.models import load_model
     from physadv.printing.palette import Palette
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.ops import box_iou
 
 from physadv.models import load_model
 from physadv.scene.backgrounds import ground_map, make_backdrop
@@ -17,14 +18,6 @@ HELD_OUT_SEED = 424242
 # Floors below the measured held-out rates (person 0.848 / stop sign 0.922 AP@0.5 on 300 frames),
 # so a regression fails the test but rendering noise does not.
 FLOOR = {"person": 0.75, "stop sign": 0.75}
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = lambda x: (x[:, 2:] - x[:, :2]).prod(-1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter)
 
 
 def test_embedded_classifier_accuracy_on_fresh_renders():

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from physadv.attacks.objectives import box_iou, object_scores, reduce_object_scores
+from physadv.attacks.objectives import object_scores, reduce_object_scores
+from physadv.boxes import box_iou
+from physadv.data.image_set import label_folder_for, load_image_set, read_yolo_labels
+from physadv.data.images import letterbox
 from physadv.eot.patch_eot import PatchEOT, patch_corners, place_patches
 from physadv.errors import PhysadvError
-from physadv.harness.image_set import label_folder_for, letterbox, load_image_set, read_yolo_labels
 from physadv.models.detector import Candidates
 from tests.conftest import run_physadv
 
@@ -117,7 +119,7 @@ def test_image_set_boxes_match_the_pictures(persons, detector):
     assert skipped == ["broken.jpg"] and len(image_set) == 6
     assert image_set.images.shape == (6, 3, 320, 320) and image_set.objects > 0
     # the embedded detector finds most labelled people where the letterboxed labels say they are
-    from physadv.harness.image_set import pseudo_label
+    from physadv.data.image_set import pseudo_label
 
     pseudo = pseudo_label(image_set, detector, [0], conf=0.5, min_box_px=0)
     matched = 0

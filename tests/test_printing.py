@@ -13,11 +13,11 @@ import torch
 from conftest import run_physadv
 
 from physadv.artefact import Artefact
+from physadv.attacks.losses import mask_norm, nps, total_variation
+from physadv.eot.colour import ColourTransfer, delta_e2000, rgb_to_lab
 from physadv.errors import PhysadvError
-from physadv.losses import mask_norm, nps, total_variation
 from physadv.printing.calibrate import read_chart
 from physadv.printing.chart import ChartLayout, render_chart
-from physadv.printing.colour import ColourTransfer, delta_e2000, rgb_to_lab
 from physadv.printing.export import save_pdf, save_png
 from physadv.printing.palette import Palette
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import run_physadv
 
+from physadv.data.groundtruth import distance_from_box, focal_px, load_ground_truth
 from physadv.errors import PhysadvError
-from physadv.harness.groundtruth import distance_from_box, focal_px, load_ground_truth
 from physadv.harness.sources import VideoSource
 from physadv.harness.tally import Bins, Tally
 from physadv.scene.spec import FT
@@ -111,7 +111,7 @@ def test_truncated_and_corrupt_videos_read_as_far_as_they_go(tmp_path):
 
 
 def test_tracker_follows_the_sign_through_a_drive_by(driveby):
-    from physadv.attacks.objectives import box_iou
+    from physadv.boxes import box_iou
     from physadv.harness.sources import from_bgr8
     from physadv.harness.tracking import BoxTracker
 
@@ -240,7 +240,7 @@ def test_lab_table_clean_and_with_a_sticker(tmp_path):
 def test_replay_memory_stays_flat_on_a_long_video(tmp_path):
     from physadv.harness.frame_judge import ReplayGoal
     from physadv.harness.replay import Replay
-    from physadv.harness.replay_job import run_replay_job
+    from physadv.jobs.replay import run_replay_job
     from physadv.models import load_model
 
     classifier = load_model("default", task="classify")
@@ -298,7 +298,7 @@ def test_frames_without_objects_or_ground_truth(tmp_path):
     """A frame whose ground truth is empty is judged (hallucinations only); one the file omits is not."""
     from physadv.harness.frame_judge import ReplayGoal
     from physadv.harness.replay import Replay, Truth
-    from physadv.harness.replay_job import run_replay_job
+    from physadv.jobs.replay import run_replay_job
     from physadv.models import load_model
 
     _avi(tmp_path / "v.avi", 6, size=(160, 128))

@@ -160,8 +160,8 @@ def test_bad_spec_is_one_line(tmp_path):
 def test_datasets_load_in_torch_and_ultralytics(tmp_path):
     from ultralytics.data.utils import check_det_dataset
 
+    from physadv.data.image_folder import load_image_folder
     from physadv.scene.dataset import write_classification_set, write_detection_set
-    from physadv.training.classifier import load_image_folder
 
     counts = write_classification_set(tmp_path / "cls", per_class=2, seed=0)
     data = load_image_folder(tmp_path / "cls")

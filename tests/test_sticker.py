@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from physadv.attacks.masks import area_fraction, sticker_mask
-from physadv.attacks.objectives import box_iou, hide_loss, untargeted_margin
+from physadv.attacks.objectives import hide_loss, untargeted_margin
+from physadv.boxes import box_iou
 from physadv.errors import PhysadvError
 from physadv.harness.crops import crop_object
 from physadv.harness.metrics import judge_object, wilson_interval
@@ -133,6 +135,10 @@ def test_hide_loss_only_counts_candidates_over_the_sign():
     assert box_iou(torch.tensor([0.0, 0, 10, 10]), torch.tensor([5.0, 0, 15, 10])).item() == pytest.approx(
         1 / 3
     )
+    # the broadcasting form equals torchvision's pairwise one on 2-D lists
+    a = torch.tensor([[0.0, 0, 10, 10], [2, 3, 8, 20]])
+    b = torch.tensor([[5.0, 0, 15, 10], [0, 0, 4, 4], [30, 30, 40, 40]])
+    assert torch.allclose(box_iou(a[:, None], b[None]), torchvision.ops.box_iou(a, b), atol=1e-6)
 
 
 def test_wilson_interval_reference_values():

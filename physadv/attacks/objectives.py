@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from physadv.boxes import box_iou
 from physadv.models.detector import Candidates
 
 
@@ -25,16 +26,6 @@ def untargeted_margin(logits: torch.Tensor, true_class: int, kappa: float = 5.0)
     other = logits.clone()
     other[:, true_class] = float("-inf")
     return (true - other.max(dim=1).values).clamp(min=-kappa).mean()
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of boxes ``a`` ``[..., 4]`` with ``b`` ``[..., 4]`` (xyxy, broadcast)."""
-    lt = torch.maximum(a[..., :2], b[..., :2])
-    rb = torch.minimum(a[..., 2:], b[..., 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    return inter / (area_a + area_b - inter + 1e-9)
 
 
 def overlapping(cands: Candidates, boxes: torch.Tensor, min_iou: float = 0.3) -> torch.Tensor:

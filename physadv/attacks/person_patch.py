@@ -24,11 +24,11 @@ import torch.nn.functional as F
 
 from physadv.attacks import objectives
 from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_checkpoint
+from physadv.attacks.losses import nps, total_variation
+from physadv.data.image_set import ImageSet
+from physadv.eot.colour import ColourTransfer
 from physadv.eot.patch_eot import PatchEOT, place_patches
 from physadv.errors import PhysadvError
-from physadv.harness.image_set import ImageSet
-from physadv.losses import nps, total_variation
-from physadv.printing.colour import ColourTransfer
 
 DETECTED = 0.25  # the progress bar's "still detected" score (Ultralytics' default confidence)
 

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from physadv.artefact import Artefact
 from physadv.attacks import objectives
 from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_checkpoint
+from physadv.attacks.losses import mask_norm, nps, total_variation
 from physadv.attacks.masks import LEARNED_CELLS, area_fraction, sticker_mask
 from physadv.attacks.placement import CellPlacement
+from physadv.eot.colour import ColourTransfer
 from physadv.eot.sign_views import ViewRange, draw_views, render_views, scaled_boxes
-from physadv.losses import mask_norm, nps, total_variation
-from physadv.printing.colour import ColourTransfer
 from physadv.scene.render import FACE_PX_PER_MM, apply_sticker
 from physadv.scene.signs import SIGNS, render_face
 

@@ -50,9 +50,9 @@ def photo(
     import cv2
     import torch
 
+    from physadv.eot.colour import delta_e2000, rgb_to_lab
     from physadv.errors import PhysadvError
     from physadv.printing.calibrate import read_chart
-    from physadv.printing.colour import delta_e2000, rgb_to_lab
     from physadv.printing.palette import Palette
 
     if not photo_path.is_file():

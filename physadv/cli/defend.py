@@ -81,9 +81,9 @@ def defend(
         if source is None:
             raise PhysadvError("patches need --source: photos with people for the adaptive attack")
         from physadv.attacks.person_patch import PatchConfig
-        from physadv.cli.patch import class_names, load_train_val
         from physadv.defenses.catalogue import parse_defenses
-        from physadv.defenses.patch_job import run_patch_defenses
+        from physadv.jobs.defend_patch import run_patch_defenses
+        from physadv.jobs.patch_data import class_names, load_train_val
         from physadv.printing.export import load_artefact_image
         from physadv.printing.palette import Palette
 
@@ -114,7 +114,7 @@ def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views,
     from physadv.artefact import Artefact
     from physadv.attacks.rp2 import StickerAttack
     from physadv.defenses.catalogue import parse_defenses
-    from physadv.defenses.sticker_job import run_sticker_defenses, sticker_config
+    from physadv.jobs.defend_sticker import run_sticker_defenses, sticker_config
     from physadv.printing.export import load_artefact_image
     from physadv.printing.palette import Palette
 

@@ -18,7 +18,7 @@ def demo(
     YOLO, replay the lab table, a drive-by and pedestrians with and without them, measure three
     defenses, and write one report. Run it again with the same --out to continue after an
     interruption."""
-    from physadv.demo import run_demo
+    from physadv.jobs.demo import run_demo
 
     result = run_demo(out, quick, device)
     from physadv.report.demo_report import verdict

@@ -103,11 +103,11 @@ def eval_command(
     """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
     intervals, an annotated video and a report. A scene spec with --artefact/--patch is replayed
     clean and attacked from the same draws (scenes/lab_rp2.yaml gives RP2's lab table)."""
+    from physadv.data.groundtruth import load_ground_truth
     from physadv.harness.frame_judge import ReplayGoal
-    from physadv.harness.groundtruth import load_ground_truth
     from physadv.harness.replay import Replay, Truth
-    from physadv.harness.replay_job import default_object_height_m, lab_rows, run_replay_job
     from physadv.harness.tally import Bins
+    from physadv.jobs.replay import default_object_height_m, lab_rows, run_replay_job
     from physadv.models import load_model
     from physadv.printing.export import load_artefact_image
     from physadv.report.replay_report import main_metric

@@ -89,9 +89,9 @@ def sticker(
     drive-by, and write printables and OUT/summary.json."""
     from physadv.attacks.masks import MASK_NAMES
     from physadv.attacks.rp2 import StickerAttack, StickerConfig
-    from physadv.attacks.sticker_job import Evaluation, run_sticker_job
+    from physadv.eot.colour import ColourTransfer
+    from physadv.jobs.sticker import Evaluation, run_sticker_job
     from physadv.models import load_model
-    from physadv.printing.colour import ColourTransfer
     from physadv.printing.palette import Palette
 
     if mask not in MASK_NAMES and not Path(mask).is_file():

@@ -19,7 +19,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from physadv.printing.colour import ColourTransfer, clamp_straight_through
+from physadv.eot.colour import ColourTransfer, clamp_straight_through
 
 NOISE_PX = 64
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from physadv.attacks.objectives import box_iou
+from physadv.boxes import box_iou
+from physadv.data.groundtruth import GtObject
 from physadv.harness.crops import crop_object
-from physadv.harness.groundtruth import GtObject
 from physadv.harness.metrics import MATCH_IOU, judge_object
 from physadv.models.classes import ClassNames
 from physadv.models.detector import Detections

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from physadv.attacks.objectives import box_iou
+from physadv.boxes import box_iou
 from physadv.models.detector import Detections
 
 MATCH_IOU = 0.5

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import torch
 
+from physadv.data.image_set import ImageSet
+from physadv.eot.colour import ColourTransfer
 from physadv.eot.patch_eot import PatchEOT, place_patches
 from physadv.harness.frame_judge import AP_CONF, match_for_ap
-from physadv.harness.image_set import ImageSet
 from physadv.harness.metrics import Rate, judge_object
 from physadv.harness.tally import Bins, Tally
 from physadv.models.detector import Detections
-from physadv.printing.colour import ColourTransfer
 
 CONDITIONS = ("clean", "patched", "patched_eot", "noise_control", "grey_control")
 THRESHOLDS = (0.25, 0.5)

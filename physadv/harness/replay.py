@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from physadv.data.groundtruth import GroundTruth, GtObject, distance_from_box, focal_px
 from physadv.harness.annotate import VideoOut, draw_frame
 from physadv.harness.frame_judge import (
     AP_CONF,
@@ -21,7 +22,6 @@ from physadv.harness.frame_judge import (
     judge_crops,
     judge_detections,
 )
-from physadv.harness.groundtruth import GroundTruth, GtObject, distance_from_box, focal_px
 from physadv.harness.sources import Frame, batched
 from physadv.harness.tally import Bins, Tally
 from physadv.harness.tracking import BoxTracker

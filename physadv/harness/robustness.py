@@ -20,7 +20,7 @@ MARGIN = 0.05
 def labelled_crops(root: Path, model) -> tuple[torch.Tensor, torch.Tensor]:
     """An ImageFolder of crops, resized to the model's input, labelled with the model's class ids
     (folder names are matched to class names)."""
-    from physadv.training.classifier import load_image_folder
+    from physadv.data.image_folder import load_image_folder
 
     data = load_image_folder(root, size=model.input_size)
     ids = torch.tensor([model.names.id(n) for n in data.names])

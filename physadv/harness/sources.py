@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from physadv.artefact import Artefact
+from physadv.data.groundtruth import GtObject
 from physadv.errors import PhysadvError
-from physadv.harness.groundtruth import GtObject
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

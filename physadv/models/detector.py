@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from physadv.data.images import LETTERBOX_FILL
 from physadv.device import autocast
 from physadv.models.classes import ClassNames
 from physadv.models.frozen import freeze
 
-LETTERBOX_FILL = 114 / 255
 STRIDE = 32
 
 

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import torch
 
+from physadv.eot.colour import ColourTransfer
 from physadv.errors import PhysadvError
 from physadv.printing.chart import ARUCO_DICT, ChartLayout
-from physadv.printing.colour import ColourTransfer
 
 RECTIFIED_PX_PER_MM = 4.0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-SCENES = Path(__file__).resolve().parents[1] / "scenes"
+SCENES = Path(__file__).resolve().parents[2] / "scenes"
 
 
 @dataclass
@@ -77,7 +77,7 @@ def _forget_if_changed(checkpoint: Path, config: dict) -> None:
 
 def make_sticker(out: Path, budget: Budget, device: str) -> dict:
     from physadv.attacks.rp2 import StickerAttack, StickerConfig
-    from physadv.attacks.sticker_job import Evaluation, run_sticker_job
+    from physadv.jobs.sticker import Evaluation, run_sticker_job
     from physadv.models import load_model
     from physadv.printing.palette import Palette
 
@@ -101,8 +101,8 @@ def replay_scene(
     """Replay a scene clean and with the artefact through the embedded model (as ``physadv eval``)."""
     from physadv.harness.frame_judge import ReplayGoal
     from physadv.harness.replay import Replay, Truth
-    from physadv.harness.replay_job import default_object_height_m, run_replay_job
     from physadv.harness.tally import Bins
+    from physadv.jobs.replay import default_object_height_m, run_replay_job
     from physadv.models import load_model
     from physadv.printing.export import load_artefact_image
     from physadv.scene.signs import SIGNS
@@ -125,9 +125,9 @@ def replay_scene(
 
 def make_patch(out: Path, budget: Budget, device: str):
     """Rendered people, then the patch job. Returns (summary, detector, train set, held-out set)."""
-    from physadv.attacks.patch_job import run_patch_job
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
-    from physadv.harness.image_set import load_image_set
+    from physadv.data.image_set import load_image_set
+    from physadv.jobs.patch import run_patch_job
     from physadv.models import load_model
     from physadv.printing.palette import Palette
     from physadv.progress import progress_bar
@@ -156,7 +156,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     """Everything above; returns what the report shows (also in ``out/demo.json``)."""
     from physadv.attacks.person_patch import PatchConfig
     from physadv.defenses.catalogue import parse_defenses
-    from physadv.defenses.patch_job import run_patch_defenses
+    from physadv.jobs.defend_patch import run_patch_defenses
     from physadv.printing.export import load_artefact_image
     from physadv.printing.palette import Palette
     from physadv.report.demo_report import write_demo_report

@@ -13,10 +13,10 @@ import torch
 from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack
+from physadv.data.image_set import ImageSet
+from physadv.data.images import LETTERBOX_FILL
 from physadv.harness.annotate import GREEN, RED, WHITE, draw_box, draw_detections, draw_label
-from physadv.harness.image_set import ImageSet
 from physadv.harness.patch_eval import CONDITIONS, apply_trial, control_trials, evaluate_patch, headline
-from physadv.models.detector import LETTERBOX_FILL
 from physadv.progress import progress_bar
 from physadv.scene.video import to_bgr8
 

@@ -22,13 +22,13 @@ from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.rp2 import StickerAttack, StickerConfig
 from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
-from physadv.defenses.table import masking_warnings, plot_rows, write_table
 from physadv.eot.sign_views import ViewRange, render_views, scaled_boxes
 from physadv.errors import PhysadvError
 from physadv.harness.crops import model_inputs
 from physadv.harness.metrics import Rate
 from physadv.harness.sign_eval import SignGoal, judge_frames
 from physadv.harness.sources import batched
+from physadv.report.defense_table import masking_warnings, plot_rows, write_table
 
 TITLE = "Defenses against an RP2 sticker"
 

@@ -19,10 +19,10 @@ import torch
 
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack, PatchConfig
+from physadv.data.image_set import ImageSet
 from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
-from physadv.defenses.table import masking_warnings, plot_rows, write_table
-from physadv.harness.image_set import ImageSet
 from physadv.harness.patch_eval import PatchTrial, evaluate_patch
+from physadv.report.defense_table import masking_warnings, plot_rows, write_table
 
 TITLE = "Defenses against a person-hiding patch"
 INTRO = (

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import torch
 
+from physadv.data.images import letterbox
 from physadv.errors import PhysadvError
-from physadv.models.detector import LETTERBOX_FILL
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -77,20 +77,6 @@ def list_images(folder: Path) -> list[Path]:
     if not paths:
         raise PhysadvError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in '{folder}'")
     return paths
-
-
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, int, int]:
-    """Resize HWC RGB so its long side is ``size`` and pad to a square; returns the canvas, the
-    scale and the left/top padding in canvas pixels."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    fill = round(LETTERBOX_FILL * 255)
-    canvas = np.full((size, size, 3), fill, np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    canvas[top : top + nh, left : left + nw] = resized
-    return canvas, scale, left, top
 
 
 def read_yolo_labels(
