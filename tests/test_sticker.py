@@ -241,10 +241,19 @@ def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
 
 
 def test_sticker_cli_classifier_writes_printables_and_summary(tmp_path):
+    from physadv.jobs.sticker_config import StickerJob
+
     out = tmp_path / "run"
-    args = ["sticker", "--out", out, "--untargeted", "--steps", "3", "--pool", "8", "--batch", "8"]
-    result = run_physadv(*args, "--eval-views", "12", "--no-scenes", "--dpi", "72")
+    # settings from a file, flags typed on the command line override it
+    (tmp_path / "run.yaml").write_text("untargeted: true\nscenes: false\ndpi: 72\nattack:\n  steps: 2\n")
+    args = ["sticker", "--out", out, "--config", tmp_path / "run.yaml", "--steps", "3", "--pool", "8"]
+    result = run_physadv(*args, "--batch", "8", "--eval-views", "12")
     assert result.returncode == 0, result.stderr
+    job = StickerJob.from_yaml(out / "config.yaml")  # the resolved settings, read back
+    assert job.untargeted and job.eval_views == 12 and (job.attack.steps, job.attack.batch) == (3, 8)
+    made = json.loads((out / "sticker.json").read_text())["settings"]
+    assert StickerJob.from_dict(made) == job  # the sticker carries the settings it was made with
+    assert (made["attack"]["goal"], made["attack"]["true_class"]) == ("untargeted", 14)  # and the ids
     summary = json.loads((out / "summary.json").read_text())
     assert summary["goal"] == "untargeted" and summary["true_class"] == "stop"
     cond = summary["conditions"]["eot_heldout"]

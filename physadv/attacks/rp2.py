@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,40 +28,12 @@ from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_che
 from physadv.attacks.losses import mask_norm, nps, total_variation
 from physadv.attacks.masks import LEARNED_CELLS, area_fraction, sticker_mask
 from physadv.attacks.placement import CellPlacement
+from physadv.attacks.sticker_config import StickerConfig
 from physadv.eot.colour import ColourTransfer
-from physadv.eot.sign_views import ViewRange, draw_views, render_views, scaled_boxes
+from physadv.eot.sign_views import draw_views, render_views, scaled_boxes
+from physadv.errors import PhysadvError
 from physadv.scene.render import FACE_PX_PER_MM, apply_sticker
 from physadv.scene.signs import SIGNS, render_face
-
-
-@dataclass
-class StickerConfig:
-    """Everything that decides the result (saved in checkpoints and the summary).
-
-    ``goal``: ``targeted`` / ``untargeted`` (classifiers), ``hide`` / ``relabel`` (detectors).
-    """
-
-    goal: str
-    true_class: int
-    target: int | None = None
-    mask: str = "graffiti"
-    area: float = 0.15  # learned masks: the most of the face the stickers may cover
-    place_share: float = 0.4  # learned masks: the share of the steps spent finding the places
-    mask_lr: float = 0.1  # learned masks: Adam's rate for the cells' logits
-    sign: str = "stop"
-    steps: int = 500
-    lr: float = 0.2  # colours saturate within ~100 steps; 0.05 ends weaker (bench/sticker_masks.py --lr)
-    batch: int = 32
-    pool: int = 384
-    lambda_norm: float = 0.02
-    lambda_nps: float = 0.1
-    lambda_tv: float = 0.05
-    resolution: int = 128
-    seed: int = 0
-    view_range: ViewRange = field(default_factory=ViewRange)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -84,10 +56,18 @@ class StickerAttack:
         transfer: ColourTransfer | None = None,
         start: Artefact | None = None,
     ):
+        self.detector = model.kind == "detector"
+        if (config.goal in ("hide", "relabel")) != self.detector:
+            raise PhysadvError(f"goal '{config.goal}' is not for a {model.kind}")
+        if config.batch == 0:  # the default: what fits a step on this device
+            config = replace(
+                config, batch=(8 if self.detector else 32) * (4 if model.device.type == "cuda" else 1)
+            )
+        if config.pool < config.batch:
+            config = replace(config, pool=config.batch)
         self.model, self.config = model, config
         self.start = start  # a sticker to continue from (e.g. re-optimising through a defense)
         self.device = model.device
-        self.detector = model.kind == "detector"
         self.palette = palette.to(self.device)
         self.transfer = transfer or ColourTransfer.identity()
         face = torch.from_numpy(np.array(render_face(config.sign, FACE_PX_PER_MM))).permute(2, 0, 1)

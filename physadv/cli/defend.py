@@ -114,12 +114,16 @@ def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views,
     from physadv.artefact import Artefact
     from physadv.attacks.rp2 import StickerAttack
     from physadv.defenses.catalogue import parse_defenses
-    from physadv.jobs.defend_sticker import run_sticker_defenses, sticker_config
+    from physadv.eot.colour import ColourTransfer
+    from physadv.jobs.defend_sticker import run_sticker_defenses, sticker_config, sticker_job
     from physadv.printing.export import load_artefact_image
     from physadv.printing.palette import Palette
 
     chosen = parse_defenses(defenses, victim.kind)
     config = sticker_config(sidecar, victim)
+    made = sticker_job(sidecar)  # the palette and printer calibration the sticker was made with
+    palette = Palette.load(made.palette) if made and made.palette else Palette.default()
+    transfer = ColourTransfer.load(made.calibration) if made and made.calibration else None
     if batch:
         config.batch = batch
     sticker = load_artefact_image(artefact, tuple(sidecar.get("size_mm", (750.0, 750.0))))
@@ -133,6 +137,6 @@ def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views,
         (F.interpolate(sticker.alpha[None], size=size, mode="area")[0] > 0.5).float(),
         sticker.provenance,
     )
-    attack = StickerAttack(victim, config, Palette.default().colours)
+    attack = StickerAttack(victim, config, palette.colours, transfer)
     _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps)
     return table

@@ -90,7 +90,7 @@ def make_sticker(out: Path, budget: Budget, device: str) -> dict:
         **budget.sticker,
     )
     attack = StickerAttack(victim, config, Palette.default().colours)
-    _forget_if_changed(out / "checkpoint.pt", config.as_dict())
+    _forget_if_changed(out / "checkpoint.pt", attack.config.as_dict())
     plan = Evaluation(views=budget.sticker_views, lab=None, driveby=None)  # the replays below do those
     return run_sticker_job(attack, out, plan, resume=True)
 

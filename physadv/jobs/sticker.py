@@ -10,7 +10,9 @@ from pathlib import Path
 from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.rp2 import StickerAttack
+from physadv.errors import PhysadvError
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
+from physadv.jobs.sticker_config import StickerJob
 from physadv.progress import progress_bar
 from physadv.scene.render import count_frames
 from physadv.scene.spec import load_spec
@@ -92,6 +94,60 @@ def write_summary(out: Path, attack: StickerAttack, record: dict, conditions: di
     return summary
 
 
+def _class_ids(model, job: StickerJob) -> tuple[str, int, int | None]:
+    """The goal and the class ids of the sign and the target, from the names in ``job``."""
+    if job.true_class is not None:
+        true_class = model.names.id(job.true_class)
+    else:
+        true_class = model.names.first_of("stop sign", "stop")
+        if true_class is None:
+            raise PhysadvError(
+                "the model has no 'stop sign' or 'stop' class: name the sign's class with --true-class"
+            )
+    target = model.names.id(job.target) if job.target else None
+    if job.untargeted and job.target:
+        raise PhysadvError("give either --target or --untargeted, not both")
+    if model.kind == "detector":
+        if job.untargeted:
+            raise PhysadvError("--untargeted is for classifiers; a detector without --target hides the sign")
+        return ("relabel" if target is not None else "hide"), true_class, target
+    if job.untargeted:
+        return "untargeted", true_class, None
+    if target is None:
+        raise PhysadvError("a classifier attack needs --target CLASS (e.g. 'speed limit 45') or --untargeted")
+    return "targeted", true_class, target
+
+
+def build_attack(job: StickerJob) -> StickerAttack:
+    """The model, the class ids, the palette and the colour transfer that ``job`` names, as an attack."""
+    from physadv.attacks.masks import MASK_NAMES
+    from physadv.eot.colour import ColourTransfer
+    from physadv.models import load_model
+    from physadv.printing.palette import Palette
+
+    mask = job.attack.mask
+    if mask not in MASK_NAMES and not Path(mask).is_file():
+        raise PhysadvError(f"unknown mask '{mask}': use {', '.join(MASK_NAMES)}, or a mask image file")
+    victim = load_model(job.model, task=job.task, device=job.device, amp=job.amp)
+    goal, true_class, target = _class_ids(victim, job)
+    config = job.attack.merged({"goal": goal, "true_class": true_class, "target": target})
+    colours = (Palette.load(job.palette) if job.palette else Palette.default()).colours
+    transfer = ColourTransfer.load(job.calibration) if job.calibration else None
+    return StickerAttack(victim, config, colours, transfer)
+
+
+def run_sticker(job: StickerJob, out: Path, resume: bool = False) -> dict:
+    """``physadv sticker``: build the attack ``job`` describes, run it, write everything to ``out``
+    (with the resolved settings in ``config.yaml``) and return the summary."""
+    attack = build_attack(job)
+    plan = Evaluation(views=job.eval_views)
+    if not job.scenes:
+        plan.lab = plan.driveby = None
+    else:
+        plan.lab, plan.driveby = job.lab or plan.lab, job.driveby or plan.driveby
+    return run_sticker_job(attack, out, plan, resume, job.checkpoint_every, job.paper, job.dpi, job)
+
+
 def run_sticker_job(
     attack: StickerAttack,
     out: Path,
@@ -100,11 +156,19 @@ def run_sticker_job(
     checkpoint_every: int = 25,
     paper: str = "letter",
     dpi: int = 300,
+    job: StickerJob | None = None,
 ) -> dict:
+    """Optimise, write the printables, judge, and write ``summary.json``; ``job``: the settings that
+    built ``attack``, written resolved to ``config.yaml`` and into the sticker's sidecar."""
     out.mkdir(parents=True, exist_ok=True)
+    if job is not None:
+        job = job.merged({"attack": attack.config.to_dict()})  # batch and class ids as resolved
+        job.write_yaml(out / "config.yaml", "physadv sticker: the resolved settings of this run")
     checkpoint = out / "checkpoint.pt"
     sticker, record = run_with_progress(attack, "optimising sticker", checkpoint, resume, checkpoint_every)
     sticker.provenance.update({"attack": "rp2", **attack.config.as_dict()})
+    if job is not None:
+        sticker.provenance["settings"] = job.to_dict()
     files = write_printables(attack, sticker, out, paper, dpi)
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in record["history"]))
     conditions, frames = evaluate(attack, sticker, plan)
