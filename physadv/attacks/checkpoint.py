@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from physadv.distributed import Ranks
 from physadv.errors import PhysadvError
 from physadv.progress import progress_bar
 
@@ -43,5 +44,7 @@ def report_resumed(progress, step: int, steps: int) -> None:
 
 def run_with_progress(attack, label: str, checkpoint: Path, resume: bool, checkpoint_every: int = 25):
     """``attack.run`` under a progress bar; a resumed run moves it to its checkpoint's step."""
+    if not getattr(attack, "ranks", Ranks()).main:  # data parallel: rank 0 alone shows progress
+        return attack.run(checkpoint, resume, checkpoint_every, None)
     with progress_bar(label, attack.config.steps) as advance:
         return attack.run(checkpoint, resume, checkpoint_every, advance)

@@ -50,6 +50,8 @@ def sticker(
 
     job = resolve(StickerJob, config, given)
     summary = run_sticker(job, out, resume)
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     goal = summary["goal"]
 
     wanted = {

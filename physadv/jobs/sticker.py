@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from physadv import distributed
 from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.rp2 import StickerAttack
@@ -140,12 +141,17 @@ def run_sticker(job: StickerJob, out: Path, resume: bool = False) -> dict:
     """``physadv sticker``: build the attack ``job`` describes, run it, write everything to ``out``
     (with the resolved settings in ``config.yaml``) and return the summary."""
     attack = build_attack(job)
+    ranks = distributed.start(attack.device)  # under torchrun: the ranks share each step's views
     plan = Evaluation(views=job.eval_views)
     if not job.scenes:
         plan.lab = plan.driveby = None
     else:
         plan.lab, plan.driveby = job.lab or plan.lab, job.driveby or plan.driveby
-    return run_sticker_job(attack, out, plan, resume, job.checkpoint_every, job.paper, job.dpi, job)
+    try:
+        summary = run_sticker_job(attack, out, plan, resume, job.checkpoint_every, job.paper, job.dpi, job)
+    finally:
+        distributed.stop()
+    return summary if ranks.main else None
 
 
 def run_sticker_job(
@@ -160,12 +166,16 @@ def run_sticker_job(
 ) -> dict:
     """Optimise, write the printables, judge, and write ``summary.json``; ``job``: the settings that
     built ``attack``, written resolved to ``config.yaml`` and into the sticker's sidecar."""
-    out.mkdir(parents=True, exist_ok=True)
-    if job is not None:
+    main = attack.ranks.main  # under torchrun, rank 0 alone writes files and judges
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    if job is not None and main:
         job = job.merged({"attack": attack.config.to_dict()})  # batch and class ids as resolved
         job.write_yaml(out / "config.yaml", "physadv sticker: the resolved settings of this run")
     checkpoint = out / "checkpoint.pt"
     sticker, record = run_with_progress(attack, "optimising sticker", checkpoint, resume, checkpoint_every)
+    if not main:
+        return {}
     sticker.provenance.update({"attack": "rp2", **attack.config.as_dict()})
     if job is not None:
         sticker.provenance["settings"] = job.to_dict()
