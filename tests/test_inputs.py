@@ -89,6 +89,10 @@ def test_class_names_map_by_name_alias_or_given_map():
     assert assumed.model_id(0) == 0 and "no label names" in assumed.describe()
     with pytest.raises(PhysadvError, match="bad class map entry 'ped'"):
         parse_class_map("ped")
+    signs = ClassMap({0: "stop", 1: "speed limit 25", 2: "speed limit 35"})  # a classifier's names
+    assert signs.model_id("stop sign") == 0  # the name less a word
+    with pytest.raises(PhysadvError, match="class 'speed limit' in"):  # two classes: no guess
+        signs.model_id("speed limit")
 
 
 def test_eval_maps_a_pedestrian_ground_truth_to_person(people, tmp_path):
@@ -351,6 +355,21 @@ def test_image_set_reads_rotated_and_deep_photos_upright(tmp_path):
     assert canvas[y1:y2, x1:x2].min() > 200 and canvas[y2 + 2 :, x1:x2].max() < 60
     assert abs(int(image_set.images[1, 0, 40, 20]) - round(30000 / 65535 * 255)) <= 1
     assert report.unreadable == [] and report.transparent == 0
+
+
+def test_folder_of_frames_reads_deep_and_transparent_frames_and_skips_odd_sizes(tmp_path):
+    from physadv.harness.sources import FolderSource
+
+    cv2.imwrite(str(tmp_path / "000.png"), np.full((48, 64, 3), 65535, np.uint16))
+    rgba = np.zeros((48, 64, 4), np.uint8)  # fully transparent black: grey 114 once composited
+    cv2.imwrite(str(tmp_path / "001.png"), rgba)
+    cv2.imwrite(str(tmp_path / "002.png"), np.zeros((50, 64, 3), np.uint8))  # another size
+    source = FolderSource(tmp_path)
+    read = list(source.frames())
+    assert [f.index for f in read] == [0, 1] and float(read[0].image.min()) == 1.0
+    assert read[1].bgr[0, 0].tolist() == [114, 114, 114] and source.unread.count == 1
+    assert "'002.png' is 64x50, not 64x48" in source.unread.reasons[0]
+    assert source.notes == ["1 frame(s) with transparent pixels: composited over grey 114"]
 
 
 # --- 6. videos as people record them ----------------------------------------------------------------

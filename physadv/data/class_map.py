@@ -9,7 +9,7 @@ Rules, first match wins (names compare without case, spaces, ``_`` or ``-``: ``S
 2. the same name as one of the model's classes;
 3. an alias from :data:`ALIASES` whose target the model has (``pedestrian`` → ``person``,
    ``stop`` → ``stop sign``, Pascal VOC's names → COCO's);
-4. the model's only class that is the name plus a word (``stop`` → ``stop sign``).
+4. the model's only class that is the name plus or less a word (``stop`` ↔ ``stop sign``).
 
 A label set's ids are mapped through its own names (its ``data.yaml``); without names, ids are
 taken as the model's own ids, and the mapping says so. A class that matches nothing is a one-line
@@ -126,9 +126,9 @@ class ClassMap:
         alias = ALIASES.get(key) or ALIASES.get(key.replace(" ", ""))
         if alias is not None and name_key(alias) in self.by_key:
             return self.by_key[name_key(alias)], "alias"
-        longer = [i for k, i in self.by_key.items() if k.startswith(key + " ")]
-        if len(longer) == 1:
-            return longer[0], "name plus a word"
+        near = [i for k, i in self.by_key.items() if k.startswith(key + " ") or key.startswith(k + " ")]
+        if len(near) == 1:  # "stop" ↔ "stop sign"; several ("speed limit" ↔ 25, 35, …) is no match
+            return near[0], "name plus or less a word"
         return None
 
     def _unmapped(self, label: str) -> PhysadvError:
