@@ -95,6 +95,7 @@ def test_class_names_map_by_name_alias_or_given_map():
         signs.model_id("speed limit")
 
 
+@pytest.mark.slow
 def test_eval_maps_a_pedestrian_ground_truth_to_person(people, tmp_path):
     """Issue 22.1: a "pedestrian" box with --target-class person was dropped silently (the report said
     no ground truth was given, the right detection counted as a hallucination). Also 22.4: one box of
@@ -151,6 +152,7 @@ def test_eval_reads_a_folder_of_yolo_labels(people, tmp_path):
 # --- 3. images without targets --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_patch_splits_the_images_that_hold_people(people, tmp_path):
     """Issue 22.3: eight images, two with a person label and six with empty label files, stopped with
     "no person found in the held-out images". Also 22.1 (the label set's data.yaml names its ids:
@@ -221,6 +223,7 @@ def test_ground_truth_boxes_are_dropped_not_the_run(tmp_path):
         load_ground_truth(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_train_detector_checks_labels_before_ultralytics(tmp_path):
     """Issue 22.4: Ultralytics dropped whole images ("2 corrupt", no reason, exit 0); physadv checks
     every line first, drops one box with its file:line and trains on a checked copy."""
