@@ -191,7 +191,7 @@ class VideoSource:
             self.unread.add(start, reason, lost)
 
     def _describe(self, clock: FrameClock) -> None:
-        """Notes on the file once read: rotation, timing, the header's count against what was read."""
+        """Notes on the file once read: its rotation and how its frames were timed and numbered."""
         if self.rotation:
             self.notes.append(
                 f"rotated {self.rotation}° clockwise for display (phone video): frames are upright"
