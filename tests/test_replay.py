@@ -57,11 +57,11 @@ def test_ground_truth_formats_and_errors(tmp_path):
     table = tmp_path / "gt.csv"
     table.write_text("frame,x1,y1,x2,y2,class\n4,0,0,10,10,stop sign\n4,20,20,30,40,person\n")
     assert [o.class_name for o in load_ground_truth(table)[4]] == ["stop sign", "person"]
-    table.write_text("frame,x1,y1,x2,y2\n4,0,0,10,x\n")
-    with pytest.raises(PhysadvError, match=r"gt.csv:2: a box must be four numbers"):
+    table.write_text("frame,x1,y1,x2,y2\n4,0,0,10,x\n")  # nothing usable left: an error naming the line
+    with pytest.raises(PhysadvError, match=r"no usable box.*gt.csv:2: a box must be four numbers"):
         load_ground_truth(table)
     jsonl.write_text('{"frame": 0, "box": [10, 20, 5, 60]}\n')
-    with pytest.raises(PhysadvError, match=r"gt.jsonl:1: box .* x2 <= x1"):
+    with pytest.raises(PhysadvError, match=r"gt.jsonl:1: box .* zero or negative width"):
         load_ground_truth(jsonl)
 
 

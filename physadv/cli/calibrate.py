@@ -50,17 +50,13 @@ def photo(
     import cv2
     import torch
 
+    from physadv.data.images import read_rgb8
     from physadv.eot.colour import delta_e2000, rgb_to_lab
-    from physadv.errors import PhysadvError
     from physadv.printing.calibrate import read_chart
     from physadv.printing.palette import Palette
 
-    if not photo_path.is_file():
-        raise PhysadvError(f"photo '{photo_path}' not found")
-    bgr = cv2.imread(str(photo_path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise PhysadvError(f"cannot read photo '{photo_path}' (missing, or not an image)")
-    reading = read_chart(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    rgb, _ = read_rgb8(photo_path, what="photo")  # upright (EXIF), any bit depth
+    reading = read_chart(rgb)
     out.mkdir(parents=True, exist_ok=True)
     Palette(torch.from_numpy(reading.measured)).save(out / "palette.txt")
     reading.transfer.save(out / "colour_transfer.json")

@@ -67,11 +67,19 @@ def eval_command(
         None, help="The class that should be seen (default: 'stop sign', or 'person' for pedestrian scenes)."
     ),
     target: str = typer.Option(None, help="What an attack wants the object read as (targeted success)."),
-    gt: Path = typer.Option(None, help="Ground truth for a recording: JSON lines or CSV of per-frame boxes."),
+    gt: Path = typer.Option(
+        None,
+        help="Ground truth for a recording: JSON lines or CSV of per-frame boxes, or a folder of YOLO "
+        "label files (one .txt per frame; docs/inputs.md).",
+    ),
     gt_class: str = typer.Option(
         None,
-        help="The judged objects' class in the ground truth (default: --target-class; 'stop' matches "
-        "'stop sign').",
+        help="The judged objects' class as the ground truth names it (default: its classes map to the "
+        "model's by name: 'pedestrian' → person, 'stop' → stop sign).",
+    ),
+    class_map: str = typer.Option(
+        None,
+        help="Ground-truth classes → model classes, 'ped=person,car=ignore' or a YAML/JSON file.",
     ),
     track: str = typer.Option(
         None,
@@ -103,10 +111,10 @@ def eval_command(
     """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
     intervals, an annotated video and a report. A scene spec with --artefact/--patch is replayed
     clean and attacked from the same draws (scenes/lab_rp2.yaml gives RP2's lab table)."""
-    from physadv.data.groundtruth import load_ground_truth
     from physadv.harness.frame_judge import ReplayGoal
     from physadv.harness.replay import Replay, Truth
     from physadv.harness.tally import Bins
+    from physadv.jobs.ground_truth import load_file_truth
     from physadv.jobs.replay import default_object_height_m, lab_rows, run_replay_job
     from physadv.models import load_model
     from physadv.printing.export import load_artefact_image
@@ -122,11 +130,7 @@ def eval_command(
         raise PhysadvError(
             f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
         )
-    truth = Truth(
-        file=load_ground_truth(gt) if gt else None,
-        track=_numbers(track, "--track", 4) if track else None,
-        hfov_deg=hfov_deg,
-    )
+    truth = Truth(track=_numbers(track, "--track", 4) if track else None, hfov_deg=hfov_deg)
     victim = load_model(model, task=task, device=device, amp=amp)
     if victim.kind != ("detector" if task == "detect" else "classifier"):
         raise PhysadvError(
@@ -135,10 +139,12 @@ def eval_command(
         )
     judged = _judged_class(victim, target_class, source)
     judged_name = victim.names[judged]
+    if gt is not None:
+        truth.file, truth.notes = load_file_truth(gt, source, victim, judged_name, gt_class, class_map)
     goal = ReplayGoal(
         task,
         judged,
-        _gt_class(source, judged_name, gt_class),
+        judged_name if gt is not None else _gt_class(source, judged_name, gt_class),
         victim.names.id(target) if target else None,
         conf,
     )
@@ -174,6 +180,8 @@ def eval_command(
         if "unread_frames" in m:
             u = m["unread_frames"]
             typer.echo(f"{name:>10}: {u['count']} frames unreadable; first bad frame {u['first']}")
+        for note in m.get("source_notes", []):
+            typer.echo(f"{name:>10}: {note}")
     if any("by_group" in m for m in result["conditions"].values()):
         typer.echo(f"lab table ({metric.replace('_', ' ')}):")
         for line in lab_rows(result, metric):

@@ -22,8 +22,14 @@ def patch(
     ),
     labels: str = typer.Option(
         "auto",
-        help="YOLO label folder (class ids are the first model's); 'auto': Ultralytics' images/→labels/ "
-        "sibling if there is one; 'none': the model's own detections (pseudo ground truth).",
+        help="YOLO label folder (ids mapped to the model's by the names of the data.yaml next to it; "
+        "without one, taken as the model's ids); 'auto': Ultralytics' images/→labels/ sibling if there "
+        "is one; 'none': the model's own detections (pseudo ground truth).",
+    ),
+    class_map: str = typer.Option(
+        None,
+        help="Label classes → model classes, 'stop=stop sign,car=ignore' (names or ids) or a YAML/JSON "
+        "file; default: by name, with aliases (docs/inputs.md).",
     ),
     val: Path = typer.Option(None, help="Held-out photos (default: hold out --holdout of --images)."),
     val_labels: str = typer.Option("auto", help="Labels for --val (as --labels)."),
@@ -69,6 +75,7 @@ def patch(
     """Make a patch that hides people from Ultralytics detectors (Thys et al.), with Kornia EOT; judge
     it and a noise and a grey control on held-out photos; write printables and OUT/summary.json."""
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
+    from physadv.data.class_map import parse_class_map
     from physadv.eot.colour import ColourTransfer
     from physadv.eot.patch_eot import PatchEOT
     from physadv.harness.patch_eval import rate_line
@@ -90,7 +97,17 @@ def patch(
             raise PhysadvError(f"'{spec}' is a classifier; patches attack detectors")
     names = class_names(victims[0], classes)
     train_set, val_set = load_train_val(
-        victims[0], names, images, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+        victims[0],
+        names,
+        images,
+        labels,
+        val,
+        val_labels,
+        holdout,
+        pseudo_conf,
+        min_box,
+        seed,
+        parse_class_map(class_map),
     )
     cuda = victims[0].device.type == "cuda"
     config = PatchConfig(

@@ -42,6 +42,7 @@ class Truth:
     track: tuple[float, float, float, float] | None = None
     object_height_m: float | None = None
     hfov_deg: float = 60.0
+    notes: dict = field(default_factory=dict)  # how the file was read: classes mapped, boxes dropped
     estimated: bool = field(default=False, init=False)  # set once a distance was estimated
 
 
@@ -64,7 +65,9 @@ def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, 
         if frame.truth is not None:
             yield frame, True
         elif truth.file is not None:
-            frame.truth = truth.file.get(frame.index)
+            objects = truth.file.get(frame.index)
+            h, w = frame.image.shape[-2:]  # YOLO label folders give boxes as fractions of the frame
+            frame.truth = None if objects is None else [o.in_pixels(w, h) for o in objects]
             yield frame, frame.truth is not None
         elif tracker is not None:
             box, trusted = tracker.update(frame.image)
@@ -239,6 +242,8 @@ def replay_source(
             "first": source.unread.first,
             "reasons": source.unread.reasons,
         }
+    if getattr(source, "notes", None):  # what the reader noticed: rotation, variable frame rate, …
+        metrics["source_notes"] = list(source.notes)
     if video is not None and video.writer is not None:
         metrics["annotated_video"] = name
     if interrupted:

@@ -90,6 +90,7 @@ def run_replay_job(
         "target": None if replay.goal.target is None else names[replay.goal.target],
         "conf": replay.goal.conf,
         "ground_truth": _ground_truth_note(replay, conditions[0][1], gt_file),
+        **({"ground_truth_read": replay.truth.notes} if replay.truth.notes else {}),
         "bins": {
             "distance": list(replay.bins.distance),
             "unit": replay.bins.unit,

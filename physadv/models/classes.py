@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
+from physadv.data.class_map import name_key
 from physadv.errors import PhysadvError
 
 
@@ -24,7 +25,7 @@ class ClassNames:
 
     @staticmethod
     def key(name: str) -> str:
-        return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+        return name_key(name)
 
     @classmethod
     def same(cls, a: str, b: str) -> bool:

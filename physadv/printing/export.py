@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import physadv
 from physadv.artefact import Artefact
+from physadv.data.images import read_image
 from physadv.errors import PhysadvError
 from physadv.printing.palette import Palette
 
@@ -169,17 +170,10 @@ def save_sidecar(artefact: Artefact, path: str | Path, **extra) -> Path:
 
 
 def load_artefact_image(path: str | Path, size_mm: tuple[float, float]) -> Artefact:
-    """An artefact from an image file (PNG/JPEG; an alpha channel marks unprinted areas)."""
-    try:
-        image = Image.open(path)
-        image.load()
-    except (OSError, ValueError, ImportError) as exc:
-        # ImportError: Ultralytics patches Image.open to fetch a HEIF plugin for unknown formats
-        raise PhysadvError(
-            f"cannot read artefact image '{path}': not an image this machine can read ({exc})"
-        ) from None
-    alpha = None
-    if image.mode in ("RGBA", "LA"):
-        alpha = torch.from_numpy(np.asarray(image.getchannel("A"), np.float32) / 255)[None]
-    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255).permute(2, 0, 1)
+    """An artefact from an image file, read by :func:`physadv.data.images.read_image` (16-bit and
+    float files at full depth, EXIF orientation applied); an alpha channel of any kind (RGBA, grey +
+    alpha, a palette's transparent colour) is kept as the artefact's alpha: 0 where nothing is printed."""
+    picture = read_image(path, "artefact image")
+    rgb = torch.from_numpy(picture.rgb).permute(2, 0, 1).contiguous()
+    alpha = None if picture.alpha is None else torch.from_numpy(np.ascontiguousarray(picture.alpha))[None]
     return Artefact(rgb, size_mm, alpha, {"source": str(path)})
