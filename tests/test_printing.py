@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import cv2
@@ -25,8 +24,37 @@ PT_PER_MM = 72 / 25.4
 
 
 def media_boxes_mm(pdf: Path) -> list[tuple[float, float]]:
-    boxes = re.findall(rb"/MediaBox \[ ?([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ?\]", pdf.read_bytes())
+    """Each page's (width, height) in mm, read with Pillow's PDF parser (a page without its own
+    MediaBox inherits the document's)."""
+    from PIL.PdfParser import PdfParser
+
+    parser = PdfParser(str(pdf))
+    default = parser.read_indirect(parser.root[b"Pages"]).get(b"MediaBox")
+    boxes = [parser.read_indirect(ref).get(b"MediaBox") or default for ref in parser.pages]
     return [(float(x1) / PT_PER_MM, float(y1) / PT_PER_MM) for _, _, x1, y1 in boxes]
+
+
+def page_images(pdf: Path) -> list[np.ndarray]:
+    """The image drawn on each page, decoded from the PDF stream (``[H, W, 3]`` uint8); fails on
+    anything but lossless Flate data."""
+    from PIL.PdfParser import IndirectReference, PdfParser
+
+    parser = PdfParser(str(pdf))
+
+    def deref(obj):
+        return parser.read_indirect(obj) if isinstance(obj, IndirectReference) else obj
+
+    images = []
+    for ref in parser.pages:
+        xobjects = deref(deref(deref(ref)[b"Resources"])[b"XObject"])
+        (stream,) = [deref(r) for r in xobjects.values()]
+        info = stream.dictionary
+        assert info[b"Filter"] == b"FlateDecode" and info[b"DecodeParms"][b"Predictor"] == 15
+        w, h = info[b"Width"], info[b"Height"]
+        rows = np.frombuffer(stream.decode(max_length=h * (1 + 3 * w)), np.uint8).reshape(h, 1 + 3 * w)
+        assert not rows[:, 0].any()  # PNG row filter 0: the bytes are the pixels
+        images.append(rows[:, 1:].reshape(h, w, 3))
+    return images
 
 
 # --- palette and loss terms -------------------------------------------------------------------
@@ -253,6 +281,45 @@ def test_printable_cli(tmp_path):
     assert json.loads((tmp_path / "out" / "p.json").read_text())["size_mm"] == [150.0, 150.0]
     bad = run_physadv("printable", str(tmp_path / "p.png"), "--size-mm", "big")
     assert bad.returncode == 2 and "bad size" in bad.stderr
+
+
+def test_print_size_keeps_the_aspect_ratio_and_says_so():
+    from physadv.printing.export import print_size
+
+    odd = print_size(601, 397, "150")  # the longer side is 150 mm, not a 150 × 150 square
+    assert odd.mm == pytest.approx((150.0, 150 * 397 / 601)) and not odd.stretched
+    assert "aspect ratio kept" in odd.note and "150.0 × 99.1 mm" in odd.note
+    assert print_size(640, 480, 100).mm == pytest.approx((100.0, 75.0))
+    assert print_size(397, 601, "150mm").mm == pytest.approx((150 * 397 / 601, 150.0))  # portrait
+    assert not print_size(601, 397, "300x200").stretched  # within 1 % of the image's ratio
+    square = print_size(601, 397, "150x150")  # asked for explicitly: done, and named a stretch
+    assert square.mm == (150.0, 150.0) and square.stretched and "STRETCHED" in square.note
+    for bad in ("big", "0", "10x20x30", "-5", "nan"):
+        with pytest.raises(PhysadvError, match="bad size"):
+            print_size(10, 10, bad)
+
+
+def test_printable_cli_keeps_aspect_and_embeds_pixels_losslessly(tmp_path):
+    from PIL import Image
+
+    pixels = (np.random.default_rng(1).random((397, 601, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "odd.png")
+    args = ["printable", tmp_path / "odd.png", "--size-mm", "150", "--dpi", "72", "--out", tmp_path / "o"]
+    result = run_physadv(*args, "--paper", "a4")
+    assert result.returncode == 0, result.stderr
+    assert "601×397 px → 150.0 × 99.1 mm (150 mm is the longer side, aspect ratio kept)" in result.stdout
+    ((w, h),) = media_boxes_mm(tmp_path / "o" / "odd.pdf")
+    assert w == pytest.approx(150, abs=0.05) and h == pytest.approx(150 * 397 / 601, abs=0.05)
+    assert json.loads((tmp_path / "o" / "odd.json").read_text())["size_mm"] == pytest.approx(
+        [150, 99.08], abs=0.01
+    )
+    # the PDF holds the print pixels exactly (nearest-neighbour resize to 72 dpi, no JPEG)
+    expected = np.asarray(Image.fromarray(pixels).resize((425, 281), Image.NEAREST))
+    (embedded,) = page_images(tmp_path / "o" / "odd.pdf")
+    assert np.array_equal(embedded, expected)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "odd.png").convert("RGB")), expected)
+    tiled = page_images(tmp_path / "o" / "odd_a4.pdf")[0]  # the tiled page carries them too
+    assert np.array_equal(tiled[280:561, 85:510], expected)  # centred in A4's printable area at 72 dpi
 
 
 # --- sticker sheets ---------------------------------------------------------------------------

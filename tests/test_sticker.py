@@ -17,6 +17,7 @@ from physadv.harness.crops import crop_object
 from physadv.harness.metrics import judge_object, wilson_interval
 from physadv.models.detector import Candidates, Detections
 from physadv.scene.signs import render_face
+from physadv.statefile import load_state
 from tests.conftest import run_physadv
 
 
@@ -223,7 +224,7 @@ def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
 
     colours = Palette.default().colours
     whole, _ = StickerAttack(classifier, _config(pool=16), colours).run()
-    ckpt = tmp_path / "checkpoint.pt"
+    ckpt = tmp_path / "checkpoint.safetensors"
 
     def stop_at_4(n, status, seen=[0]):  # noqa: B006 - a counter across calls
         seen[0] += n
@@ -232,7 +233,7 @@ def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         StickerAttack(classifier, _config(pool=16), colours).run(ckpt, checkpoint_every=2, progress=stop_at_4)
-    assert torch.load(ckpt, weights_only=False)["state"]["step"] == 2  # steps 3-4 are redone
+    assert load_state(ckpt)["state"]["step"] == 2  # steps 3-4 are redone
     resumed, record = StickerAttack(classifier, _config(pool=16), colours).run(ckpt, resume=True)
     assert [h["step"] for h in record["history"]] == list(range(1, 7))
     assert torch.allclose(resumed.image, whole.image, atol=1e-5)
@@ -254,7 +255,7 @@ def test_sticker_cli_classifier_writes_printables_and_summary(tmp_path):
 
     poster = Image.open(out / "poster.png")
     assert poster.size == (round(750 / 25.4 * 72),) * 2  # the sign face at true size
-    for name in ("sticker_sheet.pdf", "placement_guide.pdf", "poster_letter.pdf", "checkpoint.pt"):
+    for name in ("sticker_sheet.pdf", "placement_guide.pdf", "poster_letter.pdf", "checkpoint.safetensors"):
         assert (out / name).stat().st_size > 0
     assert "eot_heldout" in result.stdout
 

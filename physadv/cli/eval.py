@@ -81,7 +81,9 @@ def eval_command(
         None, help="Scene specs: a sticker image spanning the sign face (RGBA), replayed clean and attacked."
     ),
     patch: Path = typer.Option(None, help="Scene specs: a patch image worn by every person."),
-    patch_mm: float = typer.Option(400.0, help="The patch's printed side, millimetres."),
+    patch_mm: float = typer.Option(
+        400.0, help="The patch's longer printed side, millimetres (the other follows its aspect ratio)."
+    ),
     conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
     bins: str = typer.Option("5,10,20,40", help="Distance bin edges."),
     unit: str = typer.Option("ft", help="Unit of the distance bins: ft or m."),
@@ -109,7 +111,7 @@ def eval_command(
     from physadv.harness.tally import Bins
     from physadv.jobs.replay import default_object_height_m, lab_rows, run_replay_job
     from physadv.models import load_model
-    from physadv.printing.export import load_artefact_image
+    from physadv.printing.export import load_sized_artefact
     from physadv.report.replay_report import main_metric
 
     if task not in ("detect", "classify"):
@@ -148,9 +150,11 @@ def eval_command(
         from physadv.scene.signs import SIGNS
 
         sign = SIGNS.get(goal.gt_class or "stop", SIGNS["stop"])
-        sticker_art = load_artefact_image(artefact, (sign.width_mm, sign.height_mm))
+        sticker_art, size = load_sized_artefact(artefact, f"{sign.width_mm}x{sign.height_mm}")
+        typer.echo(f"artefact spans the sign's face: {size.note}")
     if patch is not None:
-        patch_art = load_artefact_image(patch, (patch_mm, patch_mm))
+        patch_art, size = load_sized_artefact(patch, patch_mm)
+        typer.echo(f"patch: {size.note}")
     cropper = load_model(crop_model, task="detect", device=device, amp=amp) if crop_model else None
     replay = Replay(
         victim,

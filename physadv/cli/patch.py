@@ -61,7 +61,7 @@ def patch(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
-    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt after an interruption."),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors if interrupted."),
     checkpoint_every: int = typer.Option(25, min=1, help="Steps between checkpoints."),
     paper: str = typer.Option("letter", help="Paper for the tiled PDF (patch_<paper>.pdf)."),
     dpi: int = typer.Option(150, min=72, max=1200),

@@ -76,7 +76,7 @@ def sticker(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
-    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt after an interruption."),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors if interrupted."),
     checkpoint_every: int = typer.Option(25, min=1, help="Steps between checkpoints."),
     eval_views: int = typer.Option(200, min=0, help="Held-out EOT views for the evaluation."),
     lab: Path = typer.Option(None, help="Lab-table scene spec (default: scenes/lab_rp2.yaml)."),

@@ -8,21 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import run_with_progress
+from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
 from physadv.attacks.rp2 import StickerAttack
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
 from physadv.progress import progress_bar
 from physadv.scene.render import count_frames
-from physadv.scene.spec import load_spec
-
-SCENES = Path(__file__).resolve().parents[2] / "scenes"
+from physadv.scene.spec import SHIPPED_SCENES, load_spec
 
 
 @dataclass
 class Evaluation:
     views: int = 200  # held-out EOT draws
-    lab: Path | None = SCENES / "lab_rp2.yaml"
-    driveby: Path | None = SCENES / "driveby_stop.yaml"
+    lab: Path | None = SHIPPED_SCENES / "lab_rp2.yaml"
+    driveby: Path | None = SHIPPED_SCENES / "driveby_stop.yaml"
     conf: float = 0.25
 
 
@@ -102,7 +100,7 @@ def run_sticker_job(
     dpi: int = 300,
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / CHECKPOINT_NAME
     sticker, record = run_with_progress(attack, "optimising sticker", checkpoint, resume, checkpoint_every)
     sticker.provenance.update({"attack": "rp2", **attack.config.as_dict()})
     files = write_printables(attack, sticker, out, paper, dpi)
