@@ -23,6 +23,9 @@ def test_check_yaml_detector_via_console_script():
     assert "kind:        detector" in result.stdout
     assert "80 (person, bicycle" in result.stdout
     assert "attackable:  yes" in result.stdout
+    # random weights: said where the format is named and beside the tiny gradient it causes
+    assert "format:      model yaml: randomly initialised weights (untrained" in result.stdout
+    assert "tiny because the weights are untrained" in result.stdout
 
 
 def test_check_yolo26_via_cli_py_end2end():
@@ -61,6 +64,8 @@ def test_check_default_reports_both_embedded_models():
     assert "kind:        classifier" in result.stdout and "16 (do not enter" in result.stdout
     assert "kind:        detector" in result.stdout and "2 (person, stop sign)" in result.stdout
     assert "input size:  320x320" in result.stdout  # the detector's training size
+    assert "format:      physadv's embedded detect model (detector.pt" in result.stdout
+    assert "untrained" not in result.stdout
 
 
 def test_check_classifier_file(tmp_path):
@@ -73,6 +78,7 @@ def test_check_classifier_file(tmp_path):
     result = run(PHYSADV, "models", "check", str(path))
     assert result.returncode == 0, result.stderr
     assert "classifier" in result.stdout and "32x32" in result.stdout
+    assert "format:      safetensors weights of the built-in architecture 'lisa_cnn'" in result.stdout
 
 
 def test_unknown_device_is_one_line():

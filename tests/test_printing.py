@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -150,14 +151,23 @@ TRUE_M = np.array([[0.78, 0.08, 0.02], [0.04, 0.80, 0.06], [0.03, 0.07, 0.70]], 
 TRUE_B = np.array([0.09, 0.08, 0.11], np.float32)
 
 
-def synthetic_photo(seed: int = 0, with_chart: bool = True) -> np.ndarray:
+def synthetic_photo(seed: int = 0, with_chart: bool = True, cover: float = 0.0) -> np.ndarray:
     """The chart rendered, colour-shifted, warped by a random homography into a 1600×1200 scene,
-    blurred and noised; plus a glare spot."""
+    blurred and noised; plus a glare spot. ``cover``: a skin-toned, textured card lies over this share
+    of the swatch area, from inside it to the page's bottom-right corner (0.25: the bottom-right
+    quarter, 18 of 72 swatches, some only partly)."""
     rng = np.random.default_rng(seed)
     layout = ChartLayout()
     chart = render_chart(layout, px_per_mm=4.0).astype(np.float32) / 255
     shifted = np.clip(chart @ TRUE_M.T + TRUE_B, 0, 1)
     h, w = chart.shape[:2]
+    if cover:
+        rects = layout.swatch_rects_mm() * 4.0
+        x0, y0, x1, y1 = rects[:, 0].min(), rects[:, 1].min(), rects[:, 2].max(), rects[:, 3].max()
+        tall = max(0.5, cover)  # the bottom half of the rows (more when more is covered)
+        left, top = round(x1 - (x1 - x0) * cover / tall), round(y1 - (y1 - y0) * tall)
+        card = np.float32([0.78, 0.58, 0.47]) + rng.normal(0, 0.03, (h - top, w - left, 1))
+        shifted[top:, left:] = np.clip(card, 0, 1)  # from inside the swatches over the page's corner
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     base = np.float32([[250, 180], [1350, 200], [1380, 1000], [220, 980]])
     dst = (base + rng.uniform(-60, 60, base.shape)).astype(np.float32)
@@ -182,6 +192,20 @@ def test_calibration_recovers_swatches_from_a_synthetic_photo():
     torch.testing.assert_close(reading.transfer.matrix, torch.from_numpy(TRUE_M), atol=0.05, rtol=0)
 
 
+def test_covered_swatches_are_left_out_by_position():
+    """A quarter of the chart under a card: every swatch read wrong is left out, the fit holds."""
+    reading = read_chart(synthetic_photo(seed=5, cover=0.25))
+    truth = np.clip(ChartLayout().colours @ TRUE_M.T + TRUE_B, 0, 1).astype(np.float32)
+    de = delta_e2000(rgb_to_lab(torch.from_numpy(reading.measured)), rgb_to_lab(torch.from_numpy(truth)))
+    wrong = set(np.flatnonzero(de.numpy() > 3))
+    left_out = set(np.flatnonzero(~reading.trusted))
+    assert len(wrong) >= 16 and wrong <= left_out and len(left_out) <= len(wrong) + 4
+    assert "row 8, column 9 (covered)" in reading.left_out() and "row 1, column 1" not in str(
+        reading.left_out()
+    )
+    torch.testing.assert_close(reading.transfer.matrix, torch.from_numpy(TRUE_M), atol=0.02, rtol=0)
+
+
 def test_photo_without_chart_is_a_clear_error():
     with pytest.raises(PhysadvError, match="no calibration chart found"):
         read_chart(synthetic_photo(with_chart=False))
@@ -197,6 +221,20 @@ def test_calibrate_cli_end_to_end(tmp_path):
     assert len(Palette.load(tmp_path / "cal" / "palette.txt")) == 72
     transfer = ColourTransfer.load(tmp_path / "cal" / "colour_transfer.json")
     torch.testing.assert_close(transfer.bias, torch.from_numpy(TRUE_B), atol=0.05, rtol=0)
+    covered = tmp_path / "covered.jpg"
+    cv2.imwrite(str(covered), cv2.cvtColor(synthetic_photo(seed=3, cover=0.25), cv2.COLOR_RGB2BGR))
+    part = run_physadv("calibrate", "photo", str(covered), "--out", str(tmp_path / "cal2"))
+    assert part.returncode == 0, part.stderr
+    trusted = int(re.search(r"swatches trusted: (\d+) of 72", part.stdout).group(1))
+    assert 50 <= trusted <= 56 and "row 8, column 9 (covered)" in part.stdout
+    assert len(Palette.load(tmp_path / "cal2" / "palette.txt")) == trusted  # only trusted colours
+    lines = (tmp_path / "cal2" / "swatches.csv").read_text().splitlines()
+    assert lines[-1].startswith("8,9,") and lines[-1].endswith(",covered") and lines[1].endswith(",")
+    covered.unlink()
+    cv2.imwrite(str(covered), cv2.cvtColor(synthetic_photo(seed=1, cover=0.7), cv2.COLOR_RGB2BGR))
+    most = run_physadv("calibrate", "photo", str(covered), "--out", str(tmp_path / "cal3"))
+    assert most.returncode == 2 and "swatches can be trusted (need at least 50%)" in most.stderr
+    assert len(most.stderr.strip().splitlines()) == 1 and not (tmp_path / "cal3").exists()
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), synthetic_photo(with_chart=False))
     bad = run_physadv("calibrate", "photo", str(blank), "--out", str(tmp_path / "x"))

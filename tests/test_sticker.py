@@ -287,6 +287,15 @@ def test_sticker_cli_detector_hiding_and_errors(tmp_path):
     bad = run_physadv("sticker", "--out", tmp_path / "x", "--target", "speed limit 99", "--steps", "1")
     assert bad.returncode == 2 and "unknown class 'speed limit 99'" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    # the sign's own class as the target would report 100 % "targeted success" for doing nothing
+    own = run_physadv("sticker", "--out", tmp_path / "y", "--target", "stop", "--steps", "1")
+    assert own.returncode == 2 and "the target is the true class ('stop')" in own.stderr
+    relabel = run_physadv("sticker", "--out", tmp_path / "z", "--task", "detect", "--target", "Stop_Sign")
+    assert relabel.returncode == 2 and "the target is the true class ('stop sign')" in relabel.stderr
+    few = run_physadv("sticker", "--out", tmp_path / "w", "--task", "detect", "--target", "cat")
+    assert few.returncode == 2  # a 2-class model: every class is named, so the user can pick one
+    assert "unknown class 'cat': the model's 2 classes are 'person', 'stop sign'" in few.stderr
+    assert not any((tmp_path / d).exists() for d in "xyzw")  # refused before any work
 
 
 def test_poster_starts_as_the_sign_and_stickers_start_grey(classifier):

@@ -25,7 +25,11 @@ def _numbers(text: str, what: str, count: int | None = None) -> tuple[float, ...
 def _judged_class(model, name: str | None, source: Path) -> int:
     if name is not None:
         return model.names.id(name)
-    guesses = ["person"] if "pedestrian" in source.name else []
+    from physadv.scene.spec import load_spec
+
+    # a scene spec says what it shows (its kind), whatever its file is called
+    is_spec = source.suffix.lower() in (".yaml", ".yml") and source.is_file()
+    guesses = ["person"] if is_spec and load_spec(source)["kind"] == "pedestrians" else []
     found = model.names.first_of(*guesses, "stop sign", "stop")
     if found is None:
         raise PhysadvError(

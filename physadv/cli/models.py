@@ -47,10 +47,18 @@ def check(
         if report.end2end is not None:
             branch = "NMS-free one-to-one branch" if report.end2end else "one-to-many branch + NMS"
             head = f" ({'end-to-end head; ' if report.has_one2one else ''}attacking the {branch})"
+        typer.echo(f"format:      {report.file_format}")
         typer.echo(f"kind:        {report.kind}{head}")
         typer.echo(f"classes:     {report.num_classes} ({report.first_names})")
         typer.echo(f"input size:  {w}x{h} pixels")
         verdict = "yes" if report.attackable else "NO"
-        typer.echo(f"attackable:  {verdict} (input-gradient L2 norm {report.gradient_norm:.3g}, measured)")
+        why = (
+            "; tiny because the weights are untrained — a trained model's is far larger"
+            if report.untrained
+            else ""
+        )
+        typer.echo(
+            f"attackable:  {verdict} (input-gradient L2 norm {report.gradient_norm:.3g}, measured{why})"
+        )
     if not all(r.attackable for r in reports):
         raise typer.Exit(code=1)

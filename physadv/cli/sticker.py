@@ -98,12 +98,18 @@ def sticker(
         raise PhysadvError(f"unknown mask '{mask}': use {', '.join(MASK_NAMES)}, or a mask image file")
     victim = load_model(model, task=task, device=device, amp=amp)
     goal, target_id = _goal(victim, target, untargeted)
+    true_id = _true_class(victim, true_class)
+    if target_id == true_id:
+        raise PhysadvError(
+            f"the target is the true class ('{victim.names[true_id]}'): a sticker cannot make the sign "
+            "read as what it already is; pick another --target, or --untargeted"
+        )
     detector = victim.kind == "detector"
     if batch == 0:
         batch = (8 if detector else 32) * (4 if victim.device.type == "cuda" else 1)
     config = StickerConfig(
         goal=goal,
-        true_class=_true_class(victim, true_class),
+        true_class=true_id,
         target=target_id,
         mask=mask,
         area=area,
