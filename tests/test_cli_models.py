@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,13 @@ def test_help_reads_well():
     assert result.returncode == 0
     for command in ("models", "calibrate", "printable", "scene", "train"):
         assert command in result.stdout
+
+
+def test_attack_and_eval_commands_take_end2end():
+    """--end2end reaches the detector of every command that attacks or judges one, not only `check`."""
+    for command in ("sticker", "patch", "eval", "defend"):
+        assert "--end2end" in run(PHYSADV, command, "--help").stdout, command
+    # passed through: a YOLOv8 has no one-to-one head, so asking for it is refused before any work
+    args = ["sticker", "--out", "x", "--task", "detect", "--model", "yolov8n.yaml", "--end2end"]
+    result = run(PHYSADV, *args, cwd=Path(tempfile.mkdtemp()))
+    assert result.returncode == 2 and "one-to-one" in result.stderr, result.stderr

@@ -200,6 +200,13 @@ def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
         metrics["frames_replayed"] == unread["first"]
         and "without_ground_truth" in metrics["conditions"]["recording"]
     )
+    # no ground truth: said so with the frames that were replayed, never "true positive rate — over 0 frames"
+    read = metrics["frames_replayed"]
+    assert (
+        f"recording: no ground truth for {read} frames (not judged); a 'stop sign' detected in"
+        in result.stdout
+    )
+    assert "over 0 frames" not in result.stdout and "true positive rate —" not in result.stdout
     not_an_image = run_physadv(
         "eval", tmp_path / "cut.avi", "--artefact", tmp_path / "cut.avi", "--out", tmp_path / "s"
     )

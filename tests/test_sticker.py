@@ -218,6 +218,16 @@ def test_graffiti_learns_its_places_then_colours_them(classifier):
     assert torch.equal((cells > 0) | ~kept[:, None, :, None], on_sign | ~kept[:, None, :, None])
 
 
+def test_one_rate_format_for_terminal_and_reports():
+    """5/5 once read [56.5, 100.0] in eval's report (from rounded bounds) and [56.6, …] in patch's."""
+    from physadv.harness.metrics import Rate
+    from physadv.report.document import fmt_rate
+
+    for k, n in [(5, 5), (0, 5), (19, 25), (133, 149)]:
+        assert fmt_rate(Rate(k, n).as_dict()) == str(Rate(k, n))
+    assert str(Rate(5, 5)) == "100.0% [56.6, 100.0] (5/5)" and fmt_rate(Rate(0, 0).as_dict()) == "—"
+
+
 def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
     from physadv.attacks.rp2 import StickerAttack
     from physadv.printing.palette import Palette

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 
@@ -104,6 +105,7 @@ def eval_command(
     seed: int = typer.Option(None, help="Scene specs: override the spec's seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+    end2end: bool = end2end_option(),
     video: bool = typer.Option(True, help="Write the annotated video(s)."),
 ) -> None:
     """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
@@ -133,7 +135,7 @@ def eval_command(
         track=_numbers(track, "--track", 4) if track else None,
         hfov_deg=hfov_deg,
     )
-    victim = load_model(model, task=task, device=device, amp=amp)
+    victim = load_model(model, task=task, device=device, amp=amp, end2end=end2end)
     if victim.kind != ("detector" if task == "detect" else "classifier"):
         raise PhysadvError(
             f"--task {task} needs a {'detector' if task == 'detect' else 'classifier'}; "
@@ -176,9 +178,17 @@ def eval_command(
 
     typer.echo(verdict(result))
     for name, m in result["conditions"].items():
-        typer.echo(
-            f"{name:>10}: {metric.replace('_', ' ')} {fmt_rate(m.get(metric))} over {m['frames']} frames"
-        )
+        if m["frames"] or metric in m:  # frames with ground truth: the metric is judged on them
+            replayed = m.get("frames_replayed", m["frames"])
+            also = f" ({replayed} replayed)" if replayed != m["frames"] else ""
+            judged = f"{m['frames']} frames with ground truth{also}"
+            typer.echo(f"{name:>10}: {metric.replace('_', ' ')} {fmt_rate(m.get(metric))} over {judged}")
+        if "without_ground_truth" in m:  # nothing to judge against: only whether something was seen
+            seen = m["without_ground_truth"]
+            typer.echo(
+                f"{name:>10}: no ground truth for {seen['frames']} frames (not judged); "
+                f"a '{result['true_class']}' detected in {fmt_rate(seen.get('detection_rate'))} of them"
+            )
         if "unread_frames" in m:
             u = m["unread_frames"]
             typer.echo(f"{name:>10}: {u['count']} frames unreadable; first bad frame {u['first']}")

@@ -6,6 +6,8 @@ import json
 
 import typer
 
+from physadv.cli.options import end2end_option
+
 app = typer.Typer(
     help="Inspect models: kind, classes, input size, and whether gradients reach the input.",
     no_args_is_help=True,
@@ -19,12 +21,7 @@ def check(
     ),
     task: str = typer.Option(None, help="detect or classify; picks the embedded model for 'default'."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    end2end: bool = typer.Option(
-        None,
-        "--end2end/--nms",
-        help="Detectors with an NMS-free head: attack it "
-        "(--end2end) or the one-to-many branch with NMS (--nms). Default: as Ultralytics.",
-    ),
+    end2end: bool = end2end_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Report the model's kind, classes and input size, and measure whether a gradient reaches the input.

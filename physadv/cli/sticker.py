@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 
@@ -76,6 +77,7 @@ def sticker(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+    end2end: bool = end2end_option(),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors if interrupted."),
     checkpoint_every: int = typer.Option(25, min=1, help="Steps between checkpoints."),
     eval_views: int = typer.Option(200, min=0, help="Held-out EOT views for the evaluation."),
@@ -96,7 +98,7 @@ def sticker(
 
     if mask not in MASK_NAMES and not Path(mask).is_file():
         raise PhysadvError(f"unknown mask '{mask}': use {', '.join(MASK_NAMES)}, or a mask image file")
-    victim = load_model(model, task=task, device=device, amp=amp)
+    victim = load_model(model, task=task, device=device, amp=amp, end2end=end2end)
     goal, target_id = _goal(victim, target, untargeted)
     true_id = _true_class(victim, true_class)
     if target_id == true_id:
