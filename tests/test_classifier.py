@@ -110,6 +110,13 @@ def test_torch_export_program_with_metadata_and_a_fixed_batch(tmp_path):
     result = run_physadv("models", "check", path)
     assert result.returncode == 0, result.stderr
     assert "format:      torch.export program" in result.stdout and "4 (stop, speed limit 45" in result.stdout
+    dynamic = torch.export.export(
+        model, (x.detach()[:2],), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+    )
+    torch.export.save(dynamic, str(tmp_path / "dyn.pt2"), extra_files={"physadv.json": json.dumps(meta)})
+    whole = load_model(tmp_path / "dyn.pt2", device="cpu")  # any batch in one call, as the docs show
+    assert whole.file_format == "torch.export program"
+    torch.testing.assert_close(whole.logits(x.detach()), logits.detach())
     broken = tmp_path / "broken.pt2"
     broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(ModelError, match="cannot load torch.export program"):

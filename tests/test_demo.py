@@ -53,7 +53,7 @@ def test_demo_quick_writes_the_report_and_every_file(installed_physadv, tmp_path
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr
     assert "open" in result.stdout and "report.html" in result.stdout
