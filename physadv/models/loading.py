@@ -248,12 +248,10 @@ def _classifier_from_export(path: Path, device, amp: bool, names) -> Classifier:
         module = program.module()
     except Exception as exc:
         raise ModelError(f"cannot load torch.export program '{path}': {_short(exc)}") from None
-    (shape,) = [
-        node.meta["val"].shape
-        for node in program.graph.nodes
-        if node.name in program.graph_signature.user_inputs
-    ] or [None]
-    if shape is None or len(shape) != 4:
+    inputs = set(program.graph_signature.user_inputs)
+    shapes = [getattr(n.meta.get("val"), "shape", ()) for n in program.graph.nodes if n.name in inputs]
+    shape = shapes[0] if len(shapes) == 1 else ()
+    if len(shape) != 4:
         raise ModelError(
             f"'{path}' does not take one image batch [B, 3, H, W]; physadv attacks image classifiers"
         )

@@ -65,13 +65,15 @@ def find_markers(photo: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def read_chart(photo: np.ndarray, layout: ChartLayout | None = None) -> ChartReading:
-    """Rectify the chart in ``photo`` (``[H, W, 3]`` uint8 RGB) and measure every swatch.
+    """Rectify the chart in ``photo`` (``[H, W, 3]`` uint8 RGB), measure every swatch, leave out the
+    ones that cannot be trusted (see the module docstring) and fit the transfer on the rest.
 
-    Each swatch is read as the per-channel median of its central half, which ignores glare spots,
-    edges and print bleed.
+    Each swatch is read as the per-channel median of its central half, which ignores small glare
+    spots, edges and print bleed.
 
     Raises:
-        PhysadvError: fewer than three of the four fiducial markers are visible.
+        PhysadvError: fewer than three of the four fiducial markers are visible, or fewer than
+            :data:`MIN_TRUSTED_FRACTION` of the swatches can be trusted (the message names some).
     """
     layout = layout or ChartLayout()
     markers = find_markers(photo)
@@ -161,7 +163,7 @@ def _paper_deviation(paper: np.ndarray, layout: ChartLayout) -> np.ndarray:
 def _robust_fit(intended: np.ndarray, measured: np.ndarray, reasons: list[str]) -> ColourTransfer:
     """The affine transfer fitted on the swatches not yet left out; a swatch far off it is left out
     ("off the fit", marked in ``reasons``) and the transfer refitted, until none is."""
-    for _ in range(5):
+    for _ in range(len(reasons)):
         keep = np.array([not r for r in reasons])
         if keep.sum() < 4:
             break
