@@ -179,7 +179,7 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
         "grey_control",
     }
     assert summary["conditions"]["default"]["clean"]["objects"] == summary["heldout_objects"] > 0
-    for name in ("patch.png", "patch.pdf", "grid.jpg", "history.png", "checkpoint.pt"):
+    for name in ("patch.png", "patch.pdf", "grid.jpg", "history.png", "checkpoint.safetensors"):
         assert (out / name).is_file(), name
     from PIL import Image
 

@@ -170,6 +170,22 @@ def test_eval_cli_on_a_rendered_drive_by_video(driveby, tmp_path):
     assert bad.returncode == 2 and "unknown class 'stop sing'" in bad.stderr and "did you mean" in bad.stderr
 
 
+def test_eval_judges_the_class_a_scene_spec_shows_not_its_file_name(tmp_path):
+    from types import SimpleNamespace
+
+    from physadv.cli.eval import _judged_class
+    from physadv.models.classes import ClassNames
+
+    detector = SimpleNamespace(names=ClassNames(["person", "stop sign"]))
+    street = tmp_path / "street.yaml"  # people, though the name does not say so
+    street.write_text("kind: pedestrians\n")
+    crossing = tmp_path / "pedestrian_crossing.yaml"  # a stop sign, though the name says pedestrian
+    crossing.write_text("kind: driveby\n")
+    assert _judged_class(detector, None, street) == 0
+    assert _judged_class(detector, None, crossing) == 1
+    assert _judged_class(detector, None, tmp_path / "pedestrians.mp4") == 1  # a video: not a spec
+
+
 def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
     path = tmp_path / "v.avi"
     _avi(path, 30)
@@ -184,6 +200,13 @@ def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
         metrics["frames_replayed"] == unread["first"]
         and "without_ground_truth" in metrics["conditions"]["recording"]
     )
+    # no ground truth: said so with the frames that were replayed, never "true positive rate — over 0 frames"
+    read = metrics["frames_replayed"]
+    assert (
+        f"recording: no ground truth for {read} frames (not judged); a 'stop sign' detected in"
+        in result.stdout
+    )
+    assert "over 0 frames" not in result.stdout and "true positive rate —" not in result.stdout
     not_an_image = run_physadv(
         "eval", tmp_path / "cut.avi", "--artefact", tmp_path / "cut.avi", "--out", tmp_path / "s"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 
@@ -57,6 +58,7 @@ def defend(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     amp: bool = typer.Option(True),
+    end2end: bool = end2end_option(),
 ) -> None:
     """Measure defenses against a person patch or an RP2 sticker: the clean metric with each
     defense, the given artefact's (non-adaptive), and an artefact re-optimised through the defense
@@ -69,10 +71,10 @@ def defend(
     sidecar = _sidecar(artefact)
     if sidecar.get("attack") == "rp2":
         task = "detect" if sidecar.get("goal") in ("hide", "relabel") else "classify"
-        victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz)
+        victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
         table = _defend_sticker(victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out)
     else:
-        victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz)
+        victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end)
         if victim.kind != "detector":
             raise PhysadvError(
                 f"'{artefact}' is not a sticker (no sticker.json beside it says so), and patches are "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 
@@ -25,7 +26,11 @@ def _numbers(text: str, what: str, count: int | None = None) -> tuple[float, ...
 def _judged_class(model, name: str | None, source: Path) -> int:
     if name is not None:
         return model.names.id(name)
-    guesses = ["person"] if "pedestrian" in source.name else []
+    from physadv.scene.spec import load_spec
+
+    # a scene spec says what it shows (its kind), whatever its file is called
+    is_spec = source.suffix.lower() in (".yaml", ".yml") and source.is_file()
+    guesses = ["person"] if is_spec and load_spec(source)["kind"] == "pedestrians" else []
     found = model.names.first_of(*guesses, "stop sign", "stop")
     if found is None:
         raise PhysadvError(
@@ -89,7 +94,9 @@ def eval_command(
         None, help="Scene specs: a sticker image spanning the sign face (RGBA), replayed clean and attacked."
     ),
     patch: Path = typer.Option(None, help="Scene specs: a patch image worn by every person."),
-    patch_mm: float = typer.Option(400.0, help="The patch's printed side, millimetres."),
+    patch_mm: float = typer.Option(
+        400.0, help="The patch's longer printed side, millimetres (the other follows its aspect ratio)."
+    ),
     conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
     bins: str = typer.Option("5,10,20,40", help="Distance bin edges."),
     unit: str = typer.Option("ft", help="Unit of the distance bins: ft or m."),
@@ -106,6 +113,7 @@ def eval_command(
     seed: int = typer.Option(None, help="Scene specs: override the spec's seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+    end2end: bool = end2end_option(),
     video: bool = typer.Option(True, help="Write the annotated video(s)."),
 ) -> None:
     """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
@@ -117,7 +125,7 @@ def eval_command(
     from physadv.jobs.ground_truth import load_file_truth
     from physadv.jobs.replay import default_object_height_m, lab_rows, run_replay_job
     from physadv.models import load_model
-    from physadv.printing.export import load_artefact_image
+    from physadv.printing.export import load_sized_artefact
     from physadv.report.replay_report import main_metric
 
     if task not in ("detect", "classify"):
@@ -131,7 +139,7 @@ def eval_command(
             f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
         )
     truth = Truth(track=_numbers(track, "--track", 4) if track else None, hfov_deg=hfov_deg)
-    victim = load_model(model, task=task, device=device, amp=amp)
+    victim = load_model(model, task=task, device=device, amp=amp, end2end=end2end)
     if victim.kind != ("detector" if task == "detect" else "classifier"):
         raise PhysadvError(
             f"--task {task} needs a {'detector' if task == 'detect' else 'classifier'}; "
@@ -154,9 +162,11 @@ def eval_command(
         from physadv.scene.signs import SIGNS
 
         sign = SIGNS.get(goal.gt_class or "stop", SIGNS["stop"])
-        sticker_art = load_artefact_image(artefact, (sign.width_mm, sign.height_mm))
+        sticker_art, size = load_sized_artefact(artefact, f"{sign.width_mm}x{sign.height_mm}")
+        typer.echo(f"artefact spans the sign's face: {size.note}")
     if patch is not None:
-        patch_art = load_artefact_image(patch, (patch_mm, patch_mm))
+        patch_art, size = load_sized_artefact(patch, patch_mm)
+        typer.echo(f"patch: {size.note}")
     cropper = load_model(crop_model, task="detect", device=device, amp=amp) if crop_model else None
     replay = Replay(
         victim,
@@ -174,9 +184,17 @@ def eval_command(
 
     typer.echo(verdict(result))
     for name, m in result["conditions"].items():
-        typer.echo(
-            f"{name:>10}: {metric.replace('_', ' ')} {fmt_rate(m.get(metric))} over {m['frames']} frames"
-        )
+        if m["frames"] or metric in m:  # frames with ground truth: the metric is judged on them
+            replayed = m.get("frames_replayed", m["frames"])
+            also = f" ({replayed} replayed)" if replayed != m["frames"] else ""
+            judged = f"{m['frames']} frames with ground truth{also}"
+            typer.echo(f"{name:>10}: {metric.replace('_', ' ')} {fmt_rate(m.get(metric))} over {judged}")
+        if "without_ground_truth" in m:  # nothing to judge against: only whether something was seen
+            seen = m["without_ground_truth"]
+            typer.echo(
+                f"{name:>10}: no ground truth for {seen['frames']} frames (not judged); "
+                f"a '{result['true_class']}' detected in {fmt_rate(seen.get('detection_rate'))} of them"
+            )
         if "unread_frames" in m:
             u = m["unread_frames"]
             typer.echo(f"{name:>10}: {u['count']} frames unreadable; first bad frame {u['first']}")

@@ -67,3 +67,13 @@ def resolve(cls: type[Settings], config: Path | None, given: dict[str, Any]) -> 
             raise ValueError(f"option '{name}' maps to {matches or 'no setting'} of {cls.__name__}")
         overrides[matches[0]] = value
     return settings.merged(overrides)
+
+
+def end2end_option():
+    """``--end2end/--nms`` for every command that loads a detector to attack or judge it."""
+    return typer.Option(
+        None,
+        "--end2end/--nms",
+        help="Detectors with an NMS-free head (YOLO26): attack and judge that one-to-one head "
+        "(--end2end) or the one-to-many branch with NMS (--nms). Default: as Ultralytics' predict.",
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 LOSSES = ("max", "topk", "threshold")
@@ -67,7 +68,8 @@ def patch(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
-    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt after an interruption."),
+    end2end: bool = end2end_option(),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors if interrupted."),
     checkpoint_every: int = typer.Option(25, min=1, help="Steps between checkpoints."),
     paper: str = typer.Option("letter", help="Paper for the tiled PDF (patch_<paper>.pdf)."),
     dpi: int = typer.Option(150, min=72, max=1200),
@@ -91,7 +93,9 @@ def patch(
     ):
         if value not in allowed:
             raise PhysadvError(f"unknown {what} '{value}': use {', '.join(allowed)}")
-    victims = [load_model(m, task="detect", device=device, amp=amp, imgsz=imgsz) for m in model]
+    victims = [
+        load_model(m, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end) for m in model
+    ]
     for spec, victim in zip(model, victims, strict=True):
         if victim.kind != "detector":
             raise PhysadvError(f"'{spec}' is a classifier; patches attack detectors")

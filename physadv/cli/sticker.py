@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from physadv.cli.options import config_option, option, resolve
+from physadv.cli.options import config_option, end2end_option, option, resolve
 from physadv.jobs.sticker_config import StickerJob
 
 J = StickerJob
@@ -34,7 +34,8 @@ def sticker(
     seed: int = option(J, "attack.seed"),
     device: str = option(J, "device"),
     amp: bool = option(J, "amp"),
-    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt after an interruption."),
+    end2end: bool = end2end_option(),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors if interrupted."),
     checkpoint_every: int = option(J, "checkpoint_every"),
     eval_views: int = option(J, "eval_views"),
     lab: Path = option(J, "lab"),

@@ -48,8 +48,17 @@ class Rate:
         }
 
     def __str__(self) -> str:
-        low, high = self.interval
-        return f"{100 * self.value:5.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({self.k}/{self.n})"
+        return format_rate(self.k, self.n)
+
+
+def format_rate(k: int, n: int) -> str:
+    """``k`` of ``n`` as every physadv output writes a rate: ``83.3% [70.1, 91.4] (50/60)``, the
+    95 % Wilson interval computed from the counts (never from rounded figures, so 5/5 reads
+    ``[56.6, 100.0]`` in every report and terminal)."""
+    if not n:
+        return "—"
+    low, high = wilson_interval(k, n)
+    return f"{100 * k / n:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({k}/{n})"
 
 
 def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:

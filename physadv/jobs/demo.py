@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-SCENES = Path(__file__).resolve().parents[2] / "scenes"
+from physadv.attacks.checkpoint import CHECKPOINT_NAME
+from physadv.scene.spec import SHIPPED_SCENES
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Budget:
 
 def _scene_copy(name: str, out: Path, edit) -> Path:
     """A scene spec from ``scenes/`` with ``edit`` applied, written into ``out``."""
-    spec = yaml.safe_load((SCENES / name).read_text())
+    spec = yaml.safe_load((SHIPPED_SCENES / name).read_text())
     edit(spec)
     path = out / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,11 +68,15 @@ def _scene_copy(name: str, out: Path, edit) -> Path:
 def _forget_if_changed(checkpoint: Path, config: dict) -> None:
     """A demo run with other settings (``--quick`` after a full run) starts that part afresh
     instead of refusing the old checkpoint."""
-    if checkpoint.is_file():
-        import torch
+    from physadv.errors import PhysadvError
+    from physadv.statefile import load_state
 
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved.get("config") != config:
+    if checkpoint.is_file():
+        try:
+            same = load_state(checkpoint, "attack checkpoint").get("config") == config
+        except PhysadvError:  # unreadable: start that part afresh as well
+            same = False
+        if not same:
             checkpoint.unlink()
 
 
@@ -90,7 +95,7 @@ def make_sticker(out: Path, budget: Budget, device: str) -> dict:
         **budget.sticker,
     )
     attack = StickerAttack(victim, config, Palette.default().colours)
-    _forget_if_changed(out / "checkpoint.pt", attack.config.as_dict())
+    _forget_if_changed(out / CHECKPOINT_NAME, attack.config.as_dict())
     plan = Evaluation(views=budget.sticker_views, lab=None, driveby=None)  # the replays below do those
     return run_sticker_job(attack, out, plan, resume=True)
 
@@ -147,7 +152,7 @@ def make_patch(out: Path, budget: Budget, device: str):
     cuda = detector.device.type == "cuda"
     config = PatchConfig(["person"], steps=budget.patch_steps, batch=32 if cuda else 8)
     attack = PatchAttack([detector], config, sets[0], Palette.default().colours, model_names=["default"])
-    _forget_if_changed(out / "patch" / "checkpoint.pt", config.as_dict())
+    _forget_if_changed(out / "patch" / CHECKPOINT_NAME, config.as_dict())
     summary = run_patch_job(attack, sets[1], out / "patch", 400.0, resume=True)
     return summary, detector, sets[0], sets[1]
 
@@ -175,7 +180,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     results["sticker"] = make_sticker(out / "sticker", budget, device)
     lap("sticker")
     sticker_png = out / "sticker" / "sticker.png"
-    lab = SCENES / "lab_rp2.yaml"
+    lab = SHIPPED_SCENES / "lab_rp2.yaml"
     driveby = _scene_copy(
         "driveby_stop.yaml", out / "scenes", lambda s: s["driveby"].update(fps=budget.driveby_fps)
     )

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import run_with_progress
+from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
 from physadv.attacks.person_patch import PatchAttack
 from physadv.data.image_set import ImageSet
 from physadv.data.images import LETTERBOX_FILL
@@ -116,7 +116,7 @@ def run_patch_job(
     eval_batch: int = 16,
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / CHECKPOINT_NAME
     patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
     provenance = {"attack": "thys_patch", "models": attack.model_names, **attack.config.as_dict()}
     artefact = Artefact(patch, (size_mm, size_mm), provenance=provenance)

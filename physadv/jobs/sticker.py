@@ -9,23 +9,21 @@ from pathlib import Path
 
 from physadv import distributed
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import run_with_progress
+from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
 from physadv.attacks.rp2 import StickerAttack
 from physadv.errors import PhysadvError
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
 from physadv.jobs.sticker_config import StickerJob
 from physadv.progress import progress_bar
 from physadv.scene.render import count_frames
-from physadv.scene.spec import load_spec
-
-SCENES = Path(__file__).resolve().parents[2] / "scenes"
+from physadv.scene.spec import SHIPPED_SCENES, load_spec
 
 
 @dataclass
 class Evaluation:
     views: int = 200  # held-out EOT draws
-    lab: Path | None = SCENES / "lab_rp2.yaml"
-    driveby: Path | None = SCENES / "driveby_stop.yaml"
+    lab: Path | None = SHIPPED_SCENES / "lab_rp2.yaml"
+    driveby: Path | None = SHIPPED_SCENES / "driveby_stop.yaml"
     conf: float = 0.25
 
 
@@ -106,6 +104,11 @@ def _class_ids(model, job: StickerJob) -> tuple[str, int, int | None]:
                 "the model has no 'stop sign' or 'stop' class: name the sign's class with --true-class"
             )
     target = model.names.id(job.target) if job.target else None
+    if target is not None and target == true_class:
+        raise PhysadvError(
+            f"the target is the true class ('{model.names[true_class]}'): a sticker cannot make the sign "
+            "read as what it already is; pick another --target, or --untargeted"
+        )
     if job.untargeted and job.target:
         raise PhysadvError("give either --target or --untargeted, not both")
     if model.kind == "detector":
@@ -129,7 +132,7 @@ def build_attack(job: StickerJob) -> StickerAttack:
     mask = job.attack.mask
     if mask not in MASK_NAMES and not Path(mask).is_file():
         raise PhysadvError(f"unknown mask '{mask}': use {', '.join(MASK_NAMES)}, or a mask image file")
-    victim = load_model(job.model, task=job.task, device=job.device, amp=job.amp)
+    victim = load_model(job.model, task=job.task, device=job.device, amp=job.amp, end2end=job.end2end)
     goal, true_class, target = _class_ids(victim, job)
     config = job.attack.merged({"goal": goal, "true_class": true_class, "target": target})
     colours = (Palette.load(job.palette) if job.palette else Palette.default()).colours
@@ -172,7 +175,7 @@ def run_sticker_job(
     if job is not None and main:
         job = job.merged({"attack": attack.config.to_dict()})  # batch and class ids as resolved
         job.write_yaml(out / "config.yaml", "physadv sticker: the resolved settings of this run")
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / CHECKPOINT_NAME
     sticker, record = run_with_progress(attack, "optimising sticker", checkpoint, resume, checkpoint_every)
     if not main:
         return {}

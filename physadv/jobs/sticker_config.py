@@ -31,6 +31,11 @@ class StickerJob(Settings):
     )
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     amp: bool = setting(True, "mixed precision on CUDA")
+    end2end: bool | None = setting(
+        None,
+        "detectors with an NMS-free head (YOLO26): attack the one-to-one head (true) or the one-to-many "
+        "branch with NMS (false); empty: as Ultralytics' predict",
+    )
     checkpoint_every: int = setting(25, "steps between checkpoints", minimum=1)
     eval_views: int = setting(200, "held-out EOT views for the evaluation", minimum=0)
     lab: Path | None = setting(None, "lab-table scene spec (default: scenes/lab_rp2.yaml)")

@@ -44,16 +44,19 @@ def verdict(result: dict) -> str:
     if clean and attacked:
         c, a = clean.get("true_positive_rate"), attacked.get("true_positive_rate")
         drop = 100 * (c["rate"] - a["rate"]) if c and a and c.get("n") and a.get("n") else float("nan")
+        # rates count objects: each '{what}' in each frame with ground truth is judged once
         return (
-            f"With the artefact the detector finds the '{what}' (a true positive) in {_pct(a)} of frames, "
-            f"against {_pct(c)} without it: {drop:.1f} points fewer. It is hidden outright (no '{what}' box "
-            f"overlapping it) in {_pct(attacked.get('hidden_rate'))} of attacked frames."
+            f"With the artefact the detector finds {_pct(a)} of the '{what}' objects it is shown (a true "
+            f"positive; each object in each frame counts once), against {_pct(c)} without it: {drop:.1f} "
+            f"points fewer. {_pct(attacked.get('hidden_rate'))} of them are hidden outright (no '{what}' "
+            "box overlapping them)."
         )
     name, only = next(iter(conds.items()))
     if "true_positive_rate" in only:
         return (
-            f"The detector finds the '{what}' (a true positive at confidence ≥ {result['conf']}) in "
-            f"{_pct(only['true_positive_rate'])} of the {name}'s frames with ground truth; "
+            f"The detector finds {_pct(only['true_positive_rate'])} of the '{what}' objects in the {name}'s "
+            f"frames with ground truth (a true positive at confidence ≥ {result['conf']}; each object in "
+            f"each frame counts once); "
             f"{only.get('hallucinations_per_frame', 0)} false '{what}' boxes per frame."
         )
     nt = only.get("without_ground_truth", {})
