@@ -22,7 +22,7 @@ from physadv.data.groundtruth import GroundTruth, GtObject
 from physadv.harness.sources import Frame
 from physadv.models.classes import ClassNames
 from physadv.scene.compose import composite, warp_texture
-from physadv.scene.relight import blur, fit_light, noise_level
+from physadv.scene.relight import blur, fit_light, noise_level, occluded
 from physadv.scene.render import FACE_PX_PER_MM, sticker_layer
 from physadv.scene.signs import render_face
 
@@ -66,6 +66,10 @@ def insert_sticker(
         gain, offset, sigma = light.gain, light.offset, light.blur_px
     else:
         gain, offset, sigma = torch.ones(3), torch.zeros(3), 0.0
+    if light is not None:  # what stands in front of the sign stays in front of the sticker
+        front = occluded(window, face_rgb[0], face_alpha[0], light)[None].float()
+        stick_alpha = stick_alpha * (1 - F.max_pool2d(front, 3, 1, 1))
+        stick_rgb = stick_rgb * (1 - F.max_pool2d(front, 3, 1, 1))
     rgb = gain.view(1, 3, 1, 1) * stick_rgb + offset.view(1, 3, 1, 1) * stick_alpha  # premultiplied
     rgb = torch.minimum(rgb.clamp(min=0), stick_alpha)
     layer = blur(torch.cat([rgb, stick_alpha], 1), sigma)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 BLUR_SIGMAS_PX = (0.0, 0.4, 0.7, 1.0, 1.4, 2.0, 2.8)  # candidate camera blurs, frame pixels
+OFFSET_RIDGE = 0.02  # how strongly a fitted offset is held towards 0 (a share of the pixel count)
 
 
 @dataclass
@@ -50,14 +51,34 @@ def blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(x, (k, k), (sigma_px, sigma_px), border_type="replicate")
 
 
-def _fit(observed: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Per-channel least squares ``observed ≈ gain · reference + offset`` over ``[3, N]`` pixels."""
-    mean_r, mean_o = reference.mean(1), observed.mean(1)
-    dr, do = reference - mean_r[:, None], observed - mean_o[:, None]
-    gain = (dr * do).sum(1) / (dr * dr).sum(1).clamp(min=1e-6)
-    offset = mean_o - gain * mean_r
-    residual = float((observed - gain[:, None] * reference - offset[:, None]).pow(2).mean().sqrt())
-    return gain, offset, residual
+def _fit(observed: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-channel least squares ``observed ≈ gain · reference + offset`` over ``[3, N]`` pixels.
+
+    A clipped pixel (a channel at 0 or 1) only says the light puts it beyond the clip: it counts,
+    at the clip level, where the fit would not clip it;
+    the offset is lightly held towards 0 (ridge :data:`OFFSET_RIDGE`), which matters only where the
+    surface spans few levels of a channel (a stop sign's red and white are close in red); and the
+    fit is trimmed twice of the pixels that fit far worse than the rest (what stands in front of the
+    surface: a pole, a branch). Returns gain ``[3]``, offset ``[3]`` and the kept pixels ``[N]``."""
+    keep = torch.ones(observed.shape[1], dtype=torch.bool)
+    low, high = observed <= 0.01, observed >= 0.985
+    gain, offset = torch.ones(3), torch.zeros(3)
+    for _ in range(4):
+        predicted = gain[:, None] * reference + offset[:, None]
+        # a clipped pixel counts (at its clip level) only where the fit would not clip it (Tobit-like)
+        counted = ~(low | high) | (high & (predicted < 0.985)) | (low & (predicted > 0.01))
+        for c in range(3):
+            m = keep & counted[c]
+            if int(m.sum()) < 10:
+                continue
+            r, o, n = reference[c, m].double(), observed[c, m].double(), float(m.sum())
+            system = torch.tensor([[float(r @ r), float(r.sum())], [float(r.sum()), n * (1 + OFFSET_RIDGE)]])
+            rhs = torch.tensor([float(r @ o), float(o.sum())])
+            g, b = torch.linalg.solve(system.double(), rhs.double()).tolist()
+            gain[c], offset[c] = g, b
+        misfit = ((observed - gain[:, None] * reference - offset[:, None]).abs() * ~(low | high)).amax(0)
+        keep = misfit <= max(0.03, 3 * float(misfit[keep].median()))
+    return gain, offset, keep
 
 
 def fit_light(
@@ -70,25 +91,45 @@ def fit_light(
         - reference: ``[3, H, W]`` the reference surface's colours, premultiplied by ``coverage``
         - coverage: ``[1, H, W]`` where the surface is (its warped alpha)
         - usable: ``[1, H, W]`` bool, the pixels to fit on (on the surface, away from artefacts)
-        - returns: the best :class:`Light` over :data:`BLUR_SIGMAS_PX`, or None if fewer than 30
-          pixels are usable or the surface shows a single colour (no gain can be told from offset)
+        - returns: the best :class:`Light` over :data:`BLUR_SIGMAS_PX` (by the RMS misfit of the
+          pixels kept), or None if fewer than 30 pixels are usable or the surface shows a single
+          colour there (no gain can be told from offset)
     """
     usable = usable[0]
     if int(usable.sum()) < 30:
         return None
     best = None
     for sigma in BLUR_SIGMAS_PX:
-        # blurring the premultiplied colour and the coverage together, then dividing, keeps the
-        # surface's own colours at its blurred edge
-        layer = blur(torch.cat([reference, coverage])[None], sigma)[0]
-        colours = layer[:3] / layer[3:].clamp(min=1e-3)
-        ref = colours[:, usable]
+        ref = predicted_surface(reference, coverage, sigma)[:, usable]
         if float(ref.std(1).max()) < 0.02:
             return None
-        gain, offset, residual = _fit(frame[:, usable], ref)
+        observed = frame[:, usable]
+        gain, offset, keep = _fit(observed, ref)
+        misfit = (observed - gain[:, None] * ref - offset[:, None])[:, keep]
+        unclipped = ((observed > 0.01) & (observed < 0.985))[:, keep]
+        residual = float(misfit[unclipped].pow(2).mean().sqrt())
         if best is None or residual < best.residual:
-            best = Light(gain, offset, sigma, residual, int(usable.sum()))
+            best = Light(gain, offset, sigma, residual, int(keep.sum()))
     return best
+
+
+def predicted_surface(reference: torch.Tensor, coverage: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """The surface's colours ``[3, H, W]`` as a camera blurring by ``sigma_px`` sees them: the
+    premultiplied colour and the coverage are blurred together and divided, so the surface keeps
+    its own colours at its blurred edge."""
+    layer = blur(torch.cat([reference, coverage])[None], sigma_px)[0]
+    return layer[:3] / layer[3:].clamp(min=1e-3)
+
+
+def occluded(
+    frame: torch.Tensor, reference: torch.Tensor, coverage: torch.Tensor, light: Light
+) -> torch.Tensor:
+    """``[1, H, W]`` bool: surface pixels the relit reference cannot explain — something in front
+    of the surface (an artefact put on it stays behind those)."""
+    predicted = light.gain.view(3, 1, 1) * predicted_surface(reference, coverage, light.blur_px)
+    predicted = predicted + light.offset.view(3, 1, 1)
+    misfit = (frame - predicted).abs().amax(0, keepdim=True)
+    return (misfit > max(0.15, 4 * light.residual)) & (coverage > 0.5)
 
 
 def noise_level(frame: torch.Tensor) -> float:
