@@ -67,9 +67,8 @@ def insert_sticker(
     else:
         gain, offset, sigma = torch.ones(3), torch.zeros(3), 0.0
     if light is not None:  # what stands in front of the sign stays in front of the sticker
-        front = occluded(window, face_rgb[0], face_alpha[0], light)[None].float()
-        stick_alpha = stick_alpha * (1 - F.max_pool2d(front, 3, 1, 1))
-        stick_rgb = stick_rgb * (1 - F.max_pool2d(front, 3, 1, 1))
+        front = 1 - occluded(window, face_rgb[0], face_alpha[0], light)[None].float()
+        stick_alpha, stick_rgb = stick_alpha * front, stick_rgb * front
     rgb = gain.view(1, 3, 1, 1) * stick_rgb + offset.view(1, 3, 1, 1) * stick_alpha  # premultiplied
     rgb = torch.minimum(rgb.clamp(min=0), stick_alpha)
     layer = blur(torch.cat([rgb, stick_alpha], 1), sigma)

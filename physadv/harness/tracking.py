@@ -33,11 +33,14 @@ import cv2
 import numpy as np
 
 MIN_CONFIDENCE = 0.7  # ECC correlation below this: the sign is lost in this frame
-REFRESH_CONFIDENCE = 0.8  # the template is re-taken only from frames aligned at least this well
-REFRESH_GROWTH = 1.25  # … when the sign's size has changed by this factor since the last template
+REFRESH_CONFIDENCE = 0.85  # the template is re-taken only from frames aligned at least this well
+REFRESH_GROWTH = 1.4  # … when the sign's size has changed by this factor since the last template
 MIN_IN_FRAME = 0.3  # share of the sign inside the frame below which it has left
 TEMPLATE_PX = (32, 160)  # template side: at least (upsampled small signs), at most (speed)
 HOMOGRAPHY_PX = 80  # signs this size or larger get a full homography from ECC; smaller, an affine one
+FACE_PX = 56  # smaller signs show too little of the drawn face to align to it
+FACE_INSIDE = 1.02  # the face template is compared within its outline (and the edge's first pixel)
+FACE_CONFIDENCE = 0.8  # the refinement against the drawn face is kept only where it correlates this well
 UNIT = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-5)
 
@@ -84,6 +87,19 @@ def face_outline(sign: str | None) -> np.ndarray:
     return (poly / np.array([w, h], np.float32)).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=32)
+def _face_gray(sign: str | None) -> np.ndarray | None:
+    """The sign's face as drawn to specification, grey levels 0–255 (float32), transparent parts
+    mid-grey; None for a sign physadv does not know."""
+    from physadv.scene.signs import SIGNS, render_face
+
+    if sign not in SIGNS:
+        return None
+    face = render_face(sign)
+    rgb = face[..., :3] * face[..., 3:] + 0.5 * (1 - face[..., 3:])
+    return (cv2.cvtColor((rgb * 255).astype(np.float32), cv2.COLOR_RGB2GRAY)).astype(np.float32)
+
+
 def _project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(points.reshape(-1, 1, 2).astype(np.float64), h)[:, 0].astype(np.float32)
 
@@ -123,6 +139,7 @@ class PlanarTracker:
             raise ValueError("the tracker needs at least one key frame")
         self.keys = {int(k): np.asarray(v, np.float32).reshape(4, 2) for k, v in keys.items()}
         self.outline = face_outline(sign)
+        self.face = _face_gray(sign)
         self.h: np.ndarray | None = None  # face → frame of the last frame where the sign was found
         self.template: np.ndarray | None = None
         self.template_mask: np.ndarray | None = None
@@ -130,6 +147,9 @@ class PlanarTracker:
         self.template_size = 0.0  # on-screen size when the template was taken
         self.best: tuple[np.ndarray, int] | None = None  # the largest good template, to re-find the sign
         self.previous: np.ndarray | None = None  # last grey frame
+        self.motion = np.eye(3)  # the sign's last frame-to-frame motion (a homography of the frame)
+        self.followed = False  # whether the sign was found in the last frame
+        self.left = False  # whether the sign has left the frame (and not been found since)
         self.sift = cv2.SIFT_create(nfeatures=1500)
 
     # --- per frame -----------------------------------------------------------------------------
@@ -145,17 +165,22 @@ class PlanarTracker:
     def _update(self, index: int, gray: np.ndarray) -> TrackPoint:
         if index in self.keys:
             self.h = cv2.getPerspectiveTransform(UNIT, self.keys[index]).astype(np.float64)
+            self.h = self._to_face(gray, self.h)  # a box marked by hand, made exact where the sign is known
+            self.motion, self.followed, self.left = np.eye(3), True, False
             self._take_template(gray)
             return self._point(index, "key", 1.0, gray.shape)
         if self.h is None:  # before the first key frame
             return TrackPoint(index, "lost")
-        if _share_inside(self.h, self.outline, gray.shape) < MIN_IN_FRAME:
-            return self._refind(index, gray, "outside")
         predicted = self._predict(gray)
+        if self.left or _share_inside(predicted, self.outline, gray.shape) < MIN_IN_FRAME:
+            self.left = True  # until it is found again
+            return self._refind(index, gray, "outside")
         h, rho = self._align(gray, predicted)
         if rho < MIN_CONFIDENCE:
             return self._refind(index, gray, "lost")
-        self.h = h
+        h = self._to_face(gray, h)
+        self.motion = h @ np.linalg.inv(self.h) if self.followed else np.eye(3)
+        self.h, self.followed = h, True
         if rho >= REFRESH_CONFIDENCE and not (
             1 / REFRESH_GROWTH < _size(_project(h, UNIT)) / self.template_size < REFRESH_GROWTH
         ):
@@ -181,36 +206,43 @@ class PlanarTracker:
         return mask
 
     def _predict(self, gray: np.ndarray) -> np.ndarray:
-        """The homography moved by the flow of features on the sign since the last frame (the last
-        homography if the flow cannot be trusted)."""
-        if self.previous is None or self.previous.shape != gray.shape:
+        """The homography moved by the flow of features on the sign since the last frame (if the
+        flow cannot be trusted: by the sign's last motion, so a sign leaving the frame keeps going)."""
+        if not self.followed:
             return self.h
+        coasting = self.motion @ self.h
+        if self.previous is None or self.previous.shape != gray.shape:
+            return coasting
         points = cv2.goodFeaturesToTrack(
             self.previous, 200, 0.01, 2, mask=self._mask(self.h, gray.shape), blockSize=3
         )
         if points is None or len(points) < 6:
-            return self.h
+            return coasting
         lk = dict(winSize=(15, 15), maxLevel=3)
         moved, ok, _ = cv2.calcOpticalFlowPyrLK(self.previous, gray, points, None, **lk)
         back, ok_back, _ = cv2.calcOpticalFlowPyrLK(gray, self.previous, moved, None, **lk)
         good = (ok[:, 0] == 1) & (ok_back[:, 0] == 1) & (np.linalg.norm(back - points, axis=2)[:, 0] < 1.0)
         if good.sum() < 6:
-            return self.h
+            return coasting
         motion, inliers = cv2.estimateAffine2D(
             points[good], moved[good], method=cv2.RANSAC, ransacReprojThreshold=1.5
         )
         if motion is None or inliers.sum() < 5:
-            return self.h
+            return coasting
         return np.vstack([motion, [0, 0, 1]]) @ self.h
 
-    def _align(self, gray: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, float]:
+    def _align(
+        self, gray: np.ndarray, h: np.ndarray, template: np.ndarray | None = None, inside: float | None = None
+    ) -> tuple[np.ndarray, float]:
         """ECC from ``h``: the refined homography and its correlation (0 if ECC fails).
 
         The frame around the sign is rectified by ``h`` into the template's coordinates (with a
         margin), and ECC finds the correction there: an affine one while the sign is small (its
         perspective is too weakly seen to estimate), a full homography once it is
-        :data:`HOMOGRAPHY_PX` or larger."""
-        side = self.template_side
+        :data:`HOMOGRAPHY_PX` or larger. ``template``: the current one if None; ``inside``: compare
+        only within the sign's outline scaled by this (None: the whole face rectangle)."""
+        template = self.template if template is None else template
+        side = template.shape[0]
         margin = side // 4
         size = _size(_project(h, UNIT))
         # rectified pixel (u, v) ← face ((u - margin) / side, …) → frame
@@ -223,11 +255,16 @@ class PlanarTracker:
             np.full(gray.shape, 255, np.uint8), to_frame, (span, span),
             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0,
         )  # fmt: skip
+        if inside is not None:
+            shape = np.zeros_like(valid)
+            poly = margin + (0.5 + (self.outline - 0.5) * inside) * side
+            cv2.fillPoly(shape, [np.round(poly).astype(np.int32)], 255)
+            valid = cv2.bitwise_and(valid, shape)
         motion = cv2.MOTION_HOMOGRAPHY if size >= HOMOGRAPHY_PX else cv2.MOTION_AFFINE
         start = np.array([[1, 0, margin], [0, 1, margin], [0, 0, 1]], np.float32)  # template → rectified
         warp = start if motion == cv2.MOTION_HOMOGRAPHY else start[:2].copy()
         try:
-            rho, warp = cv2.findTransformECC(self.template, rectified, warp, motion, ECC_CRITERIA, valid, 3)
+            rho, warp = cv2.findTransformECC(template, rectified, warp, motion, ECC_CRITERIA, valid, 3)
         except cv2.error:
             return h, 0.0
         correction = warp.astype(np.float64) if warp.shape[0] == 3 else np.vstack([warp, [0, 0, 1]])
@@ -235,6 +272,18 @@ class PlanarTracker:
         if not np.isfinite(refined).all() or abs(refined[2, 2]) < 1e-12:
             return h, 0.0
         return refined / refined[2, 2], float(rho)
+
+    def _to_face(self, gray: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """``h`` refined against the sign's own face as drawn to its specification (a template that
+        never drifts), where the sign is known and the face explains the frame well; else ``h``."""
+        size = _size(_project(h, UNIT))
+        if self.face is None or size < FACE_PX:
+            return h
+        side = int(np.clip(round(size), *TEMPLATE_PX))
+        template = cv2.resize(self.face, (side, side), interpolation=cv2.INTER_AREA)
+        refined, rho = self._align(gray, h, template, inside=FACE_INSIDE)
+        moved = np.abs(_project(refined, UNIT) - _project(h, UNIT)).max()
+        return refined if rho >= FACE_CONFIDENCE and moved <= 0.1 * size else h
 
     def _take_template(self, gray: np.ndarray) -> None:
         size = _size(_project(self.h, UNIT))
@@ -256,6 +305,7 @@ class PlanarTracker:
 
     def _refind(self, index: int, gray: np.ndarray, status: str) -> TrackPoint:
         """Look for the sign anywhere in the frame (SIFT + RANSAC, verified by ECC)."""
+        followed, self.followed = self.followed, False
         template, side = self.best
         mask = np.zeros((side, side), np.uint8)
         cv2.fillPoly(mask, [np.round((0.5 + (self.outline - 0.5) * 0.95) * side).astype(np.int32)], 255)
@@ -275,5 +325,6 @@ class PlanarTracker:
         h, rho = self._align(gray, found @ np.linalg.inv(_scale(side)))
         if rho < MIN_CONFIDENCE or _share_inside(h, self.outline, gray.shape) < MIN_IN_FRAME:
             return TrackPoint(index, status)
-        self.h = h
+        self.motion = h @ np.linalg.inv(self.h) if followed else np.eye(3)  # a jump the flow missed
+        self.h, self.followed, self.left = h, True, False
         return self._point(index, "tracked", rho, gray.shape)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 BLUR_SIGMAS_PX = (0.0, 0.4, 0.7, 1.0, 1.4, 2.0, 2.8)  # candidate camera blurs, frame pixels
-OFFSET_RIDGE = 0.02  # how strongly a fitted offset is held towards 0 (a share of the pixel count)
+MIN_SPREAD = 0.15  # a channel's reference levels must spread this much (std) to fit its own offset
 
 
 @dataclass
@@ -55,27 +55,33 @@ def _fit(observed: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor,
     """Per-channel least squares ``observed ≈ gain · reference + offset`` over ``[3, N]`` pixels.
 
     A clipped pixel (a channel at 0 or 1) only says the light puts it beyond the clip: it counts,
-    at the clip level, where the fit would not clip it;
-    the offset is lightly held towards 0 (ridge :data:`OFFSET_RIDGE`), which matters only where the
-    surface spans few levels of a channel (a stop sign's red and white are close in red); and the
-    fit is trimmed twice of the pixels that fit far worse than the rest (what stands in front of the
-    surface: a pole, a branch). Returns gain ``[3]``, offset ``[3]`` and the kept pixels ``[N]``."""
+    at the clip level, where the fit would not clip it (Tobit-like). A channel in which the surface
+    spans too few levels to tell gain from offset (a stop sign's red and white are close in red:
+    reference spread below :data:`MIN_SPREAD`) takes the mean offset of the other channels and
+    fits its gain alone. The fit is trimmed twice of the pixels that fit far worse than the rest
+    (what stands in front of the surface: a pole, a branch). Returns gain ``[3]``, offset ``[3]``
+    and the kept pixels ``[N]``."""
     keep = torch.ones(observed.shape[1], dtype=torch.bool)
     low, high = observed <= 0.01, observed >= 0.985
     gain, offset = torch.ones(3), torch.zeros(3)
     for _ in range(4):
         predicted = gain[:, None] * reference + offset[:, None]
-        # a clipped pixel counts (at its clip level) only where the fit would not clip it (Tobit-like)
         counted = ~(low | high) | (high & (predicted < 0.985)) | (low & (predicted > 0.01))
-        for c in range(3):
+        spread = [float(reference[c, keep & counted[c]].std()) if int((keep & counted[c]).sum()) > 10 else 0.0
+                  for c in range(3)]  # fmt: skip
+        wide = [c for c in range(3) if spread[c] >= MIN_SPREAD]
+        for c in wide:
+            m = keep & counted[c]
+            r, o = reference[c, m].double(), observed[c, m].double()
+            g = float(((r - r.mean()) * (o - o.mean())).sum() / ((r - r.mean()) ** 2).sum())
+            gain[c], offset[c] = g, float(o.mean() - g * r.mean())
+        shared = float(offset[wide].mean()) if wide else 0.0
+        for c in set(range(3)) - set(wide):
             m = keep & counted[c]
             if int(m.sum()) < 10:
                 continue
-            r, o, n = reference[c, m].double(), observed[c, m].double(), float(m.sum())
-            system = torch.tensor([[float(r @ r), float(r.sum())], [float(r.sum()), n * (1 + OFFSET_RIDGE)]])
-            rhs = torch.tensor([float(r @ o), float(o.sum())])
-            g, b = torch.linalg.solve(system.double(), rhs.double()).tolist()
-            gain[c], offset[c] = g, b
+            r, o = reference[c, m].double(), observed[c, m].double()
+            gain[c], offset[c] = float((r * (o - shared)).sum() / (r * r).sum().clamp(min=1e-9)), shared
         misfit = ((observed - gain[:, None] * reference - offset[:, None]).abs() * ~(low | high)).amax(0)
         keep = misfit <= max(0.03, 3 * float(misfit[keep].median()))
     return gain, offset, keep
@@ -125,11 +131,14 @@ def occluded(
     frame: torch.Tensor, reference: torch.Tensor, coverage: torch.Tensor, light: Light
 ) -> torch.Tensor:
     """``[1, H, W]`` bool: surface pixels the relit reference cannot explain — something in front
-    of the surface (an artefact put on it stays behind those)."""
+    of the surface (an artefact put on it stays behind those); not judged within two pixels of the
+    surface's edge."""
     predicted = light.gain.view(3, 1, 1) * predicted_surface(reference, coverage, light.blur_px)
     predicted = predicted + light.offset.view(3, 1, 1)
     misfit = (frame - predicted).abs().amax(0, keepdim=True)
-    return (misfit > max(0.15, 4 * light.residual)) & (coverage > 0.5)
+    # two pixels in from the surface's edge: there a pixel of misregistration already misfits
+    inside = F.max_pool2d((coverage < 0.99).float()[None], 5, 1, 2)[0] == 0
+    return (misfit > max(0.15, 4 * light.residual)) & inside
 
 
 def noise_level(frame: torch.Tensor) -> float:
