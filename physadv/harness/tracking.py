@@ -150,6 +150,7 @@ class PlanarTracker:
         self.motion = np.eye(3)  # the sign's last frame-to-frame motion (a homography of the frame)
         self.followed = False  # whether the sign was found in the last frame
         self.left = False  # whether the sign has left the frame (and not been found since)
+        self.missed = 0  # frames since the sign was last found
         self.sift = cv2.SIFT_create(nfeatures=1500)
 
     # --- per frame -----------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class PlanarTracker:
         if index in self.keys:
             self.h = cv2.getPerspectiveTransform(UNIT, self.keys[index]).astype(np.float64)
             self.h = self._to_face(gray, self.h)  # a box marked by hand, made exact where the sign is known
-            self.motion, self.followed, self.left = np.eye(3), True, False
+            self.motion, self.followed, self.left, self.missed = np.eye(3), True, False, 0
             self._take_template(gray)
             return self._point(index, "key", 1.0, gray.shape)
         if self.h is None:  # before the first key frame
@@ -179,8 +180,8 @@ class PlanarTracker:
         if rho < MIN_CONFIDENCE:
             return self._refind(index, gray, "lost")
         h = self._to_face(gray, h)
-        self.motion = h @ np.linalg.inv(self.h) if self.followed else np.eye(3)
-        self.h, self.followed = h, True
+        self.motion = h @ np.linalg.inv(self.h) if self.followed else self.motion
+        self.h, self.followed, self.missed = h, True, 0
         if rho >= REFRESH_CONFIDENCE and not (
             1 / REFRESH_GROWTH < _size(_project(h, UNIT)) / self.template_size < REFRESH_GROWTH
         ):
@@ -304,27 +305,44 @@ class PlanarTracker:
             self.best = (self.template.astype(np.uint8), side)
 
     def _refind(self, index: int, gray: np.ndarray, status: str) -> TrackPoint:
-        """Look for the sign anywhere in the frame (SIFT + RANSAC, verified by ECC)."""
+        """Look for the sign again: where it was last seen (a short occlusion), then anywhere in the
+        frame by SIFT features of the largest good template and of the drawn face (RANSAC), each
+        verified by ECC."""
         followed, self.followed = self.followed, False
-        template, side = self.best
+        self.missed += 1
+        coasting = np.linalg.matrix_power(self.motion, self.missed) @ self.h
+        guesses = [] if self.left else [coasting, self.h]
+        for template in ([self.best] if self.best else []) + (
+            [(self.face, self.face.shape[0])] if self.face is not None else []
+        ):
+            found = self._match(gray, *template)
+            if found is not None:
+                guesses.append(found)
+        for guess in guesses:
+            h, rho = self._align(gray, guess)
+            if rho >= MIN_CONFIDENCE and _share_inside(h, self.outline, gray.shape) >= MIN_IN_FRAME:
+                h = self._to_face(gray, h)
+                self.motion = h @ np.linalg.inv(self.h) if followed else self.motion  # a jump the flow missed
+                self.h, self.followed, self.left, self.missed = h, True, False, 0
+                return self._point(index, "tracked", rho, gray.shape)
+        return TrackPoint(index, status)
+
+    def _match(self, gray: np.ndarray, template: np.ndarray, side: int) -> np.ndarray | None:
+        """Face → frame homography from SIFT matches of ``template`` (``side`` pixels, face
+        coordinates scaled by it) in the frame, RANSAC; None if too few agree."""
         mask = np.zeros((side, side), np.uint8)
         cv2.fillPoly(mask, [np.round((0.5 + (self.outline - 0.5) * 0.95) * side).astype(np.int32)], 255)
-        kt, dt = self.sift.detectAndCompute(template, mask)
+        kt, dt = self.sift.detectAndCompute(np.clip(template, 0, 255).astype(np.uint8), mask)
         kf, df = self.sift.detectAndCompute(gray, None)
         if dt is None or df is None or len(kt) < 8 or len(kf) < 8:
-            return TrackPoint(index, status)
+            return None
         pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(dt, df, k=2)
         good = [m for m, *rest in pairs if rest and m.distance < 0.75 * rest[0].distance]
         if len(good) < 8:
-            return TrackPoint(index, status)
+            return None
         src = np.float32([kt[m.queryIdx].pt for m in good])
         dst = np.float32([kf[m.trainIdx].pt for m in good])
         found, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
         if found is None or inliers.sum() < 8:
-            return TrackPoint(index, status)
-        h, rho = self._align(gray, found @ np.linalg.inv(_scale(side)))
-        if rho < MIN_CONFIDENCE or _share_inside(h, self.outline, gray.shape) < MIN_IN_FRAME:
-            return TrackPoint(index, status)
-        self.motion = h @ np.linalg.inv(self.h) if followed else np.eye(3)  # a jump the flow missed
-        self.h, self.followed, self.left = h, True, False
-        return self._point(index, "tracked", rho, gray.shape)
+            return None
+        return found @ np.linalg.inv(_scale(side))
