@@ -4,7 +4,8 @@ before it is printed.
 Stickers go onto the sign in every frame through that frame's corners (its homography), relit to
 the frame — the per-channel gain and offset and the blur fitted between the sign's reference face
 and its observed pixels outside the sticker (:mod:`physadv.scene.relight`) — with the frame's noise
-level added, and warped with the renderer's own :func:`physadv.scene.compose.warp_texture`.
+level added and a JPEG round trip (:data:`CODEC_QUALITY`) around it, and warped with the renderer's
+own :func:`physadv.scene.compose.warp_texture`.
 Patches go onto every person box (:func:`place_patch_on_people`).
 """
 
@@ -22,11 +23,13 @@ from physadv.data.groundtruth import GroundTruth, GtObject
 from physadv.harness.sources import Frame
 from physadv.models.classes import ClassNames
 from physadv.scene.compose import composite, warp_texture
+from physadv.scene.effects import jpeg_each
 from physadv.scene.relight import blur, fit_light, noise_level, occluded
 from physadv.scene.render import FACE_PX_PER_MM, sticker_layer
 from physadv.scene.signs import render_face
 
 PERSON_HEIGHT_M = 1.7
+CODEC_QUALITY = 90  # JPEG quality the inserted sticker's pixels are compressed at (a camera's codec)
 PATCH_LIFT = 0.1  # the patch centre sits this share of the box height above the box centre (Thys et al.)
 
 
@@ -73,9 +76,12 @@ def insert_sticker(
     rgb = torch.minimum(rgb.clamp(min=0), stick_alpha)
     layer = blur(torch.cat([rgb, stick_alpha], 1), sigma)
     grain = torch.randn(window.shape, generator=generator) * noise
-    inserted = window * (1 - layer[0, 3:]) + layer[0, :3] + grain * layer[0, 3:]
+    inserted = (window * (1 - layer[0, 3:]) + layer[0, :3] + grain * layer[0, 3:]).clamp(0, 1)
+    # the sticker's pixels (and a ring around them) go through a camera's codec, as the recording's did
+    near = F.max_pool2d((layer[:, 3:] > 0.01).float(), 9, 1, 4)[0]
+    coded = jpeg_each([inserted[None]], [CODEC_QUALITY])[0][0]
     out = image.clone()
-    out[:, y0:y1, x0:x1] = inserted.clamp(0, 1)
+    out[:, y0:y1, x0:x1] = inserted * (1 - near) + coded * near
     fit = {"relit": light is not None, "inserted": True, "noise_std": round(noise, 4)}
     return out, fit | (light.as_dict() if light else {})
 
