@@ -77,9 +77,16 @@ def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path
     from physadv.harness.sign_track import SignSpec, parse_mark
     from physadv.jobs.track import run_track_job
 
+    from physadv.scene.signs import SIGNS
+
     keys = dict(parse_mark(m) for m in marks)
     if len(keys) != len(marks):
         raise PhysadvError("two --track marks for the same frame: give one per frame")
+    if not any(name in SIGNS for name in (sign.lower(), sign.lower().removesuffix(" sign"))):
+        raise PhysadvError(
+            f"--track follows a sign physadv knows ({', '.join(sorted(SIGNS)[:4])}, …), not '{sign}': give "
+            "--gt, or track another sign with `physadv track --size-mm` and pass its track.jsonl as --gt"
+        )
     return run_track_job(source, keys, SignSpec.of(sign, hfov_deg), out, video)
 
 
