@@ -76,7 +76,6 @@ def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path
     """The sign followed through the recording (``physadv track``), written into ``out``."""
     from physadv.harness.sign_track import SignSpec, parse_mark
     from physadv.jobs.track import run_track_job
-
     from physadv.scene.signs import SIGNS
 
     keys = dict(parse_mark(m) for m in marks)
