@@ -36,7 +36,11 @@ def main(rendered: Path, tracked: Path) -> None:
             f"true-positive rate rendered {100 * sum(a[i][0] for i in both) / len(both):.1f} %, "
             f"inserted by tracking {100 * sum(b[i][0] for i in both) / len(both):.1f} %"
         )
-        differ = [f"{i} ({a[i][1]:.1f} m: rendered {'TP' if a[i][0] else 'miss'})" for i in both if a[i][0] != b[i][0]]
+        differ = [
+            f"{i} ({a[i][1]:.1f} m: rendered {'TP' if a[i][0] else 'miss'})"
+            for i in both
+            if a[i][0] != b[i][0]
+        ]
         if differ:
             print("  differ:", ", ".join(differ))
 
