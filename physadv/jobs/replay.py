@@ -3,7 +3,6 @@ an artefact, attacked, from the same draws), ``frames.csv``, ``metrics.json`` an
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
 from physadv.models.classes import ClassNames
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
+from physadv.results import write_json
 
 
 def default_object_height_m(class_name: str) -> float | None:
@@ -188,7 +188,7 @@ def run_replay_job(
             f"{replay.truth.object_height_m} m tall and a horizontal field of view of "
             f"{replay.truth.hfov_deg}° (pinhole camera; no tilt correction)."
         )
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "metrics.json", result)
     if replayed == 0:
         first = next(iter(result["conditions"].values())).get("unread_frames", {})
         raise PhysadvError(
