@@ -18,11 +18,11 @@ import torch
 from physadv.artefact import Artefact
 from physadv.data.groundtruth import GtObject
 from physadv.errors import PhysadvError
+from physadv.scene.render import MIN_VISIBLE
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SCENE_SUFFIXES = (".yaml", ".yml")
-MIN_VISIBLE = 0.5  # scene objects less visible than this are "difficult": not required, not hallucinations
 MAX_FAILED_READS = 10  # consecutive unreadable frames after which the decoder is taken to have given up
 
 

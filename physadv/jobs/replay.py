@@ -34,13 +34,14 @@ def lab_pose_of(spec: dict):
     return lambda index: labels[min(index // per, len(labels) - 1)]
 
 
-def _conditions(source_path, sticker, patch, seed) -> list[tuple[str, object]]:
+def _conditions(source_path, sticker, patch, seed, controls=None) -> list[tuple[str, object]]:
     first = open_source(source_path, sticker, patch, seed)  # refuses an artefact for a recording
     if not isinstance(first, SceneSource):
         return [("recording", first)]
     if sticker is None and patch is None:
         return [("clean", first)]
-    return [("clean", open_source(source_path, seed=seed)), ("attacked", first)]
+    more = [(name, open_source(source_path, None, art, seed)) for name, art in (controls or {}).items()]
+    return [("clean", open_source(source_path, seed=seed)), ("attacked", first), *more]
 
 
 def _ground_truth_note(replay: Replay, source, gt_file: Path | None) -> str:
@@ -69,12 +70,15 @@ def run_replay_job(
     seed: int | None = None,
     gt_file: Path | None = None,
     annotate: bool = True,
+    controls: dict | None = None,
 ) -> dict:
     """Replay every condition, write ``frames.csv``, ``metrics.json``, ``report.md``/``.html`` in
-    ``out`` and return the result. Raises when no frame at all could be read; on Ctrl-C, writes
-    the files for the frames judged so far, then raises ``KeyboardInterrupt``."""
+    ``out`` and return the result. ``controls``: more patches to wear in a scene, by condition name
+    (e.g. a noise patch of the same size: ``{"noise_control": artefact}``). Raises when no frame at
+    all could be read; on Ctrl-C, writes the files for the frames judged so far, then raises
+    ``KeyboardInterrupt``."""
     out.mkdir(parents=True, exist_ok=True)
-    conditions = _conditions(source_path, sticker, patch, seed)
+    conditions = _conditions(source_path, sticker, patch, seed, controls)
     group = (
         lab_pose_of(conditions[0][1].spec)
         if isinstance(conditions[0][1], SceneSource) and conditions[0][1].spec["kind"] == "lab"
