@@ -33,3 +33,7 @@ def test_demo_quick_writes_the_report_and_every_file(tmp_path):
     assert [row["defense"] for row in numbers["defenses"]] == ["none", "jpeg:75", "median:3", "lgs"]
     assert numbers["lab"]["conditions"]["clean"]["frames"] == 25  # RP2's five poses, five draws each
     assert set(numbers["timings"]) == {"sticker", "sign replays", "patch", "pedestrian replay", "defenses"}
+    # the street replay wears the patch and, as a control, a noise patch of the same size
+    assert set(numbers["pedestrians"]["conditions"]) == {"clean", "attacked", "noise_control"}
+    assert numbers["patch"]["train_scene_frames"] >= 4  # the patch was also made in rendered streets
+    assert "conditions_independent" in numbers["patch"]
