@@ -98,7 +98,7 @@ def make_patch(args, model, train, off: list[str], out: Path):
     )
     attack = PatchAttack([model], config, train, Palette.default().colours, scenes=scenes)
     start = time.perf_counter()
-    patch, _ = attack.run(out / "checkpoint.pt", resume=True)
+    patch, _ = attack.run(out / "checkpoint.safetensors", resume=True)
     torch.save(patch, path)
     return patch, time.perf_counter() - start
 

@@ -6,11 +6,13 @@ import contextlib
 
 import torch
 
+from physadv.distributed import ranks_from_env
 from physadv.errors import PhysadvError
 
 
 def select_device(spec: str | torch.device | None = "auto") -> torch.device:
-    """Resolve ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    """Resolve ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; under
+    torchrun, ``"cuda"`` is the local rank's GPU.
 
     Raises:
         PhysadvError: CUDA was asked for but is not available, or the spec is not a device.
@@ -19,7 +21,9 @@ def select_device(spec: str | torch.device | None = "auto") -> torch.device:
         return spec
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and ranks_from_env().active:  # under torchrun: one GPU per local rank
+        spec = f"cuda:{ranks_from_env().local_rank}"
     if spec.isdigit():
         spec = f"cuda:{spec}"
     try:

@@ -64,6 +64,11 @@ def test_safetensors_roundtrip_carries_names_and_preprocessing(tmp_path):
     torch.testing.assert_close(clf.logits(x), model((x - 0.3) / 0.2))
 
 
+JIT_DEPRECATED = "ignore:`torch.jit.(script|save)` is deprecated:FutureWarning"  # making the test file
+
+
+@pytest.mark.filterwarnings(JIT_DEPRECATED)
+@pytest.mark.filterwarnings("error:`torch.jit.load` is deprecated:FutureWarning")  # physadv reads quietly
 def test_torchscript_with_metadata(tmp_path):
     model = LisaCNN(len(NAMES)).eval()
     path = tmp_path / "lisa.pt"
@@ -75,12 +80,47 @@ def test_torchscript_with_metadata(tmp_path):
     torch.testing.assert_close(clf.logits(x), model(x))
 
 
+@pytest.mark.filterwarnings(JIT_DEPRECATED)
 def test_torchscript_without_names_needs_them(tmp_path):
     path = tmp_path / "bare.pt"
     torch.jit.save(torch.jit.script(LisaCNN(4).eval()), str(path))
     with pytest.raises(ModelError, match="--names"):
         load_model(path, device="cpu")
     assert load_model(path, device="cpu", names=NAMES).names[3] == "no entry"
+
+
+def test_torch_export_program_with_metadata_and_a_fixed_batch(tmp_path):
+    """A ``torch.export`` program (.pt2) is read with the same physadv.json metadata; one exported
+    for a fixed batch of 2 still takes any batch (run in chunks) and gives the module's logits."""
+    from conftest import run_physadv
+
+    model = LisaCNN(len(NAMES)).eval()
+    program = torch.export.export(model, (torch.rand(2, 3, 32, 32),))
+    meta = {"class_names": NAMES, "mean": [0.5] * 3, "std": [0.25] * 3}  # input size: from the program
+    path = tmp_path / "lisa.pt2"
+    torch.export.save(program, str(path), extra_files={"physadv.json": json.dumps(meta)})
+    clf = load_model(path, device="cpu")
+    assert clf.names.id("yield") == 2 and clf.input_size == (32, 32)
+    assert clf.file_format == "torch.export program (fixed batch of 2: run in chunks)"
+    x = torch.rand(5, 3, 32, 32, requires_grad=True)
+    logits = clf.logits(x)
+    torch.testing.assert_close(logits, model((x - 0.5) / 0.25))
+    logits.max().backward()
+    assert x.grad.abs().sum() > 0  # differentiable, so attackable
+    result = run_physadv("models", "check", path)
+    assert result.returncode == 0, result.stderr
+    assert "format:      torch.export program" in result.stdout and "4 (stop, speed limit 45" in result.stdout
+    dynamic = torch.export.export(
+        model, (x.detach()[:2],), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+    )
+    torch.export.save(dynamic, str(tmp_path / "dyn.pt2"), extra_files={"physadv.json": json.dumps(meta)})
+    whole = load_model(tmp_path / "dyn.pt2", device="cpu")  # any batch in one call, as the docs show
+    assert whole.file_format == "torch.export program"
+    torch.testing.assert_close(whole.logits(x.detach()), logits.detach())
+    broken = tmp_path / "broken.pt2"
+    broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ModelError, match="cannot load torch.export program"):
+        load_model(broken, device="cpu")
 
 
 def test_bad_files_give_clear_errors(tmp_path):

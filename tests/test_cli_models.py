@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ def test_check_yaml_detector_via_console_script():
     assert "kind:        detector" in result.stdout
     assert "80 (person, bicycle" in result.stdout
     assert "attackable:  yes" in result.stdout
+    # random weights: said where the format is named and beside the tiny gradient it causes
+    assert "format:      model yaml: randomly initialised weights (untrained" in result.stdout
+    assert "tiny because the weights are untrained" in result.stdout
 
 
 def test_check_yolo26_via_cli_py_end2end():
@@ -61,6 +65,8 @@ def test_check_default_reports_both_embedded_models():
     assert "kind:        classifier" in result.stdout and "16 (do not enter" in result.stdout
     assert "kind:        detector" in result.stdout and "2 (person, stop sign)" in result.stdout
     assert "input size:  320x320" in result.stdout  # the detector's training size
+    assert "format:      physadv's embedded detect model (detector.pt" in result.stdout
+    assert "untrained" not in result.stdout
 
 
 def test_check_classifier_file(tmp_path):
@@ -73,6 +79,7 @@ def test_check_classifier_file(tmp_path):
     result = run(PHYSADV, "models", "check", str(path))
     assert result.returncode == 0, result.stderr
     assert "classifier" in result.stdout and "32x32" in result.stdout
+    assert "format:      safetensors weights of the built-in architecture 'lisa_cnn'" in result.stdout
 
 
 def test_unknown_device_is_one_line():
@@ -86,3 +93,13 @@ def test_help_reads_well():
     assert result.returncode == 0
     for command in ("models", "calibrate", "printable", "scene", "train"):
         assert command in result.stdout
+
+
+def test_attack_and_eval_commands_take_end2end():
+    """--end2end reaches the detector of every command that attacks or judges one, not only `check`."""
+    for command in ("sticker", "patch", "eval", "defend"):
+        assert "--end2end" in run(PHYSADV, command, "--help").stdout, command
+    # passed through: a YOLOv8 has no one-to-one head, so asking for it is refused before any work
+    args = ["sticker", "--out", "x", "--task", "detect", "--model", "yolov8n.yaml", "--end2end"]
+    result = run(PHYSADV, *args, cwd=Path(tempfile.mkdtemp()))
+    assert result.returncode == 2 and "one-to-one" in result.stderr, result.stderr

@@ -109,6 +109,25 @@ def test_parse_defenses_errors():
         parse_defenses("jpg:75")
     with pytest.raises(PhysadvError, match="bad setting in defense 'median:x'"):
         parse_defenses("median:x")
+    for spec, meaning in [
+        ("gauss:0", "gauss takes a blur sigma in pixels, above 0"),
+        ("jpeg:0", "jpeg takes a JPEG quality from 1 to 100"),
+        ("median:4", "median takes an odd window size"),
+        ("bits:9", "bits takes bits per channel"),
+        ("patchcleanser:1.5", "patchcleanser takes the patch side as a share"),
+    ]:
+        with pytest.raises(PhysadvError, match=f"bad setting in defense '{spec}': {meaning}"):
+            parse_defenses(spec)
+
+
+def test_defend_cli_bad_setting_is_one_line(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), "grey").save(tmp_path / "patch.png")
+    args = ["defend", "--artefact", tmp_path / "patch.png", "--source", tmp_path, "--out", tmp_path / "o"]
+    result = run_physadv(*args, "--defenses", "gauss:0")  # was an internal error from Kornia
+    assert result.returncode == 2 and "gauss takes a blur sigma" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_defended_detector_maps_boxes_back(lively_yolo):

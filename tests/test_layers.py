@@ -25,6 +25,8 @@ def _module_name(path: Path) -> str:
 
 
 def _room(module: str) -> str:
+    if module == "physadv.__main__":
+        return "cli"  # `python -m physadv` is the command line
     parts = module.split(".")
     return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ROOMS) else "core"
 

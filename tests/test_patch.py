@@ -11,11 +11,11 @@ import torch
 
 from physadv.attacks.objectives import object_scores, reduce_object_scores
 from physadv.boxes import box_iou
-from physadv.data.image_set import label_folder_for, load_image_set, read_yolo_labels
+from physadv.data.image_set import label_boxes, label_folder_for, load_image_set
 from physadv.data.images import letterbox
+from physadv.data.label_log import LabelLog
 from physadv.eot.person_eot import PersonEOT
 from physadv.eot.person_views import photo_frames, wear
-from physadv.errors import PhysadvError
 from physadv.models.detector import Candidates
 from physadv.scene.wear import TORSO_Y
 from tests.conftest import run_physadv
@@ -80,11 +80,12 @@ def test_object_scores_reduce_per_person():
 
 def test_labels_letterbox_and_bad_lines(tmp_path):
     (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.1 0.1\n\n")
-    boxes, labels = read_yolo_labels(tmp_path / "a.txt", 200, 100, [0])
-    assert np.allclose(boxes, [[80, 30, 120, 70]]) and labels.tolist() == [0]
+    boxes, labels, other = label_boxes(tmp_path / "a.txt", 200, 100, [0], None, LabelLog())
+    assert np.allclose(boxes, [[80, 30, 120, 70]]) and labels.tolist() == [0] and other == 1
     (tmp_path / "b.txt").write_text("0 0.5 0.5\n")
-    with pytest.raises(PhysadvError, match=r"b.txt:1: not a YOLO label line"):
-        read_yolo_labels(tmp_path / "b.txt", 200, 100, [0])
+    log = LabelLog()
+    assert len(label_boxes(tmp_path / "b.txt", 200, 100, [0], None, log)[0]) == 0
+    assert "b.txt:1: 3 columns; want 'class cx cy w h'" in log.summary()
     canvas, scale, left, top = letterbox(np.zeros((100, 200, 3), np.uint8), 64)
     assert canvas.shape == (64, 64, 3) and scale == pytest.approx(0.32) and (left, top) == (0, 16)
     assert canvas[0, 0, 0] == 114 and canvas[20, 20, 0] == 0
@@ -101,10 +102,10 @@ def test_image_set_boxes_match_the_pictures(persons, detector):
     folder = persons / "images" / "val"
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     try:
-        image_set, skipped = load_image_set(folder, 320, [0], label_folder_for(folder))
+        image_set, report = load_image_set(folder, 320, [0], label_folder_for(folder))
     finally:
         (folder / "broken.jpg").unlink()
-    assert skipped == ["broken.jpg"] and len(image_set) == 6
+    assert report.unreadable == ["broken.jpg"] and len(image_set) == 6
     assert image_set.images.shape == (6, 3, 320, 320) and image_set.objects > 0
     # the embedded detector finds most labelled people where the letterboxed labels say they are
     from physadv.data.image_set import pseudo_label
@@ -180,7 +181,7 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
         "grey_control",
     }
     assert summary["conditions"]["default"]["clean"]["objects"] == summary["heldout_objects"] > 0
-    for name in ("patch.png", "patch.pdf", "grid.jpg", "history.png", "checkpoint.pt"):
+    for name in ("patch.png", "patch.pdf", "grid.jpg", "history.png", "checkpoint.safetensors"):
         assert (out / name).is_file(), name
     from PIL import Image
 
@@ -211,9 +212,10 @@ def test_patch_cli_bad_input_is_one_line(persons, tmp_path):
     assert empty.returncode == 2 and "no images" in empty.stderr
     labels = tmp_path / "labels"
     labels.mkdir()
-    (labels / "00000.txt").write_text("person 0.5 0.5 0.1 0.1\n")
+    (labels / "00000.txt").write_text("person 0.5 0.5 0.1 0.1\n")  # a name where the id goes: dropped
     bad = run_physadv("patch", "--images", images, "--labels", labels, "--out", tmp_path / "c")
-    assert bad.returncode == 2 and "00000.txt:1: not a YOLO label line" in bad.stderr
+    assert bad.returncode == 2 and "no person found in the training images" in bad.stderr
+    assert "00000.txt:1: class 'person' is not an integer id" in bad.stderr
     model = run_physadv(
         "patch", "--images", images, "--model", tmp_path / "yolov8n.pt", "--out", tmp_path / "d"
     )

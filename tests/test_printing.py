@@ -25,8 +25,37 @@ PT_PER_MM = 72 / 25.4
 
 
 def media_boxes_mm(pdf: Path) -> list[tuple[float, float]]:
-    boxes = re.findall(rb"/MediaBox \[ ?([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ?\]", pdf.read_bytes())
+    """Each page's (width, height) in mm, read with Pillow's PDF parser (a page without its own
+    MediaBox inherits the document's)."""
+    from PIL.PdfParser import PdfParser
+
+    parser = PdfParser(str(pdf))
+    default = parser.read_indirect(parser.root[b"Pages"]).get(b"MediaBox")
+    boxes = [parser.read_indirect(ref).get(b"MediaBox") or default for ref in parser.pages]
     return [(float(x1) / PT_PER_MM, float(y1) / PT_PER_MM) for _, _, x1, y1 in boxes]
+
+
+def page_images(pdf: Path) -> list[np.ndarray]:
+    """The image drawn on each page, decoded from the PDF stream (``[H, W, 3]`` uint8); fails on
+    anything but lossless Flate data."""
+    from PIL.PdfParser import IndirectReference, PdfParser
+
+    parser = PdfParser(str(pdf))
+
+    def deref(obj):
+        return parser.read_indirect(obj) if isinstance(obj, IndirectReference) else obj
+
+    images = []
+    for ref in parser.pages:
+        xobjects = deref(deref(deref(ref)[b"Resources"])[b"XObject"])
+        (stream,) = [deref(r) for r in xobjects.values()]
+        info = stream.dictionary
+        assert info[b"Filter"] == b"FlateDecode" and info[b"DecodeParms"][b"Predictor"] == 15
+        w, h = info[b"Width"], info[b"Height"]
+        rows = np.frombuffer(stream.decode(max_length=h * (1 + 3 * w)), np.uint8).reshape(h, 1 + 3 * w)
+        assert not rows[:, 0].any()  # PNG row filter 0: the bytes are the pixels
+        images.append(rows[:, 1:].reshape(h, w, 3))
+    return images
 
 
 # --- palette and loss terms -------------------------------------------------------------------
@@ -122,14 +151,23 @@ TRUE_M = np.array([[0.78, 0.08, 0.02], [0.04, 0.80, 0.06], [0.03, 0.07, 0.70]], 
 TRUE_B = np.array([0.09, 0.08, 0.11], np.float32)
 
 
-def synthetic_photo(seed: int = 0, with_chart: bool = True) -> np.ndarray:
+def synthetic_photo(seed: int = 0, with_chart: bool = True, cover: float = 0.0) -> np.ndarray:
     """The chart rendered, colour-shifted, warped by a random homography into a 1600×1200 scene,
-    blurred and noised; plus a glare spot."""
+    blurred and noised; plus a glare spot. ``cover``: a skin-toned, textured card lies over this share
+    of the swatch area, from inside it to the page's bottom-right corner (0.25: the bottom-right
+    quarter, 18 of 72 swatches, some only partly)."""
     rng = np.random.default_rng(seed)
     layout = ChartLayout()
     chart = render_chart(layout, px_per_mm=4.0).astype(np.float32) / 255
     shifted = np.clip(chart @ TRUE_M.T + TRUE_B, 0, 1)
     h, w = chart.shape[:2]
+    if cover:
+        rects = layout.swatch_rects_mm() * 4.0
+        x0, y0, x1, y1 = rects[:, 0].min(), rects[:, 1].min(), rects[:, 2].max(), rects[:, 3].max()
+        tall = max(0.5, cover)  # the bottom half of the rows (more when more is covered)
+        left, top = round(x1 - (x1 - x0) * cover / tall), round(y1 - (y1 - y0) * tall)
+        card = np.float32([0.78, 0.58, 0.47]) + rng.normal(0, 0.03, (h - top, w - left, 1))
+        shifted[top:, left:] = np.clip(card, 0, 1)  # from inside the swatches over the page's corner
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     base = np.float32([[250, 180], [1350, 200], [1380, 1000], [220, 980]])
     dst = (base + rng.uniform(-60, 60, base.shape)).astype(np.float32)
@@ -154,6 +192,20 @@ def test_calibration_recovers_swatches_from_a_synthetic_photo():
     torch.testing.assert_close(reading.transfer.matrix, torch.from_numpy(TRUE_M), atol=0.05, rtol=0)
 
 
+def test_covered_swatches_are_left_out_by_position():
+    """A quarter of the chart under a card: every swatch read wrong is left out, the fit holds."""
+    reading = read_chart(synthetic_photo(seed=5, cover=0.25))
+    truth = np.clip(ChartLayout().colours @ TRUE_M.T + TRUE_B, 0, 1).astype(np.float32)
+    de = delta_e2000(rgb_to_lab(torch.from_numpy(reading.measured)), rgb_to_lab(torch.from_numpy(truth)))
+    wrong = set(np.flatnonzero(de.numpy() > 3))
+    left_out = set(np.flatnonzero(~reading.trusted))
+    assert len(wrong) >= 16 and wrong <= left_out and len(left_out) <= len(wrong) + 4
+    assert "row 8, column 9 (covered)" in reading.left_out() and "row 1, column 1" not in str(
+        reading.left_out()
+    )
+    torch.testing.assert_close(reading.transfer.matrix, torch.from_numpy(TRUE_M), atol=0.02, rtol=0)
+
+
 def test_photo_without_chart_is_a_clear_error():
     with pytest.raises(PhysadvError, match="no calibration chart found"):
         read_chart(synthetic_photo(with_chart=False))
@@ -169,6 +221,20 @@ def test_calibrate_cli_end_to_end(tmp_path):
     assert len(Palette.load(tmp_path / "cal" / "palette.txt")) == 72
     transfer = ColourTransfer.load(tmp_path / "cal" / "colour_transfer.json")
     torch.testing.assert_close(transfer.bias, torch.from_numpy(TRUE_B), atol=0.05, rtol=0)
+    covered = tmp_path / "covered.jpg"
+    cv2.imwrite(str(covered), cv2.cvtColor(synthetic_photo(seed=3, cover=0.25), cv2.COLOR_RGB2BGR))
+    part = run_physadv("calibrate", "photo", str(covered), "--out", str(tmp_path / "cal2"))
+    assert part.returncode == 0, part.stderr
+    trusted = int(re.search(r"swatches trusted: (\d+) of 72", part.stdout).group(1))
+    assert 50 <= trusted <= 56 and "row 8, column 9 (covered)" in part.stdout
+    assert len(Palette.load(tmp_path / "cal2" / "palette.txt")) == trusted  # only trusted colours
+    lines = (tmp_path / "cal2" / "swatches.csv").read_text().splitlines()
+    assert lines[-1].startswith("8,9,") and lines[-1].endswith(",covered") and lines[1].endswith(",")
+    covered.unlink()
+    cv2.imwrite(str(covered), cv2.cvtColor(synthetic_photo(seed=1, cover=0.7), cv2.COLOR_RGB2BGR))
+    most = run_physadv("calibrate", "photo", str(covered), "--out", str(tmp_path / "cal3"))
+    assert most.returncode == 2 and "swatches can be trusted (need at least 50%)" in most.stderr
+    assert len(most.stderr.strip().splitlines()) == 1 and not (tmp_path / "cal3").exists()
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), synthetic_photo(with_chart=False))
     bad = run_physadv("calibrate", "photo", str(blank), "--out", str(tmp_path / "x"))
@@ -253,6 +319,45 @@ def test_printable_cli(tmp_path):
     assert json.loads((tmp_path / "out" / "p.json").read_text())["size_mm"] == [150.0, 150.0]
     bad = run_physadv("printable", str(tmp_path / "p.png"), "--size-mm", "big")
     assert bad.returncode == 2 and "bad size" in bad.stderr
+
+
+def test_print_size_keeps_the_aspect_ratio_and_says_so():
+    from physadv.printing.export import print_size
+
+    odd = print_size(601, 397, "150")  # the longer side is 150 mm, not a 150 × 150 square
+    assert odd.mm == pytest.approx((150.0, 150 * 397 / 601)) and not odd.stretched
+    assert "aspect ratio kept" in odd.note and "150.0 × 99.1 mm" in odd.note
+    assert print_size(640, 480, 100).mm == pytest.approx((100.0, 75.0))
+    assert print_size(397, 601, "150mm").mm == pytest.approx((150 * 397 / 601, 150.0))  # portrait
+    assert not print_size(601, 397, "300x200").stretched  # within 1 % of the image's ratio
+    square = print_size(601, 397, "150x150")  # asked for explicitly: done, and named a stretch
+    assert square.mm == (150.0, 150.0) and square.stretched and "STRETCHED" in square.note
+    for bad in ("big", "0", "10x20x30", "-5", "nan"):
+        with pytest.raises(PhysadvError, match="bad size"):
+            print_size(10, 10, bad)
+
+
+def test_printable_cli_keeps_aspect_and_embeds_pixels_losslessly(tmp_path):
+    from PIL import Image
+
+    pixels = (np.random.default_rng(1).random((397, 601, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "odd.png")
+    args = ["printable", tmp_path / "odd.png", "--size-mm", "150", "--dpi", "72", "--out", tmp_path / "o"]
+    result = run_physadv(*args, "--paper", "a4")
+    assert result.returncode == 0, result.stderr
+    assert "601×397 px → 150.0 × 99.1 mm (150 mm is the longer side, aspect ratio kept)" in result.stdout
+    ((w, h),) = media_boxes_mm(tmp_path / "o" / "odd.pdf")
+    assert w == pytest.approx(150, abs=0.05) and h == pytest.approx(150 * 397 / 601, abs=0.05)
+    assert json.loads((tmp_path / "o" / "odd.json").read_text())["size_mm"] == pytest.approx(
+        [150, 99.08], abs=0.01
+    )
+    # the PDF holds the print pixels exactly (nearest-neighbour resize to 72 dpi, no JPEG)
+    expected = np.asarray(Image.fromarray(pixels).resize((425, 281), Image.NEAREST))
+    (embedded,) = page_images(tmp_path / "o" / "odd.pdf")
+    assert np.array_equal(embedded, expected)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "odd.png").convert("RGB")), expected)
+    tiled = page_images(tmp_path / "o" / "odd_a4.pdf")[0]  # the tiled page carries them too
+    assert np.array_equal(tiled[280:561, 85:510], expected)  # centred in A4's printable area at 72 dpi
 
 
 # --- sticker sheets ---------------------------------------------------------------------------

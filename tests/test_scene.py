@@ -144,6 +144,9 @@ def test_scene_render_cli_writes_video_and_truth(tmp_path):
     while video.read()[0]:
         count += 1
     assert count == len(lines) == 3  # 5 ft at 20 km/h and 10 fps: 0.549 m per frame → 3 frames
+    # not a terminal (captured, as under CI or nohup): progress comes as log lines, not one bar at the end
+    assert "rendering short_driveby.yaml: 1/3 (33%)" in result.stdout
+    assert "rendering short_driveby.yaml: 3/3 (100%)" in result.stdout
     distances = [line["objects"][0]["distance_m"] for line in lines]
     assert distances == sorted(distances, reverse=True)  # approaching
     assert {"index", "time_s", "objects"} <= set(lines[0]) and lines[0]["objects"][0]["class_name"] == "stop"

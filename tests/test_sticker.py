@@ -17,6 +17,7 @@ from physadv.harness.crops import crop_object
 from physadv.harness.metrics import judge_object, wilson_interval
 from physadv.models.detector import Candidates, Detections
 from physadv.scene.signs import render_face
+from physadv.statefile import load_state
 from tests.conftest import run_physadv
 
 
@@ -217,13 +218,23 @@ def test_graffiti_learns_its_places_then_colours_them(classifier):
     assert torch.equal((cells > 0) | ~kept[:, None, :, None], on_sign | ~kept[:, None, :, None])
 
 
+def test_one_rate_format_for_terminal_and_reports():
+    """5/5 once read [56.5, 100.0] in eval's report (from rounded bounds) and [56.6, …] in patch's."""
+    from physadv.harness.metrics import Rate
+    from physadv.report.document import fmt_rate
+
+    for k, n in [(5, 5), (0, 5), (19, 25), (133, 149)]:
+        assert fmt_rate(Rate(k, n).as_dict()) == str(Rate(k, n))
+    assert str(Rate(5, 5)) == "100.0% [56.6, 100.0] (5/5)" and fmt_rate(Rate(0, 0).as_dict()) == "—"
+
+
 def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
     from physadv.attacks.rp2 import StickerAttack
     from physadv.printing.palette import Palette
 
     colours = Palette.default().colours
     whole, _ = StickerAttack(classifier, _config(pool=16), colours).run()
-    ckpt = tmp_path / "checkpoint.pt"
+    ckpt = tmp_path / "checkpoint.safetensors"
 
     def stop_at_4(n, status, seen=[0]):  # noqa: B006 - a counter across calls
         seen[0] += n
@@ -232,7 +243,7 @@ def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         StickerAttack(classifier, _config(pool=16), colours).run(ckpt, checkpoint_every=2, progress=stop_at_4)
-    assert torch.load(ckpt, weights_only=False)["state"]["step"] == 2  # steps 3-4 are redone
+    assert load_state(ckpt)["state"]["step"] == 2  # steps 3-4 are redone
     resumed, record = StickerAttack(classifier, _config(pool=16), colours).run(ckpt, resume=True)
     assert [h["step"] for h in record["history"]] == list(range(1, 7))
     assert torch.allclose(resumed.image, whole.image, atol=1e-5)
@@ -241,10 +252,19 @@ def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
 
 
 def test_sticker_cli_classifier_writes_printables_and_summary(tmp_path):
+    from physadv.jobs.sticker_config import StickerJob
+
     out = tmp_path / "run"
-    args = ["sticker", "--out", out, "--untargeted", "--steps", "3", "--pool", "8", "--batch", "8"]
-    result = run_physadv(*args, "--eval-views", "12", "--no-scenes", "--dpi", "72")
+    # settings from a file, flags typed on the command line override it
+    (tmp_path / "run.yaml").write_text("untargeted: true\nscenes: false\ndpi: 72\nattack:\n  steps: 2\n")
+    args = ["sticker", "--out", out, "--config", tmp_path / "run.yaml", "--steps", "3", "--pool", "8"]
+    result = run_physadv(*args, "--batch", "8", "--eval-views", "12")
     assert result.returncode == 0, result.stderr
+    job = StickerJob.from_yaml(out / "config.yaml")  # the resolved settings, read back
+    assert job.untargeted and job.eval_views == 12 and (job.attack.steps, job.attack.batch) == (3, 8)
+    made = json.loads((out / "sticker.json").read_text())["settings"]
+    assert StickerJob.from_dict(made) == job  # the sticker carries the settings it was made with
+    assert (made["attack"]["goal"], made["attack"]["true_class"]) == ("untargeted", 14)  # and the ids
     summary = json.loads((out / "summary.json").read_text())
     assert summary["goal"] == "untargeted" and summary["true_class"] == "stop"
     cond = summary["conditions"]["eot_heldout"]
@@ -254,7 +274,7 @@ def test_sticker_cli_classifier_writes_printables_and_summary(tmp_path):
 
     poster = Image.open(out / "poster.png")
     assert poster.size == (round(750 / 25.4 * 72),) * 2  # the sign face at true size
-    for name in ("sticker_sheet.pdf", "placement_guide.pdf", "poster_letter.pdf", "checkpoint.pt"):
+    for name in ("sticker_sheet.pdf", "placement_guide.pdf", "poster_letter.pdf", "checkpoint.safetensors"):
         assert (out / name).stat().st_size > 0
     assert "eot_heldout" in result.stdout
 
@@ -286,6 +306,15 @@ def test_sticker_cli_detector_hiding_and_errors(tmp_path):
     bad = run_physadv("sticker", "--out", tmp_path / "x", "--target", "speed limit 99", "--steps", "1")
     assert bad.returncode == 2 and "unknown class 'speed limit 99'" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    # the sign's own class as the target would report 100 % "targeted success" for doing nothing
+    own = run_physadv("sticker", "--out", tmp_path / "y", "--target", "stop", "--steps", "1")
+    assert own.returncode == 2 and "the target is the true class ('stop')" in own.stderr
+    relabel = run_physadv("sticker", "--out", tmp_path / "z", "--task", "detect", "--target", "Stop_Sign")
+    assert relabel.returncode == 2 and "the target is the true class ('stop sign')" in relabel.stderr
+    few = run_physadv("sticker", "--out", tmp_path / "w", "--task", "detect", "--target", "cat")
+    assert few.returncode == 2  # a 2-class model: every class is named, so the user can pick one
+    assert "unknown class 'cat': the model's 2 classes are 'person', 'stop sign'" in few.stderr
+    assert not any((tmp_path / d).exists() for d in "xyzw")  # refused before any work
 
 
 def test_poster_starts_as_the_sign_and_stickers_start_grey(classifier):

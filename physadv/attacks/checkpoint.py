@@ -1,30 +1,28 @@
-"""Attack checkpoints: written atomically, and refused when the settings that made them changed."""
+"""Attack checkpoints: safetensors + JSON (no pickle, see ``physadv.statefile``), written atomically,
+and refused when the settings that made them changed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from physadv.distributed import Ranks
 from physadv.errors import PhysadvError
 from physadv.progress import progress_bar
+from physadv.statefile import load_state, save_state
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
 def save_checkpoint(path: Path, config: dict, **state) -> None:
     """Write ``config`` and ``state`` to ``path``; a crash mid-write never leaves a broken file."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"config": config, **state}, tmp)
-    tmp.replace(path)
+    save_state(path, {"config": config, **state})
 
 
 def load_checkpoint(path: Path, config: dict, may_change: tuple[str, ...] = ()) -> dict:
     """The saved state, if it was made with ``config`` (up to the keys in ``may_change``, such as a
     longer run's ``steps``); else a one-line error naming what changed."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-        raise PhysadvError(f"cannot read checkpoint '{path}': {exc}") from None
-    if not isinstance(saved, dict) or "config" not in saved:
+    saved = load_state(path, "attack checkpoint")
+    if "config" not in saved:
         raise PhysadvError(f"'{path}' is not a physadv attack checkpoint")
     changed = sorted(k for k, v in config.items() if saved["config"].get(k) != v and k not in may_change)
     if changed:
@@ -43,5 +41,7 @@ def report_resumed(progress, step: int, steps: int) -> None:
 
 def run_with_progress(attack, label: str, checkpoint: Path, resume: bool, checkpoint_every: int = 25):
     """``attack.run`` under a progress bar; a resumed run moves it to its checkpoint's step."""
+    if not getattr(attack, "ranks", Ranks()).main:  # data parallel: rank 0 alone shows progress
+        return attack.run(checkpoint, resume, checkpoint_every, None)
     with progress_bar(label, attack.config.steps) as advance:
         return attack.run(checkpoint, resume, checkpoint_every, advance)

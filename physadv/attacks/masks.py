@@ -65,10 +65,11 @@ def sticker_mask(spec: str, face_alpha: torch.Tensor, size: tuple[int, int] = (1
         raise PhysadvError(f"unknown mask '{spec}': use {', '.join(MASK_NAMES)} or a path to a mask image")
     from PIL import Image
 
-    try:
-        image = Image.open(path).convert("L").resize((w, h), Image.NEAREST)
-    except OSError as exc:
-        raise PhysadvError(f"cannot read mask image '{path}': {exc}") from None
+    from physadv.data.images import read_image
+
+    # any depth or alpha: transparent pixels count as "no sticker" (composited over black)
+    grey = read_image(path, "mask image").over(0.0) @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma
+    image = Image.fromarray(grey.round().astype(np.uint8)).resize((w, h), Image.NEAREST)
     mask = torch.from_numpy((np.asarray(image) > 127).astype(np.float32))[None] * alpha
     if mask.sum() == 0:
         raise PhysadvError(f"mask image '{path}' marks no part of the sign face (white = sticker)")

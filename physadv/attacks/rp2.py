@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,40 +28,13 @@ from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_che
 from physadv.attacks.losses import mask_norm, nps, total_variation
 from physadv.attacks.masks import LEARNED_CELLS, area_fraction, sticker_mask
 from physadv.attacks.placement import CellPlacement
+from physadv.attacks.sticker_config import StickerConfig
+from physadv.distributed import ranks_from_env
 from physadv.eot.colour import ColourTransfer
-from physadv.eot.sign_views import ViewRange, draw_views, render_views, scaled_boxes
+from physadv.eot.sign_views import draw_views, render_views, scaled_boxes
+from physadv.errors import PhysadvError
 from physadv.scene.render import FACE_PX_PER_MM, apply_sticker
 from physadv.scene.signs import SIGNS, render_face
-
-
-@dataclass
-class StickerConfig:
-    """Everything that decides the result (saved in checkpoints and the summary).
-
-    ``goal``: ``targeted`` / ``untargeted`` (classifiers), ``hide`` / ``relabel`` (detectors).
-    """
-
-    goal: str
-    true_class: int
-    target: int | None = None
-    mask: str = "graffiti"
-    area: float = 0.15  # learned masks: the most of the face the stickers may cover
-    place_share: float = 0.4  # learned masks: the share of the steps spent finding the places
-    mask_lr: float = 0.1  # learned masks: Adam's rate for the cells' logits
-    sign: str = "stop"
-    steps: int = 500
-    lr: float = 0.2  # colours saturate within ~100 steps; 0.05 ends weaker (bench/sticker_masks.py --lr)
-    batch: int = 32
-    pool: int = 384
-    lambda_norm: float = 0.02
-    lambda_nps: float = 0.1
-    lambda_tv: float = 0.05
-    resolution: int = 128
-    seed: int = 0
-    view_range: ViewRange = field(default_factory=ViewRange)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -84,10 +57,21 @@ class StickerAttack:
         transfer: ColourTransfer | None = None,
         start: Artefact | None = None,
     ):
+        self.detector = model.kind == "detector"
+        if (config.goal in ("hide", "relabel")) != self.detector:
+            raise PhysadvError(f"goal '{config.goal}' is not for a {model.kind}")
+        if config.batch == 0:  # the default: what fits a step on this device
+            config = replace(
+                config, batch=(8 if self.detector else 32) * (4 if model.device.type == "cuda" else 1)
+            )
+        if config.pool < config.batch:
+            config = replace(config, pool=config.batch)
         self.model, self.config = model, config
+        self.ranks = ranks_from_env()  # torchrun's ranks share each step's views; one process: all
+        if self.ranks.active and config.batch < self.ranks.world:
+            raise PhysadvError(f"batch {config.batch} cannot be split over {self.ranks.world} ranks")
         self.start = start  # a sticker to continue from (e.g. re-optimising through a defense)
         self.device = model.device
-        self.detector = model.kind == "detector"
         self.palette = palette.to(self.device)
         self.transfer = transfer or ColourTransfer.identity()
         face = torch.from_numpy(np.array(render_face(config.sign, FACE_PX_PER_MM))).permute(2, 0, 1)
@@ -143,7 +127,12 @@ class StickerAttack:
         wanted = (cands.scores[..., c.target] * near).max(dim=1).values
         return objectives.relabel_loss(cands, boxes, c.true_class, c.target), (own < 0.25) & (wanted >= 0.25)
 
-    def loss(self, image: torch.Tensor, mask: torch.Tensor, p: int, views) -> tuple[torch.Tensor, dict]:
+    def loss(
+        self, image: torch.Tensor, mask: torch.Tensor, p: int, views, share: float = 1.0, main: bool = True
+    ) -> tuple[torch.Tensor, dict]:
+        """The step's loss on ``views``. Data-parallel ranks pass their ``share`` of the global batch
+        (the attack term, a batch mean, is weighted by it) and only the ``main`` rank adds the terms on
+        the sticker itself, so the ranks' losses sum to the single-process loss."""
         c = self.config
         frames = render_views(self.stuck_face(image, mask), views, self.out_size)
         attack, success = self.objective(frames, views)
@@ -154,10 +143,11 @@ class StickerAttack:
             "nps": nps((image * inside)[None], self.palette) if c.lambda_nps else attack.new_zeros(()),
             "tv": total_variation(image * inside),
         }
-        total = (
-            attack + c.lambda_norm * terms["norm"] + c.lambda_nps * terms["nps"] + c.lambda_tv * terms["tv"]
-        )
-        return total, {"success": success.float().mean().item(), **{k: v.item() for k, v in terms.items()}}
+        own = c.lambda_norm * terms["norm"] + c.lambda_nps * terms["nps"] + c.lambda_tv * terms["tv"]
+        total = share * attack + (own if main else 0.0)
+        info = {"successes": float(success.float().sum()), "views": len(views)}
+        info.update({k: v.item() * (share if k == "attack" else 1.0) for k, v in terms.items()})
+        return total, info
 
     # --- optimisation -------------------------------------------------------------------------
 
@@ -215,6 +205,8 @@ class StickerAttack:
         if places is not None:
             groups.append({"params": [places.logits], "lr": c.mask_lr})
         opt = torch.optim.Adam(groups)
+        opt_params = [q for g in groups for q in g["params"]]
+        main = self.ranks.main
         if opt_state is not None:
             opt.load_state_dict(opt_state)
         start, first_step = time.perf_counter() - state["seconds"], state["step"]
@@ -230,22 +222,26 @@ class StickerAttack:
             else:
                 mask, penalty = stage.mask.to(self.device), 0.0
             idx = torch.randperm(len(pool), generator=gen)[: c.batch].tolist()
-            total, info = self.loss(image, mask, stage.p, [pool[i] for i in idx])
-            total = total + penalty
+            mine = self.ranks.share(idx)  # data parallel: this rank's part of the step's views
+            total, info = self.loss(image, mask, stage.p, [pool[i] for i in mine], len(mine) / len(idx), main)
+            total = total + (penalty if main else 0.0)
             opt.zero_grad()
             total.backward()
+            self.ranks.sum_grads(opt_params)
             opt.step()
+            info = self._global(total, info)
             with torch.no_grad():
                 image.clamp_(0, 1)
             if places is not None:
                 info["area"] = round(float(mask.detach().sum()) / places.face_px, 4)
-            state["history"].append({"step": step + 1, "loss": round(total.item(), 5), **info})
+            loss = info.pop("loss")
+            state["history"].append({"step": step + 1, "loss": round(loss, 5), **info})
             state["step"] = step + 1
-            if progress:
+            if progress and main:
                 doing = "placing stickers, " if stage.mask is None else ""
-                progress(1, f"{doing}loss {total.item():.3f}  batch success {100 * info['success']:.0f}%")
+                progress(1, f"{doing}loss {loss:.3f}  batch success {100 * info['success']:.0f}%")
             done = step + 1 == c.steps
-            if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or done):
+            if main and checkpoint is not None and ((step + 1) % checkpoint_every == 0 or done):
                 state["seconds"] = time.perf_counter() - start
                 if places is not None:
                     state["mask_logits"] = places.logits.detach().cpu()
@@ -259,6 +255,21 @@ class StickerAttack:
         }
         return self.artefact(image.detach().cpu(), mask), record
 
+    def _global(self, total: torch.Tensor, info: dict) -> dict:
+        """The step's loss, success and terms over all ranks, rounded for the history."""
+        keys = ("attack", "successes", "views")
+        summed = dict(
+            zip(
+                keys + ("loss",),
+                self.ranks.sum([info[k] for k in keys] + [total.item()], self.device),
+                strict=True,
+            )
+        )
+        out = {k: round(v, 5) if isinstance(v, float) else v for k, v in info.items() if k not in keys}
+        out.update(attack=round(summed["attack"], 5), loss=summed["loss"])
+        out["success"] = summed["successes"] / max(1.0, summed["views"])
+        return out
+
     def _save(self, path: Path, image, state, opt, gen) -> None:
         save_checkpoint(
             path,
@@ -270,6 +281,8 @@ class StickerAttack:
         )
 
     def _load(self, path: Path, gen: torch.Generator):
-        saved = load_checkpoint(path, self.config.as_dict())
+        # a fixed mask can run on for longer; a learned one's stages are split by the step count
+        longer = () if self.learns_places() else ("steps",)
+        saved = load_checkpoint(path, self.config.as_dict(), may_change=longer)
         gen.set_state(saved["generator"])
         return saved["image"].to(self.device), saved["state"], saved["optimizer"]

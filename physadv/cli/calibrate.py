@@ -50,32 +50,38 @@ def photo(
     import cv2
     import torch
 
+    from physadv.data.images import read_rgb8
     from physadv.eot.colour import delta_e2000, rgb_to_lab
-    from physadv.errors import PhysadvError
     from physadv.printing.calibrate import read_chart
     from physadv.printing.palette import Palette
 
-    if not photo_path.is_file():
-        raise PhysadvError(f"photo '{photo_path}' not found")
-    bgr = cv2.imread(str(photo_path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise PhysadvError(f"cannot read photo '{photo_path}' (missing, or not an image)")
-    reading = read_chart(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    rgb, _ = read_rgb8(photo_path, what="photo")  # upright (EXIF), any bit depth
+    reading = read_chart(rgb)
     out.mkdir(parents=True, exist_ok=True)
-    Palette(torch.from_numpy(reading.measured)).save(out / "palette.txt")
+    good = reading.trusted
+    Palette(torch.from_numpy(reading.measured[good])).save(out / "palette.txt")
     reading.transfer.save(out / "colour_transfer.json")
     cv2.imwrite(str(out / "rectified.png"), cv2.cvtColor(reading.rectified, cv2.COLOR_RGB2BGR))
-    rows = ["intended_r,intended_g,intended_b,measured_r,measured_g,measured_b"]
+    rows = ["row,column,intended_r,intended_g,intended_b,measured_r,measured_g,measured_b,left_out"]
     rows += [
-        ",".join(f"{v:.4f}" for v in (*i, *m))
-        for i, m in zip(reading.intended, reading.measured, strict=True)
+        ",".join([str(r), str(c), *(f"{v:.4f}" for v in (*i, *m)), why])
+        for (r, c), i, m, why in zip(
+            reading.positions, reading.intended, reading.measured, reading.reasons, strict=True
+        )
     ]
     (out / "swatches.csv").write_text("\n".join(rows) + "\n")
-    intended, measured = torch.from_numpy(reading.intended), torch.from_numpy(reading.measured)
+    intended, measured = torch.from_numpy(reading.intended[good]), torch.from_numpy(reading.measured[good])
     predicted = reading.transfer(intended.T[:, :, None]).squeeze(-1).T
     fit_de = delta_e2000(rgb_to_lab(predicted), rgb_to_lab(measured))
     shift_de = delta_e2000(rgb_to_lab(intended), rgb_to_lab(measured))
-    typer.echo(f"markers found: {reading.markers_found}/4, swatches read: {len(measured)}")
+    typer.echo(
+        f"markers found: {reading.markers_found}/4, swatches trusted: {int(good.sum())} of {len(good)}"
+    )
+    if not good.all():
+        typer.echo(
+            f"left out {int((~good).sum())} swatch(es) that cannot be trusted (not in the palette or the "
+            f"fit; see swatches.csv): {'; '.join(reading.left_out())}"
+        )
     typer.echo(
         f"print+camera shift: mean ΔE2000 {float(shift_de.mean()):.1f} (max {float(shift_de.max()):.1f})"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 
@@ -57,6 +58,7 @@ def defend(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     amp: bool = typer.Option(True),
+    end2end: bool = end2end_option(),
 ) -> None:
     """Measure defenses against a person patch or an RP2 sticker: the clean metric with each
     defense, the given artefact's (non-adaptive), and an artefact re-optimised through the defense
@@ -69,10 +71,10 @@ def defend(
     sidecar = _sidecar(artefact)
     if sidecar.get("attack") == "rp2":
         task = "detect" if sidecar.get("goal") in ("hide", "relabel") else "classify"
-        victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz)
+        victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
         table = _defend_sticker(victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out)
     else:
-        victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz)
+        victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end)
         if victim.kind != "detector":
             raise PhysadvError(
                 f"'{artefact}' is not a sticker (no sticker.json beside it says so), and patches are "
@@ -115,12 +117,16 @@ def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views,
     from physadv.artefact import Artefact
     from physadv.attacks.rp2 import StickerAttack
     from physadv.defenses.catalogue import parse_defenses
-    from physadv.jobs.defend_sticker import run_sticker_defenses, sticker_config
+    from physadv.eot.colour import ColourTransfer
+    from physadv.jobs.defend_sticker import run_sticker_defenses, sticker_config, sticker_job
     from physadv.printing.export import load_artefact_image
     from physadv.printing.palette import Palette
 
     chosen = parse_defenses(defenses, victim.kind)
     config = sticker_config(sidecar, victim)
+    made = sticker_job(sidecar)  # the palette and printer calibration the sticker was made with
+    palette = Palette.load(made.palette) if made and made.palette else Palette.default()
+    transfer = ColourTransfer.load(made.calibration) if made and made.calibration else None
     if batch:
         config.batch = batch
     sticker = load_artefact_image(artefact, tuple(sidecar.get("size_mm", (750.0, 750.0))))
@@ -134,6 +140,6 @@ def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views,
         (F.interpolate(sticker.alpha[None], size=size, mode="area")[0] > 0.5).float(),
         sticker.provenance,
     )
-    attack = StickerAttack(victim, config, Palette.default().colours)
+    attack = StickerAttack(victim, config, palette.colours, transfer)
     _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps)
     return table

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 
@@ -25,7 +26,11 @@ def _numbers(text: str, what: str, count: int | None = None) -> tuple[float, ...
 def _judged_class(model, name: str | None, source: Path) -> int:
     if name is not None:
         return model.names.id(name)
-    guesses = ["person"] if "pedestrian" in source.name else []
+    from physadv.scene.spec import load_spec
+
+    # a scene spec says what it shows (its kind), whatever its file is called
+    is_spec = source.suffix.lower() in (".yaml", ".yml") and source.is_file()
+    guesses = ["person"] if is_spec and load_spec(source)["kind"] == "pedestrians" else []
     found = model.names.first_of(*guesses, "stop sign", "stop")
     if found is None:
         raise PhysadvError(
@@ -54,6 +59,41 @@ def _gt_class(source: Path, judged: str, given: str | None) -> str:
     return judged
 
 
+def _system_rules(
+    acquire: str, speed_kmh, reaction_s: float, deceleration: float, hidden_s: float, source: Path
+):
+    from physadv.harness.system import SystemRules
+
+    k, _, n = acquire.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 < int(k) <= int(n)):
+        raise PhysadvError(f"--acquire must be K/N with 0 < K <= N, got '{acquire}'")
+    if min(reaction_s, hidden_s) < 0 or deceleration <= 0 or (speed_kmh is not None and speed_kmh <= 0):
+        raise PhysadvError("--speed-kmh and --deceleration must be positive, --reaction-s and --hidden-s ≥ 0")
+    if speed_kmh is None and source.suffix.lower() in (".yaml", ".yml"):
+        from physadv.scene.spec import load_spec
+
+        spec = load_spec(source)
+        speed_kmh = spec["driveby"]["speed_kmh"] if spec["kind"] == "driveby" else None
+    return SystemRules(int(k), int(n), speed_kmh, reaction_s, deceleration, hidden_s)
+
+
+def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path, video: bool):
+    """The sign followed through the recording (``physadv track``), written into ``out``."""
+    from physadv.harness.sign_track import SignSpec, parse_mark
+    from physadv.jobs.track import run_track_job
+    from physadv.scene.signs import SIGNS
+
+    keys = dict(parse_mark(m) for m in marks)
+    if len(keys) != len(marks):
+        raise PhysadvError("two --track marks for the same frame: give one per frame")
+    if not any(name in SIGNS for name in (sign.lower(), sign.lower().removesuffix(" sign"))):
+        raise PhysadvError(
+            f"--track follows a sign physadv knows ({', '.join(sorted(SIGNS)[:4])}, …), not '{sign}': give "
+            "--gt, or track another sign with `physadv track --size-mm` and pass its track.jsonl as --gt"
+        )
+    return run_track_job(source, keys, SignSpec.of(sign, hfov_deg), out, video)
+
+
 def eval_command(
     source: Path = typer.Argument(
         ..., help="A video (mp4, avi, mov, mkv), a folder of frames, or a scene spec (.yaml)."
@@ -67,21 +107,40 @@ def eval_command(
         None, help="The class that should be seen (default: 'stop sign', or 'person' for pedestrian scenes)."
     ),
     target: str = typer.Option(None, help="What an attack wants the object read as (targeted success)."),
-    gt: Path = typer.Option(None, help="Ground truth for a recording: JSON lines or CSV of per-frame boxes."),
+    gt: Path = typer.Option(
+        None,
+        help="Ground truth for a recording: JSON lines or CSV of per-frame boxes, or a folder of YOLO "
+        "label files (one .txt per frame; docs/inputs.md).",
+    ),
     gt_class: str = typer.Option(
         None,
-        help="The judged objects' class in the ground truth (default: --target-class; 'stop' matches "
-        "'stop sign').",
+        help="The judged objects' class as the ground truth names it (default: its classes map to the "
+        "model's by name: 'pedestrian' → person, 'stop' → stop sign).",
     ),
-    track: str = typer.Option(
+    class_map: str = typer.Option(
         None,
-        help="Instead of --gt: 'x1,y1,x2,y2' of the object in the first frame, followed through the video.",
+        help="Ground-truth classes → model classes, 'ped=person,car=ignore' or a YAML/JSON file.",
+    ),
+    track: list[str] = typer.Option(
+        None,
+        help="Instead of --gt: the sign in the first frame, 'x1,y1,x2,y2' or eight corner numbers (TL, TR, "
+        "BR, BL), followed as a plane through the video (as `physadv track`); 'FRAME:…' and more --track "
+        "for key frames.",
     ),
     artefact: Path = typer.Option(
-        None, help="Scene specs: a sticker image spanning the sign face (RGBA), replayed clean and attacked."
+        None,
+        help="A sticker image spanning the sign face (RGBA), replayed clean and attacked: rendered into a "
+        "scene, or put into a recording on the sign's corners (--track or --gt with corners), relit to each "
+        "frame.",
     ),
-    patch: Path = typer.Option(None, help="Scene specs: a patch image worn by every person."),
-    patch_mm: float = typer.Option(400.0, help="The patch's printed side, millimetres."),
+    patch: Path = typer.Option(
+        None,
+        help="A patch image worn by every person: rendered into a scene, or put into a recording on the "
+        "people of --gt or on the model's own clean detections linked by ByteTrack.",
+    ),
+    patch_mm: float = typer.Option(
+        400.0, help="The patch's longer printed side, millimetres (the other follows its aspect ratio)."
+    ),
     conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
     bins: str = typer.Option("5,10,20,40", help="Distance bin edges."),
     unit: str = typer.Option("ft", help="Unit of the distance bins: ft or m."),
@@ -98,36 +157,42 @@ def eval_command(
     seed: int = typer.Option(None, help="Scene specs: override the spec's seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+    speed_kmh: float = typer.Option(
+        None, help="The car's speed for 'detected in time to stop' (default: a drive-by scene's own speed)."
+    ),
+    acquire: str = typer.Option("3/5", help="K/N: a sign is acquired once detected in K of every N frames."),
+    reaction_s: float = typer.Option(2.5, help="Brake reaction time, seconds (AASHTO)."),
+    deceleration: float = typer.Option(3.4, help="Braking deceleration, m/s² (AASHTO)."),
+    hidden_s: float = typer.Option(1.0, help="A person hidden longer than this, seconds, counts as lost."),
+    person_height_m: float = typer.Option(1.7, help="Recordings with --patch: assumed height of a person."),
+    end2end: bool = end2end_option(),
     video: bool = typer.Option(True, help="Write the annotated video(s)."),
 ) -> None:
     """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
     intervals, an annotated video and a report. A scene spec with --artefact/--patch is replayed
     clean and attacked from the same draws (scenes/lab_rp2.yaml gives RP2's lab table)."""
-    from physadv.data.groundtruth import load_ground_truth
     from physadv.harness.frame_judge import ReplayGoal
     from physadv.harness.replay import Replay, Truth
     from physadv.harness.tally import Bins
+    from physadv.jobs.ground_truth import load_file_truth
     from physadv.jobs.replay import default_object_height_m, lab_rows, run_replay_job
     from physadv.models import load_model
-    from physadv.printing.export import load_artefact_image
+    from physadv.printing.export import load_sized_artefact
     from physadv.report.replay_report import main_metric
 
     if task not in ("detect", "classify"):
         raise PhysadvError(f"unknown task '{task}': use detect or classify")
     if unit not in ("ft", "m"):
         raise PhysadvError(f"unknown unit '{unit}': use ft or m")
-    if gt is not None and track is not None:
+    if gt is not None and track:
         raise PhysadvError("give either --gt or --track, not both")
     if not source.exists():
         raise PhysadvError(
             f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
         )
-    truth = Truth(
-        file=load_ground_truth(gt) if gt else None,
-        track=_numbers(track, "--track", 4) if track else None,
-        hfov_deg=hfov_deg,
-    )
-    victim = load_model(model, task=task, device=device, amp=amp)
+    truth = Truth(hfov_deg=hfov_deg)
+    rules = _system_rules(acquire, speed_kmh, reaction_s, deceleration, hidden_s, source)
+    victim = load_model(model, task=task, device=device, amp=amp, end2end=end2end)
     if victim.kind != ("detector" if task == "detect" else "classifier"):
         raise PhysadvError(
             f"--task {task} needs a {'detector' if task == 'detect' else 'classifier'}; "
@@ -135,22 +200,28 @@ def eval_command(
         )
     judged = _judged_class(victim, target_class, source)
     judged_name = victim.names[judged]
+    if gt is not None:
+        truth.file, truth.notes = load_file_truth(gt, source, victim, judged_name, gt_class, class_map)
     goal = ReplayGoal(
         task,
         judged,
-        _gt_class(source, judged_name, gt_class),
+        judged_name if gt is not None else _gt_class(source, judged_name, gt_class),
         victim.names.id(target) if target else None,
         conf,
     )
     truth.object_height_m = object_height_m or default_object_height_m(goal.gt_class or judged_name)
+    if track:
+        truth.file, truth.tracked = _track(source, track, goal.gt_class or judged_name, hfov_deg, out, video)
     sticker_art = patch_art = None
     if artefact is not None:
         from physadv.scene.signs import SIGNS
 
         sign = SIGNS.get(goal.gt_class or "stop", SIGNS["stop"])
-        sticker_art = load_artefact_image(artefact, (sign.width_mm, sign.height_mm))
+        sticker_art, size = load_sized_artefact(artefact, f"{sign.width_mm}x{sign.height_mm}")
+        typer.echo(f"artefact spans the sign's face: {size.note}")
     if patch is not None:
-        patch_art = load_artefact_image(patch, (patch_mm, patch_mm))
+        patch_art, size = load_sized_artefact(patch, patch_mm)
+        typer.echo(f"patch: {size.note}")
     cropper = load_model(crop_model, task="detect", device=device, amp=amp) if crop_model else None
     replay = Replay(
         victim,
@@ -160,7 +231,10 @@ def eval_command(
         batch or (32 if victim.device.type == "cuda" else 8),
         cropper,
         _crop_class(cropper, judged_name) if cropper else None,
+        rules,
     )
+    if patch_art is not None:
+        patch_art.provenance["person_height_m"] = person_height_m
     result = run_replay_job(replay, str(source), out, model, sticker_art, patch_art, seed, gt, video)
     metric = main_metric(result)
     from physadv.report.document import fmt_rate
@@ -168,12 +242,22 @@ def eval_command(
 
     typer.echo(verdict(result))
     for name, m in result["conditions"].items():
-        typer.echo(
-            f"{name:>10}: {metric.replace('_', ' ')} {fmt_rate(m.get(metric))} over {m['frames']} frames"
-        )
+        if m["frames"] or metric in m:  # frames with ground truth: the metric is judged on them
+            replayed = m.get("frames_replayed", m["frames"])
+            also = f" ({replayed} replayed)" if replayed != m["frames"] else ""
+            judged = f"{m['frames']} frames with ground truth{also}"
+            typer.echo(f"{name:>10}: {metric.replace('_', ' ')} {fmt_rate(m.get(metric))} over {judged}")
+        if "without_ground_truth" in m:  # nothing to judge against: only whether something was seen
+            seen = m["without_ground_truth"]
+            typer.echo(
+                f"{name:>10}: no ground truth for {seen['frames']} frames (not judged); "
+                f"a '{result['true_class']}' detected in {fmt_rate(seen.get('detection_rate'))} of them"
+            )
         if "unread_frames" in m:
             u = m["unread_frames"]
             typer.echo(f"{name:>10}: {u['count']} frames unreadable; first bad frame {u['first']}")
+        for note in m.get("source_notes", []):
+            typer.echo(f"{name:>10}: {note}")
     if any("by_group" in m for m in result["conditions"].values()):
         typer.echo(f"lab table ({metric.replace('_', ' ')}):")
         for line in lab_rows(result, metric):

@@ -6,6 +6,8 @@ import json
 
 import typer
 
+from physadv.cli.options import end2end_option
+
 app = typer.Typer(
     help="Inspect models: kind, classes, input size, and whether gradients reach the input.",
     no_args_is_help=True,
@@ -19,12 +21,7 @@ def check(
     ),
     task: str = typer.Option(None, help="detect or classify; picks the embedded model for 'default'."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    end2end: bool = typer.Option(
-        None,
-        "--end2end/--nms",
-        help="Detectors with an NMS-free head: attack it "
-        "(--end2end) or the one-to-many branch with NMS (--nms). Default: as Ultralytics.",
-    ),
+    end2end: bool = end2end_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Report the model's kind, classes and input size, and measure whether a gradient reaches the input.
@@ -47,10 +44,18 @@ def check(
         if report.end2end is not None:
             branch = "NMS-free one-to-one branch" if report.end2end else "one-to-many branch + NMS"
             head = f" ({'end-to-end head; ' if report.has_one2one else ''}attacking the {branch})"
+        typer.echo(f"format:      {report.file_format}")
         typer.echo(f"kind:        {report.kind}{head}")
         typer.echo(f"classes:     {report.num_classes} ({report.first_names})")
         typer.echo(f"input size:  {w}x{h} pixels")
         verdict = "yes" if report.attackable else "NO"
-        typer.echo(f"attackable:  {verdict} (input-gradient L2 norm {report.gradient_norm:.3g}, measured)")
+        why = (
+            "; tiny because the weights are untrained — a trained model's is far larger"
+            if report.untrained
+            else ""
+        )
+        typer.echo(
+            f"attackable:  {verdict} (input-gradient L2 norm {report.gradient_norm:.3g}, measured{why})"
+        )
     if not all(r.attackable for r in reports):
         raise typer.Exit(code=1)

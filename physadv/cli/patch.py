@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
 LOSSES = ("max", "topk", "threshold")
@@ -37,8 +38,14 @@ def patch(
     ),
     labels: str = typer.Option(
         "auto",
-        help="YOLO label folder (class ids are the first model's); 'auto': Ultralytics' images/→labels/ "
-        "sibling if there is one; 'none': the model's own detections (pseudo ground truth).",
+        help="YOLO label folder (ids mapped to the model's by the names of the data.yaml next to it; "
+        "without one, taken as the model's ids); 'auto': Ultralytics' images/→labels/ sibling if there "
+        "is one; 'none': the model's own detections (pseudo ground truth).",
+    ),
+    class_map: str = typer.Option(
+        None,
+        help="Label classes → model classes, 'stop=stop sign,car=ignore' (names or ids) or a YAML/JSON "
+        "file; default: by name, with aliases (docs/inputs.md).",
     ),
     val: Path = typer.Option(None, help="Held-out photos (default: hold out --holdout of --images)."),
     val_labels: str = typer.Option("auto", help="Labels for --val (as --labels)."),
@@ -86,7 +93,8 @@ def patch(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
-    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.pt after an interruption."),
+    end2end: bool = end2end_option(),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint.safetensors if interrupted."),
     checkpoint_every: int = typer.Option(25, min=1, help="Steps between checkpoints."),
     paper: str = typer.Option("letter", help="Paper for the tiled PDF (patch_<paper>.pdf)."),
     dpi: int = typer.Option(150, min=72, max=1200),
@@ -96,6 +104,7 @@ def patch(
     grey control on held-out people through physadv's compositor and an independent one; write
     printables and OUT/summary.json."""
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
+    from physadv.data.class_map import parse_class_map
     from physadv.eot.colour import ColourTransfer
     from physadv.eot.person_eot import PersonEOT
     from physadv.harness.patch_eval import rate_line
@@ -114,7 +123,9 @@ def patch(
     if images is None and scene is None:
         raise PhysadvError("give --images (photos of people), --scene (a pedestrians scene spec), or both")
     components = eot_components(eot_off)
-    victims = [load_model(m, task="detect", device=device, amp=amp, imgsz=imgsz) for m in model]
+    victims = [
+        load_model(m, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end) for m in model
+    ]
     for spec, victim in zip(model, victims, strict=True):
         if victim.kind != "detector":
             raise PhysadvError(f"'{spec}' is a classifier; patches attack detectors")
@@ -122,7 +133,17 @@ def patch(
     train_set = val_set = None
     if images is not None:
         train_set, val_set = load_train_val(
-            victims[0], names, images, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+            victims[0],
+            names,
+            images,
+            labels,
+            val,
+            val_labels,
+            holdout,
+            pseudo_conf,
+            min_box,
+            seed,
+            parse_class_map(class_map),
         )
     scenes, scene_held_out = (None, None)
     if scene is not None:

@@ -6,25 +6,17 @@ from pathlib import Path
 
 import typer
 
-from physadv.errors import PhysadvError
-
-
-def parse_size_mm(text: str) -> tuple[float, float]:
-    """``"400"`` → (400, 400); ``"300x200"`` → (300, 200), millimetres."""
-    try:
-        parts = [float(p) for p in text.lower().replace("mm", "").split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) <= 0:
-        raise PhysadvError(f"bad size '{text}': give millimetres as W or WxH, e.g. 400 or 300x200")
-    return (parts[0], parts[-1])
-
 
 def printable(
     image: Path = typer.Argument(
         ..., help="The artefact image (PNG; an alpha channel marks unprinted areas)."
     ),
-    size_mm: str = typer.Option(..., "--size-mm", help="Printed size in mm: W or WxH (e.g. 400, 300x200)."),
+    size_mm: str = typer.Option(
+        ...,
+        "--size-mm",
+        help="Printed size in mm: the longer side (the other follows the image's aspect ratio), "
+        "or WxH (e.g. 400, 300x200).",
+    ),
     out: Path = typer.Option(Path("printables"), help="Output folder."),
     paper: str = typer.Option("a4", help="Paper for the tiled PDF: a4, a3, letter, legal."),
     dpi: int = typer.Option(300, min=72, max=1200, help="Print resolution."),
@@ -41,10 +33,11 @@ def printable(
 ) -> None:
     """Write NAME.png (with DPI), NAME.pdf (one page of exactly the artefact's size),
     NAME_PAPER.pdf (true size on PAPER, tiled if larger, cut marks and a 10 cm scale bar) and NAME.json."""
-    from physadv.printing.export import load_artefact_image, save_pdf, save_png, save_sidecar
+    from physadv.printing.export import load_sized_artefact, save_pdf, save_png, save_sidecar
     from physadv.printing.palette import Palette
 
-    artefact = load_artefact_image(image, parse_size_mm(size_mm))
+    artefact, size = load_sized_artefact(image, size_mm)
+    typer.echo(f"size: {size.note}")
     pal = (Palette.load(palette) if palette else Palette.default()) if quantize else None
     stem = image.stem
     out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +61,6 @@ def printable(
         typer.echo(f"wrote {out}/{stem}_stickers.pdf ({sheets} page(s)), {stem}_guide.pdf ({guide} page(s))")
     w, h = artefact.size_mm
     typer.echo(
-        f"wrote {out}/{stem}.png, {stem}.pdf ({w:g} x {h:g} mm), {stem}_{paper}.pdf ({pages} page(s)), "
+        f"wrote {out}/{stem}.png, {stem}.pdf ({w:.1f} x {h:.1f} mm), {stem}_{paper}.pdf ({pages} page(s)), "
         f"{stem}.json — print at 100% scale"
     )

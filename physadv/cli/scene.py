@@ -21,11 +21,13 @@ def render(
         None, help="RGBA image spanning the sign face: its alpha marks the stickers."
     ),
     patch: Path = typer.Option(None, help="Patch image worn on every person's torso."),
-    patch_mm: float = typer.Option(400.0, help="The patch's printed side, millimetres."),
+    patch_mm: float = typer.Option(
+        400.0, help="The patch's longer printed side, millimetres (the other follows its aspect ratio)."
+    ),
 ) -> None:
     """Render SPEC to OUT/scene.mp4 and OUT/ground_truth.jsonl (one JSON line per frame: index, time,
     objects with class, corners, box, distance and angle)."""
-    from physadv.printing.export import load_artefact_image
+    from physadv.printing.export import load_sized_artefact
     from physadv.progress import progress_bar
     from physadv.scene.render import count_frames, render_scene
     from physadv.scene.signs import SIGNS
@@ -37,8 +39,13 @@ def render(
     if seed is not None:
         scene["seed"] = seed
     face = SIGNS[scene["sign"]["class"]]
-    sticker_art = load_artefact_image(sticker, (face.width_mm, face.height_mm)) if sticker else None
-    patch_art = load_artefact_image(patch, (patch_mm, patch_mm)) if patch else None
+    sticker_art = patch_art = None
+    if sticker:
+        sticker_art, size = load_sized_artefact(sticker, f"{face.width_mm}x{face.height_mm}")
+        typer.echo(f"sticker spans the {scene['sign']['class']} sign's face: {size.note}")
+    if patch:
+        patch_art, size = load_sized_artefact(patch, patch_mm)
+        typer.echo(f"patch: {size.note}")
     pairs = render_scene(scene, sticker_art, patch_art)
     with progress_bar(f"rendering {spec.name}", count_frames(scene)) as advance:
         n = write_scene(pairs, out, fps=scene_fps(scene), frames=frames, on_frame=advance)

@@ -23,7 +23,7 @@ def classifier(
     lr: float = typer.Option(1e-3),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
-    resume: bool = typer.Option(False, help="Continue from OUT.ckpt after an interruption."),
+    resume: bool = typer.Option(False, help="Continue from OUT.ckpt.safetensors after an interruption."),
     defense: str = typer.Option(
         "none",
         help="none, pgd (PGD adversarial training), fast (FGSM with a random start), roa (rectangular "

@@ -2,23 +2,24 @@
 
 Images are letterboxed once to one square canvas (``size × size``, grey 114 padding, as Ultralytics
 does), so they batch without further resizing; boxes are kept in canvas pixels (xyxy). Boxes come
-from YOLO-format label files (``class cx cy w h``, normalised; class ids are the model's), or, as
-Thys et al. did, from the model's own clean detections ("pseudo ground truth").
+from YOLO-format label files (``class cx cy w h``, normalised, checked line by line; class ids are
+mapped to the model's through the label set's names), or, as Thys et al. did, from the model's own
+clean detections ("pseudo ground truth").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from physadv.data.images import letterbox
+from physadv.data.class_map import ClassMap
+from physadv.data.images import IMAGE_SUFFIXES, PHOTO_BACKGROUND, letterbox, read_rgb8
+from physadv.data.label_log import LabelLog
+from physadv.data.yolo_labels import read_yolo_file
 from physadv.errors import PhysadvError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -82,28 +83,61 @@ def list_images(folder: Path) -> list[Path]:
     return paths
 
 
-def read_yolo_labels(
-    path: Path, width: int, height: int, classes: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes ``[K, 4]`` (xyxy image pixels) of the label file's lines whose class is in ``classes``,
-    and each one's index in ``classes``."""
-    rows, labels = [], []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        try:
-            cls, cx, cy, w, h = int(parts[0]), *map(float, parts[1:5])
-        except (ValueError, IndexError):
-            raise PhysadvError(
-                f"{path}:{number}: not a YOLO label line (want 'class cx cy w h'): {line.strip()!r}"
-            ) from None
-        if cls in classes:
-            labels.append(classes.index(cls))
-            rows.append(
-                [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+@dataclass
+class SetReport:
+    """What reading an image set left out or changed, and why."""
+
+    unreadable: list[str] = field(default_factory=list)  # image file names
+    transparent: int = 0  # images with transparent pixels, composited over grey
+    labels: LabelLog = field(default_factory=LabelLog)  # bad label lines
+    other_classes: int = 0  # labelled objects of classes not attacked
+    small: int = 0  # objects under the minimum box size
+
+    def lines(self, folder: Path) -> list[str]:
+        """Plain-words lines for the user (nothing when nothing was left out)."""
+        out = []
+        if self.unreadable:
+            shown = ", ".join(self.unreadable[:5]) + (" …" if len(self.unreadable) > 5 else "")
+            out.append(f"skipped {len(self.unreadable)} unreadable image(s) in {folder}: {shown}")
+        if self.transparent:
+            out.append(
+                f"{self.transparent} image(s) have transparent pixels: composited over grey "
+                f"{round(PHOTO_BACKGROUND * 255)}"
             )
-    return np.asarray(rows, np.float32).reshape(-1, 4), np.asarray(labels, np.int64)
+        summary = self.labels.summary("label lines")
+        if summary:
+            out.append(summary)
+        if self.small:
+            out.append(f"{self.small} labelled object(s) left out: smaller than --min-box")
+        return out
+
+    def as_dict(self) -> dict:
+        return {
+            "unreadable_images": self.unreadable,
+            "transparent_images": self.transparent,
+            "label_lines": self.labels.as_dict(),
+            "objects_of_other_classes": self.other_classes,
+            "objects_under_min_box": self.small,
+        }
+
+
+def label_boxes(
+    path: Path, width: int, height: int, classes: list[int], class_map: ClassMap | None, log: LabelLog
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Boxes ``[K, 4]`` (xyxy image pixels) of a label file's checked lines whose class maps to one of
+    ``classes`` (model ids), each one's index in ``classes``, and how many boxes were of other classes.
+    Label ids are mapped to the model's through ``class_map`` (by name; see :mod:`physadv.data.class_map`;
+    None: the ids are the model's)."""
+    rows, kinds, other = [], [], 0
+    known = None if class_map is None else class_map.label_ids()
+    for label_id, (x1, y1, x2, y2) in read_yolo_file(path, log, known):
+        model_id = label_id if class_map is None else class_map.model_id(label_id)
+        if model_id not in classes:
+            other += 1
+            continue
+        kinds.append(classes.index(model_id))
+        rows.append([x1 * width, y1 * height, x2 * width, y2 * height])
+    return np.asarray(rows, np.float32).reshape(-1, 4), np.asarray(kinds, np.int64), other
 
 
 def label_folder_for(images: Path) -> Path | None:
@@ -123,37 +157,46 @@ def load_image_set(
     labels: Path | None,
     min_box_px: float = 0.0,
     progress=None,
-) -> tuple[ImageSet, list[str]]:
-    """Read and letterbox every image in ``folder``; boxes from ``labels`` (YOLO format) or none
-    (fill them with :func:`pseudo_label`). ``min_box_px``: objects whose box is shorter than this on
-    its short side, in the photo's own pixels, are left out. Returns the set and the names of
-    unreadable images, which are skipped."""
-    paths, kept, arrays, boxes, kinds, skipped = list_images(folder), [], [], [], [], []
-    scales = []
+    class_map: ClassMap | None = None,
+) -> tuple[ImageSet, SetReport]:
+    """Read (:func:`physadv.data.images.read_rgb8`) and letterbox every image in ``folder``; boxes of
+    the model classes ``classes`` from ``labels`` (YOLO format, read line by line with
+    :func:`physadv.data.yolo_labels.read_yolo_file`, ids mapped by ``class_map``, default: the label
+    ids are the model's) or none (fill them with :func:`pseudo_label`). ``min_box_px``: objects whose
+    box is shorter than this on its short side, in the photo's own pixels, are left out. Unreadable
+    images and bad label lines are left out and counted in the returned :class:`SetReport`."""
+    paths, kept, arrays, boxes, kinds, scales = list_images(folder), [], [], [], [], []
+    report = SetReport()
     for path in paths:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if progress:
             progress()
-        if bgr is None:
-            skipped.append(path.name)
+        try:
+            rgb, picture = read_rgb8(path)
+        except PhysadvError:
+            report.unreadable.append(path.name)
             continue
-        canvas, scale, left, top = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
+        report.transparent += picture.transparent
+        canvas, scale, left, top = letterbox(rgb, size)
         found, kind = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
         if labels is not None:
-            rel = path.relative_to(folder).with_suffix(".txt")
-            label_path = labels / rel
+            label_path = labels / path.relative_to(folder).with_suffix(".txt")
             if label_path.is_file():  # no label file: an image with no objects (Ultralytics' rule)
-                found, kind = read_yolo_labels(label_path, bgr.shape[1], bgr.shape[0], classes)
+                found, kind, other = label_boxes(
+                    label_path, rgb.shape[1], rgb.shape[0], classes, class_map, report.labels
+                )
+                report.other_classes += other
+        # --min-box is in the photo's own pixels, whatever the canvas (issue 22.2)
         big = torch.from_numpy((found[:, 2:] - found[:, :2]).min(axis=1, initial=np.inf) >= min_box_px)
         box = torch.from_numpy(found * scale + np.array([left, top, left, top], np.float32))
         scales.append(scale)
+        report.small += int((~big).sum())
         kept.append(path)
         arrays.append(torch.from_numpy(canvas).permute(2, 0, 1))
         boxes.append(box[big])
         kinds.append(torch.from_numpy(kind)[big])
     if not arrays:
         raise PhysadvError(f"none of the {len(paths)} images in '{folder}' could be read")
-    return ImageSet(torch.stack(arrays), boxes, kinds, kept, torch.tensor(scales)), skipped
+    return ImageSet(torch.stack(arrays), boxes, kinds, kept, torch.tensor(scales)), report
 
 
 @torch.no_grad()

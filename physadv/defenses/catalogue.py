@@ -63,6 +63,33 @@ MAKERS: dict[str, Callable[[str], Choice]] = {
 }
 
 
+# What each defense's number means and which values work; anything else is refused in one line
+# (gauss:0 once reached Kornia as a zero-width kernel).
+SETTINGS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "jpeg": (lambda v: 1 <= v <= 100, "a JPEG quality from 1 to 100"),
+    "median": (lambda v: v >= 3 and v % 2 == 1, "an odd window size in pixels, 3 or more"),
+    "gauss": (lambda v: 0 < v <= 20, "a blur sigma in pixels, above 0 and at most 20"),
+    "bits": (lambda v: v in range(1, 9), "bits per channel, a whole number from 1 to 8"),
+    "resize": (lambda v: 0 < v <= 1, "the smallest scale, above 0 and at most 1"),
+    "lgs": (lambda v: 0 < v < 1, "a gradient threshold between 0 and 1"),
+    "patchcleanser": (lambda v: 0 < v < 1, "the patch side as a share of the image side, between 0 and 1"),
+    "objectseeker": (lambda v: v >= 1 and v == int(v), "the number of cut lines, a whole number from 1"),
+    "mcdropout": (lambda v: 0 < v < 1, "a dropout probability between 0 and 1"),
+}
+
+
+def _check_setting(key: str, value: str, item: str) -> None:
+    if not value:
+        return  # the defense's default
+    try:
+        number = float(value)
+    except ValueError:
+        raise PhysadvError(f"bad setting in defense '{item}': want a number after ':'") from None
+    ok, meaning = SETTINGS[key]
+    if not ok(number):
+        raise PhysadvError(f"bad setting in defense '{item}': {key} takes {meaning}")
+
+
 def wrap(choice: Choice | None, model, seed: int):
     """The model behind ``choice`` (``None``: the bare model, with the wrappers' contract)."""
     return choice.wrap(model, seed) if choice else Defended(model, [], seed)
@@ -73,7 +100,7 @@ def adaptive_paths(out: Path, defense: str, start: torch.Tensor) -> tuple[Path, 
     The checkpoint's name carries a digest of ``start``, so a new artefact never resumes an old run."""
     slug = defense.replace(":", "_").replace(".", "p").replace("+", "_")
     digest = hashlib.sha1(start.float().cpu().numpy().tobytes()).hexdigest()[:8]
-    return out / f"adaptive_{slug}_{digest}.pt", out / f"adaptive_{slug}.png"
+    return out / f"adaptive_{slug}_{digest}.safetensors", out / f"adaptive_{slug}.png"
 
 
 def parse_defenses(text: str, kind: str | None = None) -> list[Choice]:
@@ -88,6 +115,7 @@ def parse_defenses(text: str, kind: str | None = None) -> list[Choice]:
             raise PhysadvError(
                 f"unknown defense '{key}': use {', '.join(MAKERS)} (e.g. jpeg:75,median:3,lgs)"
             )
+        _check_setting(key, value, item)
         try:
             choice = MAKERS[key](value)
         except ValueError:

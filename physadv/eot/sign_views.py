@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from physadv.eot.view_range import ViewRange
 from physadv.scene.backgrounds import ground_map, make_backdrop, render_background
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
 from physadv.scene.compose import Texture, WarpPlan, composite, plan_warp
@@ -32,31 +33,6 @@ from physadv.scene.signs import SIGNS
 from physadv.scene.spec import FT
 
 REF_WIDTH_PX, REF_HFOV_DEG = 640, 60.0  # the lab and drive-by cameras in scenes/
-
-
-@dataclass
-class ViewRange:
-    """Where views are drawn from (uniform in each range; distance log-uniform).
-
-    Covers RP2's lab table (5–40 ft, 0–30°) and a drive-by (50 ft to 5 ft) with margin.
-    """
-
-    distance_ft: tuple[float, float] = (4.0, 55.0)
-    angle_deg: tuple[float, float] = (-45.0, 45.0)  # between the sign's normal and the camera
-    camera_height_m: tuple[float, float] = (1.0, 1.9)
-    sign_height_m: tuple[float, float] = (1.0, 2.2)  # bottom of the face above the ground
-    effects: dict = field(
-        default_factory=lambda: {
-            "brightness": [0.65, 1.3],
-            "contrast": [0.8, 1.1],
-            "colour_temperature_k": [4000, 8500],
-            "shadow": [0.0, 0.35],
-            "motion_blur_px": [0.0, 2.5],
-            "noise_std": [0.0, 0.025],
-        }
-    )
-    jpeg_probability: float = 0.3
-    jpeg_quality: tuple[int, int] = (60, 95)
 
 
 @dataclass

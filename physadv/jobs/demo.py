@@ -23,7 +23,9 @@ from pathlib import Path
 
 import yaml
 
-SCENES = Path(__file__).resolve().parents[2] / "scenes"
+from physadv.attacks.checkpoint import CHECKPOINT_NAME
+from physadv.scene.spec import SHIPPED_SCENES
+
 PATCH_MM = 400.0
 
 
@@ -60,7 +62,7 @@ class Budget:
 
 def _scene_copy(name: str, out: Path, edit) -> Path:
     """A scene spec from ``scenes/`` with ``edit`` applied, written into ``out``."""
-    spec = yaml.safe_load((SCENES / name).read_text())
+    spec = yaml.safe_load((SHIPPED_SCENES / name).read_text())
     edit(spec)
     path = out / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,11 +73,15 @@ def _scene_copy(name: str, out: Path, edit) -> Path:
 def _forget_if_changed(checkpoint: Path, config: dict) -> None:
     """A demo run with other settings (``--quick`` after a full run) starts that part afresh
     instead of refusing the old checkpoint."""
-    if checkpoint.is_file():
-        import torch
+    from physadv.errors import PhysadvError
+    from physadv.statefile import load_state
 
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved.get("config") != config:
+    if checkpoint.is_file():
+        try:
+            same = load_state(checkpoint, "attack checkpoint").get("config") == config
+        except PhysadvError:  # unreadable: start that part afresh as well
+            same = False
+        if not same:
             checkpoint.unlink()
 
 
@@ -94,7 +100,7 @@ def make_sticker(out: Path, budget: Budget, device: str) -> dict:
         **budget.sticker,
     )
     attack = StickerAttack(victim, config, Palette.default().colours)
-    _forget_if_changed(out / "checkpoint.pt", config.as_dict())
+    _forget_if_changed(out / CHECKPOINT_NAME, attack.config.as_dict())
     plan = Evaluation(views=budget.sticker_views, lab=None, driveby=None)  # the replays below do those
     return run_sticker_job(attack, out, plan, resume=True)
 
@@ -123,8 +129,18 @@ def replay_scene(
     sticker_art = load_artefact_image(sticker, (stop.width_mm, stop.height_mm)) if sticker else None
     patch_art = load_artefact_image(patch, (PATCH_MM, PATCH_MM)) if patch else None
     extra = {name: load_artefact_image(png, (PATCH_MM, PATCH_MM)) for name, png in (controls or {}).items()}
+    from physadv.harness.system import SystemRules
+    from physadv.scene.spec import load_spec
+
+    scene = load_spec(spec)
+    speed = scene["driveby"]["speed_kmh"] if scene["kind"] == "driveby" else None
     replay = Replay(
-        model, goal, bins, Truth(object_height_m=height), 32 if model.device.type == "cuda" else 8
+        model,
+        goal,
+        bins,
+        Truth(object_height_m=height),
+        32 if model.device.type == "cuda" else 8,
+        system=SystemRules(speed_kmh=speed),
     )
     return run_replay_job(
         replay, str(spec), out, "default", sticker_art, patch_art, annotate=budget.video, controls=extra
@@ -158,13 +174,15 @@ def make_patch(out: Path, budget: Budget, device: str):
     # the street to train in: the pedestrian scene's spec, drawn from seeds of its own (its replay
     # below, from the spec's seed, stays held out)
     with progress_bar("rendering street frames", budget.street_frames) as advance:
-        street = ScenePeople(load_spec(SCENES / "pedestrians.yaml"), budget.street_frames, 0.5, 0, advance)
+        street = ScenePeople(
+            load_spec(SHIPPED_SCENES / "pedestrians.yaml"), budget.street_frames, 0.5, 0, advance
+        )
     cuda = detector.device.type == "cuda"
     config = PatchConfig(["person"], size_mm=PATCH_MM, steps=budget.patch_steps, batch=32 if cuda else 8)
     attack = PatchAttack(
         [detector], config, sets[0], Palette.default().colours, model_names=["default"], scenes=street
     )
-    _forget_if_changed(out / "patch" / "checkpoint.pt", config.as_dict())
+    _forget_if_changed(out / "patch" / CHECKPOINT_NAME, config.as_dict())
     summary = run_patch_job(attack, sets[1], out / "patch", PATCH_MM, resume=True)
     return summary, detector, sets[0], sets[1]
 
@@ -204,7 +222,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     results["sticker"] = make_sticker(out / "sticker", budget, device)
     lap("sticker")
     sticker_png = out / "sticker" / "sticker.png"
-    lab = SCENES / "lab_rp2.yaml"
+    lab = SHIPPED_SCENES / "lab_rp2.yaml"
     driveby = _scene_copy(
         "driveby_stop.yaml", out / "scenes", lambda s: s["driveby"].update(fps=budget.driveby_fps)
     )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import run_with_progress
+from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
 from physadv.attacks.person_patch import PatchAttack
 from physadv.data.image_set import ImageSet
 from physadv.data.images import LETTERBOX_FILL
@@ -185,7 +185,7 @@ def run_patch_job(
     warnings = training_warnings(attack, sum(held_out_people(v) for v in held.values()))
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / CHECKPOINT_NAME
     patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
     made = {k: v for k, v in attack.config.as_dict().items() if k != "size_mm"}  # the artefact has it
     provenance = {"attack": "thys_patch", "models": attack.model_names, **made}

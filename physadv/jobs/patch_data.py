@@ -1,4 +1,5 @@
-"""The photos a patch job trains and is judged on: labelled, pseudo-labelled, split."""
+"""The photos a patch job trains and is judged on: labelled, pseudo-labelled, split; what was left
+out and why is printed."""
 
 from __future__ import annotations
 
@@ -21,52 +22,97 @@ def class_names(model, classes: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _load_set(
-    folder: Path, labels: str, model, ids: list[int], pseudo_conf: float, min_box: float, what: str
-):
-    """Images with boxes from labels (given, Ultralytics' sibling folder, or none: pseudo labels)."""
-    from physadv.data.image_set import label_folder_for, list_images, load_image_set, pseudo_label
-    from physadv.progress import progress_bar
+def label_class_map(model, label_dir: Path, given: dict[str, str] | None):
+    """How the label set's ids map to the model's: through the names of the ``data.yaml`` next to
+    the labels, or, without one, taken as the model's ids (said in :meth:`ClassMap.describe`)."""
+    from physadv.data.class_map import ClassMap
+    from physadv.data.yolo_labels import find_names_yaml, read_names
+
+    names_yaml = find_names_yaml(label_dir)
+    if names_yaml is None:
+        return ClassMap(model.names, given, None, f"the labels in {label_dir} (no data.yaml with names)")
+    return ClassMap(model.names, given, read_names(names_yaml), f"{names_yaml}")
+
+
+def _label_dir(labels: str, folder: Path) -> Path | None:
+    from physadv.data.image_set import label_folder_for
 
     if labels == "auto":
-        label_dir = label_folder_for(folder)
-    elif labels == "none":
-        label_dir = None
-    else:
-        label_dir = Path(labels)
-        if not label_dir.is_dir():
-            raise PhysadvError(f"label folder '{labels}' not found")
+        return label_folder_for(folder)
+    if labels == "none":
+        return None
+    label_dir = Path(labels)
+    if not label_dir.is_dir():
+        raise PhysadvError(f"label folder '{labels}' not found")
+    return label_dir
+
+
+def _load_set(folder: Path, labels: str, model, ids: list[int], options: dict, what: str):
+    """Images with boxes from labels (given, Ultralytics' sibling folder, or none: pseudo labels)."""
+    from physadv.data.image_set import list_images, load_image_set, pseudo_label
+    from physadv.progress import progress_bar
+
+    label_dir = _label_dir(labels, folder)
+    class_map = label_class_map(model, label_dir, options["class_map"]) if label_dir else None
     count = len(list_images(folder))
     with progress_bar(f"reading {what} images", count) as advance:
-        image_set, skipped = load_image_set(folder, model.imgsz or 640, ids, label_dir, min_box, advance)
-    if skipped:
-        shown = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
-        print(f"skipped {len(skipped)} unreadable image(s) in {folder}: {shown}", file=sys.stderr)
+        image_set, report = load_image_set(
+            folder, model.imgsz or 640, ids, label_dir, options["min_box"], advance, class_map
+        )
+    for line in report.lines(folder):
+        print(f"{what}: {line}", file=sys.stderr)
     if label_dir is None:
-        image_set = pseudo_label(image_set, model, ids, pseudo_conf, min_box)
-        source = f"the model's own detections at confidence {pseudo_conf:g} (pseudo ground truth)"
+        image_set = pseudo_label(image_set, model, ids, options["pseudo_conf"], options["min_box"])
+        source = f"the model's own detections at confidence {options['pseudo_conf']:g} (pseudo ground truth)"
     else:
         source = f"labels in {label_dir}"
+        print(f"{what} label classes → model: {class_map.describe()}")
     print(f"{what}: {len(image_set)} images, {image_set.objects} objects from {source}")
     return image_set
 
 
+def _with_objects(image_set, names: list[str], what: str):
+    """The images holding at least one object to hide; says how many were left out."""
+    usable = image_set.with_objects()
+    left = len(image_set) - len(usable)
+    if left:
+        print(f"{what}: {left} of {len(image_set)} images left out: no {' or '.join(names)} in them")
+    if not usable.objects:
+        raise PhysadvError(f"no {', '.join(names)} found in the {what} images: nothing to hide")
+    return usable
+
+
 def load_train_val(
-    model, names, images, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+    model,
+    names,
+    images,
+    labels,
+    val,
+    val_labels,
+    holdout,
+    pseudo_conf,
+    min_box,
+    seed,
+    class_map: dict[str, str] | None = None,
 ) -> tuple:
-    """Training and held-out image sets with the ``names`` objects (``--val``, or a held-out split)."""
+    """Training and held-out image sets with the ``names`` objects (``--val``, or a held-out split of
+    the images that hold one: images without any are set aside first, and counted)."""
     from physadv.data.image_set import split
 
     ids = [model.names.id(n) for n in names]
-    train_set = _load_set(images, labels, model, ids, pseudo_conf, min_box, "training")
+    options = {"pseudo_conf": pseudo_conf, "min_box": min_box, "class_map": class_map}
+    train_set = _with_objects(_load_set(images, labels, model, ids, options, "training"), names, "training")
     if val is not None:
-        val_set = _load_set(val, val_labels, model, ids, pseudo_conf, min_box, "held-out")
-    else:
-        train_set, val_set = split(train_set, holdout, seed)
-    train_set, val_set = train_set.with_objects(), val_set.with_objects()
-    if not train_set.objects or not val_set.objects:
-        which = "training" if not train_set.objects else "held-out"
-        raise PhysadvError(f"no {', '.join(names)} found in the {which} images: nothing to hide")
+        val_set = _load_set(val, val_labels, model, ids, options, "held-out")
+        return train_set, _with_objects(val_set, names, "held-out")
+    if len(train_set) < 2:
+        raise PhysadvError(
+            f"only {len(train_set)} image holds a {' or '.join(names)}: need 2 to hold one out "
+            "(or give --val)"
+        )
+    train_set, val_set = split(train_set, holdout, seed)
+    total = len(train_set) + len(val_set)
+    print(f"held out {len(val_set)} of the {total} images with objects (--holdout {holdout:g})")
     return train_set, val_set
 
 

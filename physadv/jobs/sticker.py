@@ -7,22 +7,24 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from physadv import distributed
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import run_with_progress
+from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
 from physadv.attacks.rp2 import StickerAttack
+from physadv.errors import PhysadvError
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
+from physadv.jobs.sticker_config import StickerJob
 from physadv.progress import progress_bar
+from physadv.results import write_json
 from physadv.scene.render import count_frames
-from physadv.scene.spec import load_spec
-
-SCENES = Path(__file__).resolve().parents[2] / "scenes"
+from physadv.scene.spec import SHIPPED_SCENES, load_spec
 
 
 @dataclass
 class Evaluation:
     views: int = 200  # held-out EOT draws
-    lab: Path | None = SCENES / "lab_rp2.yaml"
-    driveby: Path | None = SCENES / "driveby_stop.yaml"
+    lab: Path | None = SHIPPED_SCENES / "lab_rp2.yaml"
+    driveby: Path | None = SHIPPED_SCENES / "driveby_stop.yaml"
     conf: float = 0.25
 
 
@@ -88,8 +90,72 @@ def write_summary(out: Path, attack: StickerAttack, record: dict, conditions: di
         "config": c.as_dict(),
         "files": files,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(out / "summary.json", summary)
     return summary
+
+
+def _class_ids(model, job: StickerJob) -> tuple[str, int, int | None]:
+    """The goal and the class ids of the sign and the target, from the names in ``job``."""
+    if job.true_class is not None:
+        true_class = model.names.id(job.true_class)
+    else:
+        true_class = model.names.first_of("stop sign", "stop")
+        if true_class is None:
+            raise PhysadvError(
+                "the model has no 'stop sign' or 'stop' class: name the sign's class with --true-class"
+            )
+    target = model.names.id(job.target) if job.target else None
+    if target is not None and target == true_class:
+        raise PhysadvError(
+            f"the target is the true class ('{model.names[true_class]}'): a sticker cannot make the sign "
+            "read as what it already is; pick another --target, or --untargeted"
+        )
+    if job.untargeted and job.target:
+        raise PhysadvError("give either --target or --untargeted, not both")
+    if model.kind == "detector":
+        if job.untargeted:
+            raise PhysadvError("--untargeted is for classifiers; a detector without --target hides the sign")
+        return ("relabel" if target is not None else "hide"), true_class, target
+    if job.untargeted:
+        return "untargeted", true_class, None
+    if target is None:
+        raise PhysadvError("a classifier attack needs --target CLASS (e.g. 'speed limit 45') or --untargeted")
+    return "targeted", true_class, target
+
+
+def build_attack(job: StickerJob) -> StickerAttack:
+    """The model, the class ids, the palette and the colour transfer that ``job`` names, as an attack."""
+    from physadv.attacks.masks import MASK_NAMES
+    from physadv.eot.colour import ColourTransfer
+    from physadv.models import load_model
+    from physadv.printing.palette import Palette
+
+    mask = job.attack.mask
+    if mask not in MASK_NAMES and not Path(mask).is_file():
+        raise PhysadvError(f"unknown mask '{mask}': use {', '.join(MASK_NAMES)}, or a mask image file")
+    victim = load_model(job.model, task=job.task, device=job.device, amp=job.amp, end2end=job.end2end)
+    goal, true_class, target = _class_ids(victim, job)
+    config = job.attack.merged({"goal": goal, "true_class": true_class, "target": target})
+    colours = (Palette.load(job.palette) if job.palette else Palette.default()).colours
+    transfer = ColourTransfer.load(job.calibration) if job.calibration else None
+    return StickerAttack(victim, config, colours, transfer)
+
+
+def run_sticker(job: StickerJob, out: Path, resume: bool = False) -> dict:
+    """``physadv sticker``: build the attack ``job`` describes, run it, write everything to ``out``
+    (with the resolved settings in ``config.yaml``) and return the summary."""
+    attack = build_attack(job)
+    ranks = distributed.start(attack.device)  # under torchrun: the ranks share each step's views
+    plan = Evaluation(views=job.eval_views)
+    if not job.scenes:
+        plan.lab = plan.driveby = None
+    else:
+        plan.lab, plan.driveby = job.lab or plan.lab, job.driveby or plan.driveby
+    try:
+        summary = run_sticker_job(attack, out, plan, resume, job.checkpoint_every, job.paper, job.dpi, job)
+    finally:
+        distributed.stop()
+    return summary if ranks.main else None
 
 
 def run_sticker_job(
@@ -100,11 +166,23 @@ def run_sticker_job(
     checkpoint_every: int = 25,
     paper: str = "letter",
     dpi: int = 300,
+    job: StickerJob | None = None,
 ) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.pt"
+    """Optimise, write the printables, judge, and write ``summary.json``; ``job``: the settings that
+    built ``attack``, written resolved to ``config.yaml`` and into the sticker's sidecar."""
+    main = attack.ranks.main  # under torchrun, rank 0 alone writes files and judges
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    if job is not None and main:
+        job = job.merged({"attack": attack.config.to_dict()})  # batch and class ids as resolved
+        job.write_yaml(out / "config.yaml", "physadv sticker: the resolved settings of this run")
+    checkpoint = out / CHECKPOINT_NAME
     sticker, record = run_with_progress(attack, "optimising sticker", checkpoint, resume, checkpoint_every)
+    if not main:
+        return {}
     sticker.provenance.update({"attack": "rp2", **attack.config.as_dict()})
+    if job is not None:
+        sticker.provenance["settings"] = job.to_dict()
     files = write_printables(attack, sticker, out, paper, dpi)
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in record["history"]))
     conditions, frames = evaluate(attack, sticker, plan)

@@ -9,6 +9,7 @@ import torch
 
 from physadv.models.classifier import Classifier
 from physadv.models.detector import YoloDetector
+from physadv.models.loading import UNTRAINED
 
 
 @dataclass
@@ -22,6 +23,8 @@ class CheckReport:
     gradient_norm: float
     end2end: bool | None = None
     has_one2one: bool | None = None
+    file_format: str = ""
+    untrained: bool = False  # built from a model yaml: random weights
 
     @property
     def attackable(self) -> bool:
@@ -62,4 +65,6 @@ def check_model(model: YoloDetector | Classifier) -> CheckReport:
         gradient_norm=input_gradient_norm(model, size),
         end2end=end2end,
         has_one2one=has_one2one,
+        file_format=model.file_format,
+        untrained=model.file_format == UNTRAINED,
     )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
+from physadv.data.class_map import name_key
 from physadv.errors import PhysadvError
+
+LIST_ALL_UP_TO = 20  # an unknown name lists every class of a model with at most this many
 
 
 class ClassNames:
@@ -24,7 +27,7 @@ class ClassNames:
 
     @staticmethod
     def key(name: str) -> str:
-        return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+        return name_key(name)
 
     @classmethod
     def same(cls, a: str, b: str) -> bool:
@@ -60,6 +63,11 @@ class ClassNames:
                 return class_id
         close = difflib.get_close_matches(wanted, [self.key(n) for n in self._names.values()], n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        if len(self) <= LIST_ALL_UP_TO:  # few classes: name them all, so the user can pick one
+            listed = ", ".join(repr(self._names[k]) for k in sorted(self._names))
+            raise PhysadvError(
+                f"unknown class '{name_or_id}': the model's {len(self)} classes are {listed}{hint}"
+            )
         raise PhysadvError(f"unknown class '{name_or_id}': the model has {len(self)} classes{hint}")
 
     def first_of(self, *names: str) -> int | None:

@@ -31,6 +31,7 @@ class Classifier:
     """
 
     kind = "classifier"
+    file_format = "a module in memory"  # what load_model read it from
 
     def __init__(
         self,

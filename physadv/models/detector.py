@@ -107,6 +107,7 @@ class YoloDetector:
     """
 
     kind = "detector"
+    file_format = "a module in memory"  # what load_model read it from
 
     def __init__(
         self,

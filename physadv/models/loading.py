@@ -1,6 +1,8 @@
 """Turn what a user types after ``--model`` into an adapter, or one clear line saying why not.
 
 Accepted:
+- ``*.pt2`` — a classifier saved with ``torch.export.save`` (PyTorch's format now that TorchScript is
+  deprecated), with the same ``physadv.json`` extra file (names, input size, normalisation);
 - ``*.pt`` — an Ultralytics detection checkpoint, or a TorchScript classifier (with physadv's
   ``physadv.json`` extra file for names/size/normalisation, or ``--names``);
 - ``*.yaml`` — an Ultralytics model definition, a local file or a name Ultralytics ships
@@ -14,6 +16,7 @@ physadv never downloads weights: a name that is not a local file is refused.
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,11 +72,12 @@ def load_model(
         path = EMBEDDED[task]
         if not path.is_file():
             raise ModelError(f"the embedded {task} model is missing from this install ({path.name})")
-        spec = str(path)
+        model = load_model(path, task, dev, amp, names, imgsz, end2end)
+        return _with_format(model, f"physadv's embedded {task} model ({path.name}, shipped in the package)")
     path = Path(spec).expanduser()
     suffix = path.suffix.lower()
     if suffix in YAML_SUFFIXES:
-        return _detector(_yolo_from_yaml(spec), dev, amp, imgsz, end2end)
+        return _with_format(_detector(_yolo_from_yaml(spec), dev, amp, imgsz, end2end), UNTRAINED)
     if not path.is_file():
         hint = " (a model name? physadv never downloads weights)" if path.parent == Path(".") else ""
         raise ModelError(
@@ -82,11 +86,25 @@ def load_model(
         )
     if suffix == ".safetensors":
         return _classifier_from_safetensors(path, dev, amp, names)
+    if suffix == ".pt2" or _zip_holds(path, "archive_format"):
+        return _classifier_from_export(path, dev, amp, names)
     if suffix in (".pt", ".pth", ".ts", ".torchscript"):
-        if _is_torchscript(path):
+        if _zip_holds(path, "code/"):
             return _classifier_from_torchscript(path, dev, amp, names)
-        return _detector(_yolo_from_checkpoint(path), dev, amp, imgsz, end2end)
-    raise ModelError(f"unsupported model file '{path.name}': expected .pt, .yaml or .safetensors")
+        what = "Ultralytics checkpoint (read with the full unpickler: load only files you trust)"
+        return _with_format(_detector(_yolo_from_checkpoint(path), dev, amp, imgsz, end2end), what)
+    raise ModelError(f"unsupported model file '{path.name}': expected .pt, .pt2, .yaml or .safetensors")
+
+
+UNTRAINED = (
+    "model yaml: randomly initialised weights (untrained; to try the pipeline, not to judge an attack)"
+)
+
+
+def _with_format(adapter, what: str):
+    """Record which file format ``adapter`` was read from (``physadv models check`` prints it)."""
+    adapter.file_format = what
+    return adapter
 
 
 def _detector(model: nn.Module, device, amp: bool, imgsz: int | None, end2end: bool | None) -> YoloDetector:
@@ -100,10 +118,12 @@ def _detector(model: nn.Module, device, amp: bool, imgsz: int | None, end2end: b
         raise ModelError(str(exc)) from None
 
 
-def _is_torchscript(path: Path) -> bool:
+def _zip_holds(path: Path, entry: str) -> bool:
+    """Whether ``path`` is a zip archive (TorchScript, torch.export) with an ``entry`` under its
+    top folder: ``code/`` marks TorchScript, ``archive_format`` a torch.export program."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return any(n.split("/", 1)[-1].startswith("code/") for n in zf.namelist())
+            return any(n.split("/", 1)[-1].startswith(entry) for n in zf.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
 
@@ -197,18 +217,72 @@ def _classifier_from_safetensors(path: Path, device, amp: bool, names) -> Classi
         module.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"weights in '{path}' do not fit architecture '{arch}': {_short(exc)}") from None
-    return Classifier(module, class_names, size, mean, std, device=device, amp=amp)
+    return _with_format(
+        Classifier(module, class_names, size, mean, std, device=device, amp=amp),
+        f"safetensors weights of the built-in architecture '{arch}'",
+    )
 
 
 def _classifier_from_torchscript(path: Path, device, amp: bool, names) -> Classifier:
     extra = {TORCHSCRIPT_META: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # users still have TorchScript files; `models check` says so
+            warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:
         raise ModelError(f"cannot load TorchScript file '{path}': {_short(exc)}") from None
     meta = json.loads(extra[TORCHSCRIPT_META] or "{}")
     class_names, size, mean, std = _read_meta(meta, path, names)
-    return Classifier(module, class_names, size, mean, std, device=device, amp=amp)
+    return _with_format(
+        Classifier(module, class_names, size, mean, std, device=device, amp=amp),
+        "TorchScript (deprecated by PyTorch; torch.export .pt2 files are read too)",
+    )
+
+
+def _classifier_from_export(path: Path, device, amp: bool, names) -> Classifier:
+    """A ``torch.export`` program: its graph runs as an ``nn.Module``; names and preprocessing come
+    from the ``physadv.json`` extra file (or ``--names``), the input size from it or the program."""
+    extra = {TORCHSCRIPT_META: ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+        module = program.module()
+    except Exception as exc:
+        raise ModelError(f"cannot load torch.export program '{path}': {_short(exc)}") from None
+    inputs = set(program.graph_signature.user_inputs)
+    shapes = [getattr(n.meta.get("val"), "shape", ()) for n in program.graph.nodes if n.name in inputs]
+    shape = shapes[0] if len(shapes) == 1 else ()
+    if len(shape) != 4:
+        raise ModelError(
+            f"'{path}' does not take one image batch [B, 3, H, W]; physadv attacks image classifiers"
+        )
+    meta = json.loads(extra[TORCHSCRIPT_META] or "{}")
+    if "input_size" not in meta and all(isinstance(v, int) for v in shape[2:]):
+        meta["input_size"] = [int(shape[2]), int(shape[3])]
+    class_names, size, mean, std = _read_meta(meta, path, names)
+    batch = shape[0] if isinstance(shape[0], int) else None  # exported without a dynamic batch size
+    what = "torch.export program" + (f" (fixed batch of {batch}: run in chunks)" if batch else "")
+    module = _FixedBatch(module, batch) if batch else module
+    return _with_format(Classifier(module, class_names, size, mean, std, device=device, amp=amp), what)
+
+
+class _FixedBatch(nn.Module):
+    """Runs a program exported for batches of exactly ``size`` on any batch: in chunks, the last
+    one padded by repeating its first image (the padding's outputs are dropped)."""
+
+    def __init__(self, program: nn.Module, size: int):
+        super().__init__()
+        self.program, self.size = program, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for chunk in x.split(self.size):
+            pad = self.size - len(chunk)
+            full = torch.cat([chunk, chunk[:1].expand(pad, *chunk.shape[1:])]) if pad else chunk
+            outputs.append(self.program(full)[: len(chunk)])
+        return torch.cat(outputs)
+
+    def train(self, mode: bool = True):  # an exported graph's mode was fixed when it was exported
+        return self
 
 
 def save_classifier(

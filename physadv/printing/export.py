@@ -1,14 +1,19 @@
 """Print-ready files at physical size: PNG with DPI metadata, PDF pages (tiled when larger than the
 paper) with cut marks and a 10 cm scale bar, and a JSON sidecar with provenance.
 
-Pillow writes a PDF page of ``pixels · 72 / dpi`` points, so rendering at ``mm / 25.4 · dpi``
-pixels gives a page of exactly the physical size.
+Pages are rendered at ``mm / 25.4 · dpi`` pixels and written with fpdf2 on pages of exactly their
+physical size; the pixels are embedded losslessly (Flate, as in PNG), never as JPEG (Pillow's PDF
+writer re-encodes RGB pages as JPEG, which smears the optimised pixel values and the sticker edges).
+
+An image's printed size keeps its aspect ratio: one number names the longer side (see
+:func:`print_size`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import physadv
 from physadv.artefact import Artefact
+from physadv.data.images import read_image
 from physadv.errors import PhysadvError
 from physadv.printing.palette import Palette
 
@@ -27,6 +33,76 @@ PAGE_MARGIN_MM = 12.0
 
 def mm_to_px(mm: float, dpi: int) -> int:
     return max(1, round(mm / MM_PER_INCH * dpi))
+
+
+ASPECT_TOLERANCE = 0.01  # a WxH within 1 % of the image's aspect ratio is not called a stretch
+
+
+@dataclass(frozen=True)
+class PrintSize:
+    """How big an image prints: ``mm`` = (width, height) in millimetres, and ``note``, one line
+    saying how that was decided (and whether the image is stretched) for the user to read."""
+
+    mm: tuple[float, float]
+    note: str
+    stretched: bool = False
+
+
+def print_size(width_px: int, height_px: int, spec: str | float) -> PrintSize:
+    """The printed size of a ``width_px`` × ``height_px`` image from what a user typed.
+
+    ``"150"`` (or ``150``): the longer side is 150 mm and the other follows the image's aspect ratio
+    (a 601×397 image → 150 × 99.1 mm). ``"300x200"``: exactly that; if it differs from the image's
+    aspect ratio by more than 1 %, the note says the image will be stretched.
+
+    Raises:
+        PhysadvError: not ``W`` or ``WxH`` in positive millimetres.
+    """
+    text = str(spec)
+    try:
+        parts = [float(p) for p in text.lower().replace("mm", "").replace("×", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) <= 0 or not all(math.isfinite(p) for p in parts):
+        raise PhysadvError(f"bad size '{text}': give millimetres as W or WxH, e.g. 400 or 300x200")
+    pixels = f"{width_px}×{height_px} px"
+    if len(parts) == 1:
+        scale = parts[0] / max(width_px, height_px)
+        mm = (width_px * scale, height_px * scale)
+        kept = "square" if width_px == height_px else "longer side, aspect ratio kept"
+        return PrintSize(mm, f"{pixels} → {mm[0]:.1f} × {mm[1]:.1f} mm ({parts[0]:g} mm is the {kept})")
+    mm = (parts[0], parts[1])
+    image_aspect, print_aspect = width_px / height_px, mm[0] / mm[1]
+    if abs(print_aspect / image_aspect - 1) <= ASPECT_TOLERANCE:
+        return PrintSize(mm, f"{pixels} → {mm[0]:g} × {mm[1]:g} mm")
+    return PrintSize(
+        mm,
+        f"{pixels} → {mm[0]:g} × {mm[1]:g} mm: STRETCHED, the image's aspect ratio is "
+        f"{image_aspect:.3f} and the print's {print_aspect:.3f} (give one number to keep it)",
+        stretched=True,
+    )
+
+
+def sized(artefact: Artefact, spec: str | float) -> tuple[Artefact, PrintSize]:
+    """``artefact`` with its printed size decided by :func:`print_size` from its pixels."""
+    h, w = artefact.image.shape[-2:]
+    size = print_size(w, h, spec)
+    return replace(artefact, size_mm=size.mm), size
+
+
+def write_pdf(pages: list[Image.Image], path: str | Path, sizes_mm: list[tuple[float, float]]) -> int:
+    """Write ``pages`` (RGB or L images) to one PDF, page ``i`` exactly ``sizes_mm[i]`` (width,
+    height) with its image filling it, embedded losslessly; returns the number of pages."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="mm", format=sizes_mm[0])  # the document default: the first page
+    pdf.set_auto_page_break(False)
+    pdf.set_creator(f"physadv {physadv.__version__}")
+    for page, (w, h) in zip(pages, sizes_mm, strict=True):
+        pdf.add_page(format=(w, h))
+        pdf.image(page, x=0, y=0, w=w, h=h)  # a PIL image: fpdf2 stores it Flate-compressed
+    pdf.output(str(path))
+    return len(pages)
 
 
 def artefact_pixels(artefact: Artefact, dpi: int, quantize: Palette | None = None) -> Image.Image:
@@ -144,14 +220,17 @@ def save_pdf(
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = artefact_pixels(artefact, dpi, quantize)
     if paper is None:
-        pages = [pixels]
-    else:
-        size = f"{artefact.size_mm[0]:g} x {artefact.size_mm[1]:g} mm"
-        pages = layout_pages(
-            pixels, dpi, paper, f"{label} {size} at 100% scale".strip(), cut_marks, scale_bar
-        )
-    pages[0].save(path, "PDF", resolution=float(dpi), save_all=True, append_images=pages[1:])
-    return len(pages)
+        return write_pdf([pixels], path, [artefact.size_mm])
+    size = f"{artefact.size_mm[0]:.1f} x {artefact.size_mm[1]:.1f} mm"
+    pages = layout_pages(pixels, dpi, paper, f"{label} {size} at 100% scale".strip(), cut_marks, scale_bar)
+    return write_pdf(pages, path, [paper_size_mm(paper)] * len(pages))
+
+
+def paper_size_mm(paper: str) -> tuple[float, float]:
+    """(width, height) of a paper name in millimetres (portrait)."""
+    if paper.lower() not in PAPER_MM:
+        raise PhysadvError(f"unknown paper '{paper}': choose one of {', '.join(PAPER_MM)}")
+    return PAPER_MM[paper.lower()]
 
 
 def save_sidecar(artefact: Artefact, path: str | Path, **extra) -> Path:
@@ -169,17 +248,16 @@ def save_sidecar(artefact: Artefact, path: str | Path, **extra) -> Path:
 
 
 def load_artefact_image(path: str | Path, size_mm: tuple[float, float]) -> Artefact:
-    """An artefact from an image file (PNG/JPEG; an alpha channel marks unprinted areas)."""
-    try:
-        image = Image.open(path)
-        image.load()
-    except (OSError, ValueError, ImportError) as exc:
-        # ImportError: Ultralytics patches Image.open to fetch a HEIF plugin for unknown formats
-        raise PhysadvError(
-            f"cannot read artefact image '{path}': not an image this machine can read ({exc})"
-        ) from None
-    alpha = None
-    if image.mode in ("RGBA", "LA"):
-        alpha = torch.from_numpy(np.asarray(image.getchannel("A"), np.float32) / 255)[None]
-    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), np.float32) / 255).permute(2, 0, 1)
+    """An artefact from an image file, read by :func:`physadv.data.images.read_image` (16-bit and
+    float files at full depth, EXIF orientation applied); an alpha channel of any kind (RGBA, grey +
+    alpha, a palette's transparent colour) is kept as the artefact's alpha: 0 where nothing is printed."""
+    picture = read_image(path, "artefact image")
+    rgb = torch.from_numpy(picture.rgb).permute(2, 0, 1).contiguous()
+    alpha = None if picture.alpha is None else torch.from_numpy(np.ascontiguousarray(picture.alpha))[None]
     return Artefact(rgb, size_mm, alpha, {"source": str(path)})
+
+
+def load_sized_artefact(path: str | Path, spec: str | float) -> tuple[Artefact, PrintSize]:
+    """An artefact image (:func:`load_artefact_image`) at the printed size ``spec`` names
+    (:func:`print_size`: the longer side, or ``WxH``); the :class:`PrintSize` says how it was decided."""
+    return sized(load_artefact_image(path, (1.0, 1.0)), spec)

@@ -23,7 +23,9 @@ from physadv.printing.export import (
     artefact_pixels,
     layout_pages,
     mm_to_px,
+    paper_size_mm,
     text_font,
+    write_pdf,
 )
 
 CUT_MARGIN_MM = 3.0
@@ -155,8 +157,7 @@ def save_sticker_sheet(artefact: Artefact, path: str | Path, paper: str = "lette
             font=font,
         )
         pages.append(page)
-    pages[0].save(path, "PDF", resolution=float(dpi), save_all=True, append_images=pages[1:])
-    return len(pages)
+    return write_pdf(pages, path, [paper_size_mm(paper)] * len(pages))
 
 
 def save_placement_guide(
@@ -187,5 +188,4 @@ def save_placement_guide(
         )
         draw.text((x + mm_to_px(2, dpi), y + mm_to_px(2, dpi)), f"S{s.number}", fill=(0, 90, 255), font=font)
     pages = layout_pages(canvas, dpi, paper, "placement guide, full size")
-    pages[0].save(path, "PDF", resolution=float(dpi), save_all=True, append_images=pages[1:])
-    return len(pages)
+    return write_pdf(pages, path, [paper_size_mm(paper)] * len(pages))

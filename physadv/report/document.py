@@ -8,13 +8,14 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from physadv.harness.metrics import format_rate
+
 
 def fmt_rate(rate: dict | None) -> str:
     """``{"rate", "k", "n", "ci95"}`` → ``83.3% [70.1, 91.4] (50/60)``; an em dash when absent."""
     if not rate or not rate.get("n"):
         return "—"
-    low, high = rate["ci95"]
-    return f"{100 * rate['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({rate['k']}/{rate['n']})"
+    return format_rate(rate["k"], rate["n"])  # from the counts: the same digits as the terminal
 
 
 @dataclass

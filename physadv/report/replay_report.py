@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from physadv.report.document import Document, fmt_rate
-from physadv.report.plots import rate_by_bin, timeline
+from physadv.report.plots import detection_raster, rate_by_bin, timeline
+from physadv.report.system_report import add_system_section, summary_sentences
 
 
 def main_metric(result: dict) -> str:
@@ -44,16 +45,19 @@ def verdict(result: dict) -> str:
     if clean and attacked:
         c, a = clean.get("true_positive_rate"), attacked.get("true_positive_rate")
         drop = 100 * (c["rate"] - a["rate"]) if c and a and c.get("n") and a.get("n") else float("nan")
+        # rates count objects: each '{what}' in each frame with ground truth is judged once
         return (
-            f"With the artefact the detector finds the '{what}' (a true positive) in {_pct(a)} of frames, "
-            f"against {_pct(c)} without it: {drop:.1f} points fewer. It is hidden outright (no '{what}' box "
-            f"overlapping it) in {_pct(attacked.get('hidden_rate'))} of attacked frames."
+            f"With the artefact the detector finds {_pct(a)} of the '{what}' objects it is shown (a true "
+            f"positive; each object in each frame counts once), against {_pct(c)} without it: {drop:.1f} "
+            f"points fewer. {_pct(attacked.get('hidden_rate'))} of them are hidden outright (no '{what}' "
+            "box overlapping them)."
         )
     name, only = next(iter(conds.items()))
     if "true_positive_rate" in only:
         return (
-            f"The detector finds the '{what}' (a true positive at confidence ≥ {result['conf']}) in "
-            f"{_pct(only['true_positive_rate'])} of the {name}'s frames with ground truth; "
+            f"The detector finds {_pct(only['true_positive_rate'])} of the '{what}' objects in the {name}'s "
+            f"frames with ground truth (a true positive at confidence ≥ {result['conf']}; each object in "
+            f"each frame counts once); "
             f"{only.get('hallucinations_per_frame', 0)} false '{what}' boxes per frame."
         )
     nt = only.get("without_ground_truth", {})
@@ -96,7 +100,7 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     doc = Document(f"physadv replay: {Path(result['source']).name} through {result['model']}")
-    doc.paragraph(verdict(result))
+    doc.paragraph(" ".join([verdict(result), *summary_sentences(conds)]))
     if "interrupted" in result:
         doc.paragraph(f"Interrupted: {result['interrupted']}.")
     doc.heading("Rates (95 % Wilson intervals)")
@@ -112,6 +116,9 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
                 rate_by_bin(conds, by, metric, plots / f"{metric}_by_{by}.png", f"{title.lower()}"),
                 f"{metric} by {by}",
             )
+    if any("system" in m for m in conds.values()):
+        raster = detection_raster(out / "frames.csv", result["task"], plots / "detected_over_time.png")
+        add_system_section(doc, conds, raster)
     label = "true-class probability" if result["task"] == "classify" else f"'{result['true_class']}' score"
     doc.heading("Per frame")
     doc.image(
@@ -136,6 +143,14 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
         for n, m in conds.items()
         if "annotated_video" in m
     ]
+    if result.get("annotated_both"):
+        files.append((result["annotated_both"], "clean and attacked side by side"))
+    for name, what in (
+        ("track.jsonl", "the tracked sign: corners, box, confidence and distance per frame"),
+        ("review.mp4", "the tracked sign drawn on every frame, to check the track"),
+    ):
+        if (out / name).is_file():
+            files.append((name, what))
     files += [(f"plots/{p.name}", "plot") for p in sorted(plots.glob("*.png"))]
     doc.heading("Files")
     doc.links(files)

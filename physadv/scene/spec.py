@@ -16,6 +16,10 @@ import yaml
 from physadv.errors import PhysadvError
 
 FT = 0.3048
+# The scene specs physadv ships and its jobs use by default. They live in the repository's top-level
+# scenes/ folder (the one users see and edit); physadv/scenes is a symlink to it, which setuptools
+# follows, so wheels carry the files as package data and an editable install reads the folder itself.
+SHIPPED_SCENES = Path(__file__).resolve().parents[1] / "scenes"
 
 POSE = {"distance_ft": 10.0, "angle_deg": 0.0}
 SCHEMA: dict[str, Any] = {

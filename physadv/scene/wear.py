@@ -133,6 +133,56 @@ def planes_from_boxes(
     return TorsoPlanes(centre, right, up, focal, principal)
 
 
+def quads_on_boxes(
+    boxes: torch.Tensor,
+    image_size: tuple[int, int],
+    size_mm: float | tuple[float, float],
+    hfov_deg: float = DEFAULT_HFOV_DEG,
+    person_height_m: float = PERSON_HEIGHT_M,
+) -> torch.Tensor:
+    """``[N, 4, 2]`` pixel corners (TL, TR, BR, BL) of a patch of ``size_mm`` (side, or width and
+    height, millimetres) held straight on the torso plane of each person box (:func:`planes_from_boxes`)
+    in an image of ``image_size`` (H, W) pixels whose long side spans ``hfov_deg``.
+
+    Shape: boxes ``[N, 4]`` xyxy pixels."""
+    h, w = image_size
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    planes = planes_from_boxes(boxes, focal_for(max(h, w), hfov_deg), boxes.new_tensor([w / 2, h / 2]),
+                               person_height_m)  # fmt: skip
+    size = (size_mm / 1000) if isinstance(size_mm, (int, float)) else (size_mm[0] / 1000, size_mm[1] / 1000)
+    return planes.quads(size)
+
+
+def wear_on_boxes(
+    image: torch.Tensor,
+    rgba: torch.Tensor,
+    boxes,
+    size_mm: float | tuple[float, float],
+    hfov_deg: float = DEFAULT_HFOV_DEG,
+    person_height_m: float = PERSON_HEIGHT_M,
+) -> torch.Tensor:
+    """Put a patch at its physical size on every person box of one image, held straight on the torso
+    plane the box implies (:func:`quads_on_boxes`), through :func:`composite_patches`; nearer people
+    (taller boxes) are composited last, so their patch covers a farther one's.
+
+    Shape:
+        - image: ``[3, H, W]`` RGB in [0, 1]; rgba: ``[4, p, q]`` straight RGBA (or ``[3, p, q]`` RGB,
+          opaque); boxes: ``[N, 4]`` xyxy pixels
+        - returns: ``[3, H, W]``
+    """
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    if not len(boxes):
+        return image
+    boxes = boxes[(boxes[:, 3] - boxes[:, 1]).argsort()]  # far (short) to near (tall)
+    quads = quads_on_boxes(boxes, tuple(image.shape[-2:]), size_mm, hfov_deg, person_height_m)
+    if rgba.shape[0] == 3:
+        rgba = torch.cat([rgba, torch.ones_like(rgba[:1])])
+    texture = fit_texture(rgba.to(image), quads)
+    owner = torch.zeros(len(boxes), dtype=torch.long)
+    out = composite_patches(image[None], texture[None].expand(len(boxes), -1, -1, -1), quads, owner)
+    return out[0].clamp(0, 1)
+
+
 def planes_in_view(camera, anchors_world, yaws_deg) -> TorsoPlanes:
     """Torso planes of rendered people: ``anchors_world`` ``[N, 3]`` the patch centres in the world
     (metres), ``yaws_deg`` ``[N]`` the yaw of each person's plane (the convention of

@@ -15,6 +15,7 @@ from physadv.data.image_folder import ImageFolderData, load_image_folder
 from physadv.errors import PhysadvError
 from physadv.models.architectures import build_architecture
 from physadv.models.loading import save_classifier
+from physadv.statefile import load_state, save_state
 from physadv.training.robust import TrainingDefense
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -90,7 +91,8 @@ def train_classifier(
     init: str | None = None,
 ) -> dict:
     """Train and save ``out`` (safetensors, names and normalisation inside). A checkpoint
-    ``out.ckpt`` is written after every epoch; ``resume`` continues from it.
+    ``out.ckpt.safetensors`` (no pickle: ``physadv.statefile``) is written after every epoch;
+    ``resume`` continues from it.
 
     ``defense``: a trained defense (:mod:`physadv.training.robust`; distillation runs ``epochs``
     twice, teacher then student). ``init``: start from these weights (a classifier file or
@@ -115,9 +117,9 @@ def train_classifier(
 
     model, opt, sched = fresh()
     teacher = None
-    start, ckpt_path = 0, out.with_suffix(".ckpt")
+    start, ckpt_path = 0, out.with_suffix(".ckpt.safetensors")
     if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = load_state(ckpt_path, "training checkpoint")
         if (ckpt["names"], ckpt["architecture"], ckpt.get("defense")) != (
             data.names,
             architecture,
@@ -131,7 +133,8 @@ def train_classifier(
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        start, g = ckpt["epoch"] + 1, ckpt["generator"]
+        start = ckpt["epoch"] + 1
+        g.set_state(ckpt["generator"])
     total_epochs = epochs * defense.phases
     val_acc = evaluate(model, val, device) if start >= total_epochs else 0.0
     for epoch in range(start, total_epochs):
@@ -152,19 +155,19 @@ def train_classifier(
         sched.step()
         val_acc = evaluate(model, val, device)
         out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
+        save_state(
+            ckpt_path,
             {
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "epoch": epoch,
-                "generator": g,
+                "generator": g.get_state(),
                 "names": data.names,
                 "architecture": architecture,
                 "defense": defense.name,
                 "teacher": None if teacher is None else teacher.state_dict(),
             },
-            ckpt_path,
         )
         if on_epoch:
             on_epoch(epoch, total / len(perm), val_acc)

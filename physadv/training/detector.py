@@ -1,6 +1,8 @@
 """Train an Ultralytics detector offline (their trainer, physadv's offline environment).
 
-Ultralytics keeps ``last.pt`` every epoch; ``resume`` continues an interrupted run from it.
+Every label line is checked by physadv first (:mod:`physadv.data.yolo_dataset`): a bad line is
+dropped and named, not the whole image. Ultralytics keeps ``last.pt`` every epoch; ``resume``
+continues an interrupted run from it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ def pico_yaml(folder: Path) -> Path:
     path = folder / "yolov8-pico.yaml"
     path.write_text(yaml.safe_dump(definition, sort_keys=False))
     return path
+
+
+def _checked(data: Path, work: Path) -> Path:
+    """The dataset with every label line checked first (a bad line costs a box, not the image)."""
+    from physadv.data.yolo_dataset import check_dataset
+
+    checked = check_dataset(data, work)
+    summary = checked.log.summary(f"labels of {checked.images} images")
+    if summary:
+        print(summary)
+        print(f"training on a checked copy of the labels: {checked.data} (images linked, not copied)")
+    return checked.data
 
 
 def train_detector(
@@ -68,6 +82,7 @@ def train_detector(
             model = str(pico_yaml(run_dir))
         elif model.endswith(".pt") and not Path(model).is_file():
             raise PhysadvError(f"model '{model}' is not a local file; physadv never downloads weights")
+        data = _checked(data, run_dir / "checked_data")
         YOLO(model).train(
             data=str(data.resolve()),
             epochs=epochs,

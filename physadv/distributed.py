@@ -1,0 +1,104 @@
+"""Data parallelism over the processes ``torchrun`` starts, on PyTorch's own engine (torch.distributed).
+
+``torchrun --nproc-per-node N -m physadv sticker …`` starts N copies of the command; each one learns
+its rank from the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, set by torchrun) and joins a
+process group: NCCL when the model runs on CUDA (one GPU per local rank), gloo on the CPU. An attack
+then splits every step's EOT batch across the ranks, scales each rank's share of the loss so that the
+sum over ranks is the single-process loss, and sums the artefact's gradient over the ranks
+(all-reduce) before the identical optimiser step on every rank — so N ranks make the same artefact
+as one process with the same global batch and seed, up to float rounding. Rank 0 alone writes files
+and shows progress. Without torchrun (``WORLD_SIZE`` unset or 1) everything here is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from physadv.errors import PhysadvError
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where this process stands among the ranks (``Ranks()`` is the single process)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one that writes files, reports and shows progress."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def share(self, items: list) -> list:
+        """This rank's contiguous part of a global batch (sizes differ by at most one)."""
+        n = len(items)
+        start = self.rank * n // self.world
+        return items[start : (self.rank + 1) * n // self.world]
+
+    def sum_grads(self, params: list[torch.Tensor]) -> None:
+        """Sum each parameter's ``.grad`` over the ranks, in place (all-reduce)."""
+        if not self.active:
+            return
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+    def sum(self, values: list[float], device: torch.device | str = "cpu") -> list[float]:
+        """Sum plain numbers over the ranks (for progress figures and history rows)."""
+        if not self.active:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t.tolist()
+
+    def gather(self, obj) -> list | None:
+        """Every rank's ``obj`` in rank order on rank 0 (``None`` elsewhere); ``[obj]`` alone."""
+        if not self.active:
+            return [obj]
+        out = [None] * self.world if self.main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        raise PhysadvError(f"environment variable {name}={value!r} is not a whole number") from None
+
+
+def ranks_from_env() -> Ranks:
+    """The ranks torchrun described in the environment (no process group is started)."""
+    world = _env_int("WORLD_SIZE", 1)
+    return Ranks(_env_int("RANK", 0), world, _env_int("LOCAL_RANK", 0)) if world > 1 else Ranks()
+
+
+def start(device: torch.device | str) -> Ranks:
+    """Join the process group torchrun set up (once), with NCCL for a CUDA ``device`` and gloo
+    otherwise; returns this process's :class:`Ranks`."""
+    ranks = ranks_from_env()
+    if ranks.active and not dist.is_initialized():
+        cuda = torch.device(device).type == "cuda"
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return ranks
+
+
+def stop() -> None:
+    """Leave the process group (at the end of a command)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,59 @@
+"""torchrun data parallelism: two CPU ranks on gloo make the same sticker as one process, and a run
+checkpointed by two ranks resumes in one (the user's command, run as a user runs it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from physadv.distributed import Ranks
+from tests.conftest import run_physadv
+
+TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
+
+
+def test_ranks_share_a_batch_without_gaps():
+    items = list(range(10))
+    shares = [Ranks(r, 3).share(items) for r in range(3)]
+    assert shares == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    assert Ranks().share(items) == items and Ranks().main and not Ranks().active
+
+
+def _sticker(out: Path, steps: int, ranks: int = 1, *extra: str) -> subprocess.CompletedProcess:
+    args = ["sticker", "--out", out, "--untargeted", "--mask", "blocks", "--steps", str(steps)]
+    args += ["--batch", "8", "--pool", "8", "--eval-views", "0", "--no-scenes", "--dpi", "72", *extra]
+    if ranks == 1:
+        return run_physadv(*args)
+    command = [TORCHRUN, "--standalone", f"--nproc-per-node={ranks}", "-m", "physadv", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def _history(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_make_the_single_process_sticker_and_resume_in_one(tmp_path):
+    single = _sticker(tmp_path / "one", 4)
+    assert single.returncode == 0, single.stderr
+    two = _sticker(tmp_path / "two", 2, 2)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("sticker area") == 1  # rank 0 alone reports
+    one, both = _history(tmp_path / "one"), _history(tmp_path / "two")
+    assert [h["step"] for h in both] == [1, 2]
+    for a, b in zip(one[:2], both, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["success"] == a["success"]
+    # the two ranks' checkpoint, continued by one process to 4 steps: the single run's sticker
+    resumed = _sticker(tmp_path / "two", 4, 1, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [h["step"] for h in _history(tmp_path / "two")] == [1, 2, 3, 4]
+    for a, b in zip(one, _history(tmp_path / "two"), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+    png = [np.asarray(Image.open(tmp_path / d / "sticker.png"), dtype=np.int16) for d in ("one", "two")]
+    assert np.abs(png[0] - png[1]).max() <= 1  # equal up to float rounding at 8 bits
