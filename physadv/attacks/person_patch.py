@@ -42,10 +42,24 @@ DETECTED = 0.25  # the progress bar's "still detected" score (Ultralytics' defau
 class PatchConfig:
     """Everything that decides the result (saved in checkpoints and the summary).
 
-    ``classes``: the attacked class names (e.g. ``["person"]``), looked up in each model. ``size_mm``:
-    the printed side; ``scene_share``: the part of each batch taken from rendered streets when there
-    are photos too; ``hfov_deg``, ``person_height_m``: the camera and people assumed for photos
-    (:func:`physadv.scene.wear.planes_from_boxes`).
+    Fields (unit, meaning):
+        classes: the attacked class names (e.g. ``["person"]``), looked up in each model by name.
+        size_mm: millimetres, the printed side of the square patch: its size on the torso plane.
+        steps: optimisation steps (Adam updates); batch: people-frames per step (photos and/or
+            street frames).
+        lr: Adam's learning rate on the patch colours (in [0, 1]).
+        resolution: patch pixels per side (the printed PNG is resampled to the print's dpi).
+        loss: per-person detection score reduced by ``max`` (Thys), the mean of the ``topk``
+            highest, or the sum above ``threshold`` (a confidence in [0, 1]).
+        ensemble: ``sum`` or ``max`` of the per-model losses.
+        lambda_nps, lambda_tv, tv_floor: weights (unitless) of non-printability and total variation,
+            the latter floored at ``tv_floor`` (Thys et al.).
+        init: the starting patch, ``grey`` or ``random``; seed: of every random draw.
+        scene_share: fraction of each batch taken from rendered streets when there are photos too.
+        hfov_deg: degrees, the field of view across a photo's long side; person_height_m: metres, the
+            height a person's box spans (the camera and people assumed for photos:
+            :func:`physadv.scene.wear.planes_from_boxes`).
+        eot: the physical EOT's ranges and which components are on (:class:`PersonEOT`).
     """
 
     classes: list[str]
@@ -53,7 +67,7 @@ class PatchConfig:
     steps: int = 1000
     lr: float = 0.03
     batch: int = 8
-    resolution: int = 150  # patch pixels per side
+    resolution: int = 150
     loss: str = "max"  # max | topk | threshold
     topk: int = 5
     threshold: float = 0.25
