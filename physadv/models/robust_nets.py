@@ -7,8 +7,9 @@ physadv command loads like any other classifier.
   identity (as in the authors' ImageNet-Adversarial-Training code);
 - :class:`ThermometerEncoding`: Buckman et al. (2018)'s thermometer code of every pixel at ``levels``
   levels; its exact gradient is zero almost everywhere, so a gradient attack sees nothing unless
-  ``bpda`` is on: then the backward pass uses the piecewise-linear relaxation of the code (Athalye et
-  al. 2018's Backward Pass Differentiable Approximation), while the forward pass stays exact;
+  ``bpda`` is on: then the backward pass uses the piecewise-linear relaxation of the code, bit ``i``
+  rising from 0 to 1 as the pixel crosses ``[i/L, (i+1)/L]`` (Athalye et al. 2018's Backward Pass
+  Differentiable Approximation), while the forward pass stays exact;
 - :class:`Autoencoder`: MagNet's reformer (Meng & Chen 2017; its CIFAR-10 structure: two 3×3
   sigmoid convolutions and a 3×3 output convolution) that rebuilds the input on the manifold of clean
   images before the classifier sees it. MagNet's hidden layers have 3 channels; here 16, because
@@ -67,10 +68,13 @@ class ThermometerEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = torch.arange(self.levels, device=x.device, dtype=x.dtype).view(1, 1, -1, 1, 1)
-        soft = (self.levels * x[:, :, None] - steps).clamp(0, 1)
-        hard = (soft >= 0.5).to(x.dtype)
-        # both keep the graph connected; only the gradient differs (zero: the code's true derivative)
-        code = soft + (hard - soft).detach() if self.bpda else hard + 0 * soft
+        scaled = self.levels * x[:, :, None] - steps  # the relaxation of bit i, before clamping to [0, 1]
+        hard = (scaled >= 0.5).to(x.dtype)
+        if self.bpda:  # the relaxation's slope where it is not clamped, ends included (pixels at 0 or 1)
+            band = ((scaled >= 0) & (scaled <= 1)).to(x.dtype)
+            code = hard + (scaled - scaled.detach()) * band
+        else:  # the code's true derivative, zero; the graph stays connected so attacks run (and stall)
+            code = hard + 0 * scaled
         return code.flatten(1, 2)
 
 
