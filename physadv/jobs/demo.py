@@ -122,8 +122,18 @@ def replay_scene(
     stop = SIGNS["stop"]
     sticker_art = load_artefact_image(sticker, (stop.width_mm, stop.height_mm)) if sticker else None
     patch_art = load_artefact_image(patch, (400.0, 400.0)) if patch else None
+    from physadv.harness.system import SystemRules
+    from physadv.scene.spec import load_spec
+
+    scene = load_spec(spec)
+    speed = scene["driveby"]["speed_kmh"] if scene["kind"] == "driveby" else None
     replay = Replay(
-        model, goal, bins, Truth(object_height_m=height), 32 if model.device.type == "cuda" else 8
+        model,
+        goal,
+        bins,
+        Truth(object_height_m=height),
+        32 if model.device.type == "cuda" else 8,
+        system=SystemRules(speed_kmh=speed),
     )
     return run_replay_job(replay, str(spec), out, "default", sticker_art, patch_art, annotate=budget.video)
 

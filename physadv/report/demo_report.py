@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from physadv.report.document import Document, fmt_rate
+from physadv.report.system_report import summary_sentences
 
 
 def _pct(rate: dict | None) -> str:
@@ -45,6 +46,9 @@ def verdict(r: dict) -> str:
             f"Against a patch re-made through each defense (the adaptive attack), the person was still found "
             f"in: {listing}; {best['defense']} helped most."
         )
+    stop = summary_sentences(r["driveby"].get("conditions", {}))
+    if stop:
+        parts.append("Would the car have stopped? " + " ".join(stop))
     parts.append(
         "To print: sticker/sticker_sheet.pdf (each sticker at true size) with sticker/placement_guide.pdf, "
         "and patch/patch.pdf (one 400 × 400 mm page)."
@@ -145,11 +149,30 @@ def _defense_section(doc: Document, out: Path, r: dict) -> None:
             doc.paragraph(f"Warning ({row['defense']}): {warning}")
 
 
+def _system_section(doc: Document, out: Path, r: dict) -> None:
+    """Would the car have stopped (drive-by, clean and with the sticker), and how long were the
+    rendered pedestrians lost (clean and with the patch)?"""
+    sentences = [
+        s for key in ("driveby", "pedestrians") for s in summary_sentences(r[key].get("conditions", {}))
+    ]
+    if not sentences:
+        return
+    doc.heading("System level: would the car have stopped, were people lost?")
+    for sentence in sentences:
+        doc.paragraph(sentence)
+    for key, caption in (("replay_driveby", "drive-by"), ("replay_pedestrians", "pedestrians")):
+        plot = out / key / "plots" / "detected_over_time.png"
+        doc.image(
+            plot if plot.is_file() else None, f"{caption}: detected (filled) and missed (open) over time"
+        )
+
+
 def write_demo_report(out: Path, r: dict) -> tuple[Path, Path]:
     doc = Document("physadv demo: printable attacks on the embedded world")
     doc.paragraph(verdict(r))
     _sticker_section(doc, out, r)
     _patch_section(doc, out, r)
+    _system_section(doc, out, r)
     _defense_section(doc, out, r)
     doc.heading("Files")
     listed = [

@@ -94,6 +94,14 @@ def sign_object(object_id: int, name: str, centre, yaw_deg: float, sticker: Arte
 def apply_sticker(face: torch.Tensor, sticker: Artefact) -> torch.Tensor:
     """Overlay a sticker artefact (its image/alpha span the whole face) on a ``[4, h, w]`` face;
     stickers only stick where the sign is (face alpha)."""
+    layer = sticker_layer(face, sticker)
+    rgb, alpha = layer[:3], layer[3:]
+    return torch.cat([face[:3] * (1 - alpha) + rgb * alpha, face[3:]])
+
+
+def sticker_layer(face: torch.Tensor, sticker: Artefact) -> torch.Tensor:
+    """The stickers alone as an RGBA layer ``[4, h, w]`` the size of ``face`` (``[4, h, w]``): the
+    sticker's colours, and its alpha where the sign is (face alpha)."""
     import torch.nn.functional as F
 
     size = face.shape[-2:]
@@ -103,8 +111,7 @@ def apply_sticker(face: torch.Tensor, sticker: Artefact) -> torch.Tensor:
         if sticker.alpha is None
         else F.interpolate(sticker.alpha[None], size=size, mode="bilinear", align_corners=False)[0]
     )
-    alpha = alpha * face[3:]
-    return torch.cat([face[:3] * (1 - alpha) + rgb * alpha, face[3:]])
+    return torch.cat([rgb, alpha * face[3:]])
 
 
 def wear_patch(
