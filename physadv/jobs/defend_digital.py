@@ -18,8 +18,8 @@ import torch
 from physadv.attacks.digital import cw_l2, pgd
 from physadv.eot.sign_views import render_views, scaled_boxes
 from physadv.harness.crops import model_inputs
-from physadv.harness.metrics import Rate
 from physadv.harness.sources import batched
+from physadv.results import Rate
 
 DIGITAL = ("pgd", "cw_l2")
 EPS = 8 / 255  # PGD's L∞ budget, as in the baselines table

@@ -5,8 +5,9 @@ PNG."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
+
+from physadv.results import write_json
 
 ATTACKS = ("clean", "fgsm", "pgd")
 LABELS = {"none": "natural training", "pgd": "PGD training"}
@@ -17,7 +18,7 @@ def write_capacity(rows: list[dict], out: Path, title: str, intro: str) -> str:
     """capacity.json, capacity.csv and capacity.md (returned); ``rows`` hold ``width``, ``training``,
     ``parameters``, ``train_seconds`` and a Rate dict per attack."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "capacity.json").write_text(json.dumps(rows, indent=2))
+    write_json(out / "capacity.json", rows)
     with (out / "capacity.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
