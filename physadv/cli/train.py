@@ -75,10 +75,8 @@ def detector_net(
     data: Path = typer.Option(..., help="ImageFolder of clean crops, one sub-folder per class of --model."),
     out: Path = typer.Option(Path("runs/detector_net/detectors.safetensors"), help="File to write."),
     model: str = typer.Option("default", help="The classifier to guard: a classifier file or 'default'."),
-    layer: str = typer.Option(
-        None, help="Classifier layer the detector reads (default: second-to-last ReLU)."
-    ),
-    epochs: int = typer.Option(None, min=1, help="Epochs of detector training (default 5)."),
+    layer: str = typer.Option(None, help="Classifier layer the detector reads (default: the first ReLU)."),
+    epochs: int = typer.Option(None, min=1, help="Epochs of detector training (default 20)."),
     batch: int = typer.Option(None, min=2, help="Clean crops per step (default 64)."),
     eps: float = typer.Option(8.0, min=0.0, help="L∞ budget of the PGD inputs, in 1/255 steps."),
     seed: int = typer.Option(0),
