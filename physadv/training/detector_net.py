@@ -7,7 +7,8 @@
   *and* the detector (their dynamic adversary), so the detector does not learn only the
   fingerprints of a static attack. The default layer is the first ReLU's output: on the embedded
   classifier and static PGD, 20 epochs gave a held-out ROC AUC of 0.89 there, 0.84 after the second
-  and 0.87 after the third;
+  and 0.87 after the third (an exploration script); the CLI run of docs/defenses.md (2 epochs, the
+  dynamic adversary from the second) reached only 0.56 — train longer than that;
 - Feinman et al. (2017)'s kernel density: the training crops' last-hidden-layer features are the
   reference; the bandwidth is the multiple of the median reference distance that best separates
   clean from PGD crops of the training data (they tuned it the same way);
