@@ -69,13 +69,15 @@ def _people_for_patch(replay: Replay, source_path) -> tuple[dict, str]:
     return linked, "the model's own clean detections linked over time by ByteTrack"
 
 
-def _conditions(replay: Replay, source_path, sticker, patch, seed) -> tuple[list, str | None]:
-    """The conditions to replay, and (recordings with a patch) where the people came from."""
+def _conditions(replay: Replay, source_path, sticker, patch, seed, controls=None) -> tuple[list, str | None]:
+    """The conditions to replay, and (recordings with a patch) where the people came from.
+    ``controls`` (scenes only): more patches worn as conditions of their own."""
     first = open_source(source_path, sticker, patch, seed)
     if isinstance(first, SceneSource):
         if sticker is None and patch is None:
             return [("clean", first)], None
-        return [("clean", open_source(source_path, seed=seed)), ("attacked", first)], None
+        more = [(name, open_source(source_path, None, art, seed)) for name, art in (controls or {}).items()]
+        return [("clean", open_source(source_path, seed=seed)), ("attacked", first), *more], None
     if sticker is None and patch is None:
         return [("recording", first)], None
     truth = replay.truth.file
@@ -126,12 +128,15 @@ def run_replay_job(
     seed: int | None = None,
     gt_file: Path | None = None,
     annotate: bool = True,
+    controls: dict | None = None,
 ) -> dict:
     """Replay every condition, write ``frames.csv``, ``metrics.json``, ``report.md``/``.html`` in
-    ``out`` and return the result. Raises when no frame at all could be read; on Ctrl-C, writes
-    the files for the frames judged so far, then raises ``KeyboardInterrupt``."""
+    ``out`` and return the result. ``controls``: more patches to wear in a scene, by condition name
+    (e.g. a noise patch of the same size: ``{"noise_control": artefact}``). Raises when no frame at
+    all could be read; on Ctrl-C, writes the files for the frames judged so far, then raises
+    ``KeyboardInterrupt``."""
     out.mkdir(parents=True, exist_ok=True)
-    conditions, placed = _conditions(replay, source_path, sticker, patch, seed)
+    conditions, placed = _conditions(replay, source_path, sticker, patch, seed, controls)
     group = (
         lab_pose_of(conditions[0][1].spec)
         if isinstance(conditions[0][1], SceneSource) and conditions[0][1].spec["kind"] == "lab"
