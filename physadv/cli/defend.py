@@ -38,7 +38,13 @@ def defend(
         "jpeg:75,median:3,lgs",
         help="Comma-separated: jpeg:Q, median:K, gauss:SIGMA, bits:B, resize:MIN_SCALE, lgs, "
         "patchcleanser:PATCH_FRACTION (classifiers), objectseeker:LINES (detectors), mcdropout:P "
-        "(classifiers).",
+        "(classifiers); classifiers also: trained:MODEL (a model from 'physadv train classifier "
+        "--defense …' in place of --model), detector-net:FILE, kd:FILE, lid:FILE (from 'physadv "
+        "train detector-net').",
+    ),
+    digital: str = typer.Option(
+        "",
+        help="Stickers on classifiers: digital attacks for extra columns, pgd and/or cw_l2 (e.g. pgd,cw_l2).",
     ),
     model: str = typer.Option("default", help="Model file, model yaml or 'default'."),
     classes: list[str] = typer.Option(["person"], help="Patches: classes the patch hides."),
@@ -72,7 +78,10 @@ def defend(
     if sidecar.get("attack") == "rp2":
         task = "detect" if sidecar.get("goal") in ("hide", "relabel") else "classify"
         victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
-        table = _defend_sticker(victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out)
+        chosen_digital = _digital(digital, victim.kind)
+        table = _defend_sticker(
+            victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out, chosen_digital
+        )
     else:
         victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end)
         if victim.kind != "detector":
@@ -111,7 +120,21 @@ def defend(
     typer.echo(f"wrote {out}/defenses.md, defenses.csv, defenses.json, defenses.png")
 
 
-def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out) -> str:
+def _digital(text: str, kind: str) -> tuple[str, ...]:
+    from physadv.jobs.defend_digital import DIGITAL
+
+    chosen = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in DIGITAL]
+    if unknown:
+        raise PhysadvError(f"unknown digital attack '{unknown[0]}': use {', '.join(DIGITAL)}")
+    if chosen and kind != "classifier":
+        raise PhysadvError("--digital is for stickers against classifiers")
+    return chosen
+
+
+def _defend_sticker(
+    victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out, digital=()
+) -> str:
     import torch.nn.functional as F
 
     from physadv.artefact import Artefact
@@ -141,5 +164,5 @@ def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views,
         sticker.provenance,
     )
     attack = StickerAttack(victim, config, palette.colours, transfer)
-    _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps)
+    _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps, digital)
     return table

@@ -14,8 +14,10 @@ from pathlib import Path
 import torch
 
 from physadv.defenses.defended import Defended
+from physadv.defenses.flagging import DetectorNetDefense, KernelDensity, LocalIntrinsicDimensionality
 from physadv.defenses.masking import ObjectSeeker, PatchCleanser
 from physadv.defenses.mc_dropout import MCDropout
+from physadv.defenses.trained import TrainedModel
 from physadv.defenses.transforms import (
     BitDepth,
     Defense,
@@ -60,7 +62,26 @@ MAKERS: dict[str, Callable[[str], Choice]] = {
     ),
     "objectseeker": lambda v: _wrapper("objectseeker", ObjectSeeker, "lines", int(v or 3), ("detector",)),
     "mcdropout": lambda v: _wrapper("mcdropout", MCDropout, "p", float(v or 0.2), ("classifier",)),
+    "trained": lambda v: _from_file("trained", TrainedModel, v),
+    "detector-net": lambda v: _from_file("detector-net", DetectorNetDefense, v),
+    "kd": lambda v: _from_file("kd", KernelDensity, v),
+    "lid": lambda v: _from_file("lid", LocalIntrinsicDimensionality, v),
 }
+
+# Defenses whose setting is a file: a model 'physadv train classifier' made, or the detectors
+# 'physadv train detector-net' made for the --model classifier.
+FILES = {
+    "trained": "a classifier file from 'physadv train classifier --defense …'",
+    "detector-net": "a file from 'physadv train detector-net'",
+    "kd": "a file from 'physadv train detector-net'",
+    "lid": "a file from 'physadv train detector-net'",
+}
+FLAGGING = ("mcdropout", "detector-net", "kd", "lid")  # detection defenses: they flag inputs
+
+
+def _from_file(key: str, cls, value: str) -> Choice:
+    name = f"trained:{Path(value).stem}" if key == "trained" else key
+    return Choice(name, lambda model, seed: cls(model, Path(value), seed=seed), ("classifier",))
 
 
 # What each defense's number means and which values work; anything else is refused in one line
@@ -79,6 +100,12 @@ SETTINGS: dict[str, tuple[Callable[[float], bool], str]] = {
 
 
 def _check_setting(key: str, value: str, item: str) -> None:
+    if key in FILES:
+        if not value:
+            raise PhysadvError(f"defense '{key}' needs a file: {key}:PATH, PATH {FILES[key]}")
+        if not Path(value).is_file():
+            raise PhysadvError(f"defense '{item}': file '{value}' not found ({FILES[key]})")
+        return
     if not value:
         return  # the defense's default
     try:
@@ -105,7 +132,8 @@ def adaptive_paths(out: Path, defense: str, start: torch.Tensor) -> tuple[Path, 
 
 def parse_defenses(text: str, kind: str | None = None) -> list[Choice]:
     """``"jpeg:75,median:3,gauss:1,bits:4,resize:0.85,lgs,patchcleanser:0.25,objectseeker:3,
-    mcdropout:0.2"`` → choices (``kind``: the model's, to refuse defenses made for the other kind)."""
+    mcdropout:0.2,trained:PATH,detector-net:PATH,kd:PATH,lid:PATH"`` → choices (``kind``: the
+    model's, to refuse defenses made for the other kind)."""
     out = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
