@@ -23,6 +23,10 @@ from physadv.training.classifier import start_from, train_classifier
 from physadv.training.detector_net import DetectorNetSettings, train_detector_net
 from physadv.training.robust import TrainingDefense
 
+# trains classifiers and detector networks: minutes each on a 2-core CPU, so not in the default run
+# (./setup.sh test -m heavy runs them)
+HEAVY = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def bare():
@@ -134,6 +138,7 @@ THERMOMETER_SHORT = pytest.mark.xfail(
 )
 
 
+@HEAVY
 @pytest.mark.parametrize(
     "defense",
     [
@@ -158,6 +163,7 @@ def test_trained_defense_changes_answers_and_adaptive_attack_wins(defense, bare,
     assert _accuracy(defended, adaptive, y) < defended_right - 0.1
 
 
+@HEAVY
 def test_thermometer_masks_gradients_until_bpda(trained, signs):
     path = trained("thermometer")
     model = load_model(path, device="cpu")
@@ -210,6 +216,7 @@ def detectors(signs, tmp_path_factory):
 BIG = 32 / 255
 
 
+@HEAVY
 @pytest.mark.parametrize(
     "key",
     [
@@ -251,6 +258,7 @@ def test_detector_net_cli_refuses_too_few_crops(signs, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@HEAVY
 def test_defend_a_sticker_with_trained_and_detection_defenses(trained, detectors, tmp_path):
     made = run_physadv(
         "sticker", "--target", "speed limit 45", "--steps", 3, "--batch", 4, "--pool", 8,
@@ -283,6 +291,7 @@ def test_defend_a_sticker_with_trained_and_detection_defenses(trained, detectors
     assert wrong.returncode == 2 and "unknown digital attack 'fgsm'" in wrong.stderr
 
 
+@HEAVY
 def test_capacity_study_from_the_cli(signs, tmp_path):
     out = tmp_path / "capacity"
     args = ("baselines", "--train-data", signs[0], "--data", signs[1], "--epochs", 1, "--out", out)
