@@ -8,7 +8,8 @@ Each step takes a batch of training photos, puts the patch on every person under
 
 with Adam, where ``det`` is each person's detection score (the best of the candidates over their
 box — v8/11/26 have no objectness — or the top-k mean, or the thresholded sum), averaged over the
-persons, summed or maxed over the models of an ensemble.
+persons, summed or maxed over the models of an ensemble. A model behind a defense that raises alarms
+(Jedi, SAC, Ad-YOLO) also charges its ``evasion_penalty`` — the adaptive attacker stays unflagged.
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ class PatchAttack:
             "tv": total_variation(patch),
         }
         total = det + c.lambda_nps * terms["nps"] + torch.clamp(c.lambda_tv * terms["tv"], min=c.tv_floor)
+        evasion = [m.evasion_penalty(frames) for m in self.models if hasattr(m, "evasion_penalty")]
+        if evasion:  # a defense that raises alarms stands in front: the adaptive attack keeps it silent
+            terms["evasion"] = torch.stack(evasion).sum()
+            total = total + terms["evasion"]
         info = {k: round(v.item(), 5) for k, v in terms.items()}
         info.update(objects=int(valid.sum()) * len(self.models), detected=detected)
         return total, info

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from physadv.errors import PhysadvError
+from physadv.harness.metrics import Rate
 from physadv.harness.replay import COLUMNS, Replay, replay_source
 from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
 from physadv.progress import progress_bar
@@ -105,6 +106,10 @@ def run_replay_job(
         for condition, source in conditions:
             with progress_bar(f"replaying {condition}", source.expected) as advance:
                 metrics = replay_source(replay, source, condition, out, csv_file, advance, annotate, group)
+            alarms = getattr(replay.model, "alarms", None)  # a defense that detects patches (--defense)
+            if alarms is not None:
+                flags = alarms.take()
+                metrics["flagged"] = Rate(sum(flags), len(flags)).as_dict()
             result["conditions"][condition] = metrics
             if metrics.get("interrupted"):
                 result["interrupted"] = (
