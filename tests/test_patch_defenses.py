@@ -300,6 +300,7 @@ def tiny_people(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_segmenter_then_defend_and_eval_with_every_patch_detector(tiny_people, tmp_path):
     from PIL import Image
 
@@ -324,7 +325,7 @@ def test_train_segmenter_then_defend_and_eval_with_every_patch_detector(tiny_peo
     assert list(rows) == ["none", "jedi:0.005", "sac:patch_segmenter"]
     for name in ("jedi:0.005", "sac:patch_segmenter"):
         assert set(rows[name]["flagged"]) == {"clean", "non_adaptive", "adaptive"}
-        assert rows[name]["flagged"]["clean"]["n"] == rows[name]["clean"]["n"] > 0
+        assert rows[name]["flagged"]["clean"]["n"] == 4 < rows[name]["clean"]["n"]  # photos, not people
     assert "flagged" not in rows["none"] and "flagged clean / non-adaptive / adaptive" in result.stdout
     frames = tiny_people / "images" / "val"
     labels = tiny_people / "labels" / "val"
