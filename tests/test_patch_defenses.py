@@ -279,9 +279,17 @@ def test_catalogue_names_and_checks_the_patch_detectors(tmp_path):
     assert choice.name == "sac:mine"
 
 
-def test_adyolo_without_a_file_needs_the_embedded_detector(lively_yolo):
+def test_sac_and_adyolo_without_a_file(lively_yolo, monkeypatch, tmp_path):
+    import physadv.defenses.catalogue as catalogue
     from physadv.models.detector import YoloDetector
 
+    for key in ("sac", "adyolo"):
+        missing = {**catalogue.EMBEDDED_FILES, key: tmp_path / "none"}
+        monkeypatch.setattr(catalogue, "EMBEDDED_FILES", missing)
+        with pytest.raises(PhysadvError, match=f"defense '{key}' needs a file, {key}:PATH"):
+            parse_defenses(key, "detector")
+    (tmp_path / "twin.pt").write_bytes(b"")  # an embedded twin, for a model that is not the embedded one
+    monkeypatch.setattr(catalogue, "EMBEDDED_FILES", {"adyolo": tmp_path / "twin.pt"})
     (choice,) = parse_defenses("adyolo", "detector")
     with pytest.raises(PhysadvError, match="needs --model default"):
         choice.wrap(YoloDetector(lively_yolo("yolov8n.yaml").model, imgsz=160), 0)

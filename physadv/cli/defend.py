@@ -38,7 +38,8 @@ def defend(
         "jpeg:75,median:3,lgs",
         help="Comma-separated: jpeg:Q, median:K, gauss:SIGMA, bits:B, resize:MIN_SCALE, lgs, "
         "patchcleanser:PATCH_FRACTION (classifiers), objectseeker:LINES (detectors), mcdropout:P "
-        "(classifiers).",
+        "(classifiers); patch detectors for detectors: jedi:MIN_REGION, sac:SEGMENTER.safetensors "
+        "('physadv train patch-segmenter'), adyolo:BEST.pt ('physadv train detector --patch-class').",
     ),
     model: str = typer.Option("default", help="Model file, model yaml or 'default'."),
     classes: list[str] = typer.Option(["person"], help="Patches: classes the patch hides."),

@@ -105,6 +105,7 @@ FILES: dict[str, str] = {
     "sac": "a patch segmenter from 'physadv train patch-segmenter'",
     "adyolo": "a detector trained with 'physadv train detector --patch-class'",
 }
+EMBEDDED_FILES = {"sac": EMBEDDED_SEGMENTER, "adyolo": EMBEDDED_ADYOLO}
 
 
 # What each defense's number means and which values work; anything else is refused in one line
@@ -124,6 +125,8 @@ SETTINGS: dict[str, tuple[Callable[[float], bool], str]] = {
 
 
 def _check_setting(key: str, value: str, item: str) -> None:
+    if key in FILES and not value and not EMBEDDED_FILES[key].is_file():
+        raise PhysadvError(f"defense '{item}' needs a file, {key}:PATH: {FILES[key]} (none is embedded yet)")
     if not value:
         return  # the defense's default
     if key in FILES:
