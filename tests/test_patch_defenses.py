@@ -119,7 +119,7 @@ def test_jedi_adaptive_patch_keeps_the_alarm_silent_and_beats_the_defense():
 
     assert jedi.flag(frame().detach()).item()
     assert jedi.predict(frame().detach())[0].boxes.tolist() == OBJECT_BOX  # non-adaptive: defended
-    for _ in range(12):
+    for _ in range(30):
         opt.zero_grad()
         jedi.evasion_penalty(frame()).backward()
         opt.step()
@@ -127,6 +127,19 @@ def test_jedi_adaptive_patch_keeps_the_alarm_silent_and_beats_the_defense():
             patch.clamp_(0, 1)
     assert not jedi.flag(frame().detach()).item()
     assert jedi.predict(frame().detach())[0].boxes.numel() == 0  # adaptive: the object stays hidden
+
+
+def test_jedi_calibration_raises_the_threshold_to_its_false_alarm_target():
+    """Busy scenes (a noise square, weaker in each) ring the paper's thresholds; calibrated for at
+    most 1 in 4 false alarms on them, Jedi raises its thresholds until no more than that ring."""
+    clean = _smooth_scene()
+    scenes = torch.cat([_with_noise_patch(clean) * (1 - a) + clean * a for a in (0, 0.2, 0.4, 0.6)])
+    paper = Jedi(_Spotter("busy"), false_alarms=None)
+    paper.calibrate(scenes)
+    assert paper.offset == 0 and paper.flag(scenes).sum() >= 2
+    jedi = Jedi(_Spotter("busy"), false_alarms=0.25)
+    jedi.calibrate(scenes)
+    assert jedi.offset > 0 and jedi.flag(scenes).sum() <= 1 and jedi.clean_stats == paper.clean_stats
 
 
 # --- segment and complete ----------------------------------------------------------------------------
