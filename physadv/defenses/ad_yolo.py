@@ -8,8 +8,8 @@ plus ``patch``. Detections of the patch class are taken out of ``predict``'s ans
 an object) and logged as alarms.
 
 Adaptive attack: the patch is optimised against the Ad-YOLO model itself (its person scores), with
-:meth:`AdYolo.evasion_penalty` — the strongest ``patch`` score in each image — in the loss, as the
-paper's own adaptive attacker (Ji et al., section 4.4) does.
+:meth:`AdYolo.evasion_penalty` — the strongest ``patch`` score in each image — in the loss, so the
+patch learns to hide the person without being boxed as a patch.
 """
 
 from __future__ import annotations
