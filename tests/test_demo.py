@@ -60,7 +60,13 @@ def test_demo_quick_writes_the_report_and_every_file(installed_physadv, tmp_path
     report = (out / "report.md").read_text()
     verdict = report.split("\n\n")[1]
     assert "speed limit 45" in verdict and "patch" in verdict and "To print" in verdict
-    for section in ("Sticker (RP2)", "Patch (Thys et al.)", "Defenses against the patch", "Files"):
+    for section in (
+        "Sticker (RP2)",
+        "Patch (Thys et al.)",
+        "System level: would the car have stopped, were people lost?",
+        "Defenses against the patch",
+        "Files",
+    ):
         assert f"## {section}" in report, section
     for link in re.findall(r"\]\(([^)]+)\)", report):  # every linked or embedded file exists
         assert (out / link).is_file(), link
@@ -76,4 +82,13 @@ def test_demo_quick_writes_the_report_and_every_file(installed_physadv, tmp_path
     numbers = json.loads((out / "demo.json").read_text())
     assert [row["defense"] for row in numbers["defenses"]] == ["none", "jpeg:75", "median:3", "lgs"]
     assert numbers["lab"]["conditions"]["clean"]["frames"] == 25  # RP2's five poses, five draws each
+    stop = numbers["driveby"]["conditions"]["clean"]["system"]
+    assert stop["kind"] == "sign" and stop["rules"]["speed_kmh"] == 10  # the drive-by scene's own speed
+    assert "in_time_to_stop" in stop["objects"]["0"] and "Would the car have stopped?" in verdict
+    people = numbers["pedestrians"]["conditions"]["attacked"]["system"]
+    assert people["kind"] == "people" and people["people"] >= 2  # the scene's own person ids
     assert set(numbers["timings"]) == {"sticker", "sign replays", "patch", "pedestrian replay", "defenses"}
+    # the street replay wears the patch and, as a control, a noise patch of the same size
+    assert set(numbers["pedestrians"]["conditions"]) == {"clean", "attacked", "noise_control"}
+    assert numbers["patch"]["train_scene_frames"] >= 4  # the patch was also made in rendered streets
+    assert "conditions_independent" in numbers["patch"]

@@ -1,5 +1,5 @@
-"""The replay harness: ground-truth files, video sources (including broken ones), tallies, the
-tracker, flat memory, and ``physadv eval`` run as a user runs it."""
+"""The replay harness: ground-truth files, video sources (including broken ones), tallies,
+flat memory, and ``physadv eval`` run as a user runs it (the sign tracker: test_recordings.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import resource
 import cv2
 import numpy as np
 import pytest
-import torch
 from conftest import run_physadv
 
 from physadv.data.groundtruth import distance_from_box, focal_px, load_ground_truth
@@ -110,24 +109,6 @@ def test_truncated_and_corrupt_videos_read_as_far_as_they_go(tmp_path):
         VideoSource(broken_mp4)
 
 
-def test_tracker_follows_the_sign_through_a_drive_by(driveby):
-    from physadv.boxes import box_iou
-    from physadv.harness.sources import from_bgr8
-    from physadv.harness.tracking import BoxTracker
-
-    out, n = driveby
-    truth = load_ground_truth(out / "ground_truth.jsonl")
-    sign = lambda i: next(o for o in truth[i] if o.class_name == "stop")  # noqa: E731
-    tracker = BoxTracker(sign(0).box)
-    capture = cv2.VideoCapture(str(out / "scene.mp4"))
-    ious = []
-    for i in range(n):
-        ok, image = capture.read()
-        box, _ = tracker.update(from_bgr8(image))
-        ious.append(float(box_iou(torch.tensor(box), torch.tensor(sign(i).box))))
-    assert np.mean(ious) > 0.6 and min(ious) > 0.4, ious  # the sign grows ~2× over the clip
-
-
 def test_eval_cli_on_a_rendered_drive_by_video(driveby, tmp_path):
     video, n = driveby
     out = tmp_path / "eval"
@@ -155,7 +136,9 @@ def test_eval_cli_on_a_rendered_drive_by_video(driveby, tmp_path):
     tracked = run_physadv("eval", video / "scene.mp4", "--track", track, "--out", out_t, "--no-video")
     assert tracked.returncode == 0, tracked.stderr
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
-    assert "0.75 m tall" in metrics["distance_estimated"] and "tracked" in metrics["ground_truth"]
+    assert "followed as a plane" in metrics["ground_truth"] and "distance_estimated" not in metrics
+    with open(tmp_path / "t" / "frames.csv", newline="") as f:
+        assert {r["distance_from"] for r in csv.DictReader(f)} == {"tracked corners"}  # PnP on the corners
     by = metrics["conditions"]["recording"]["by_distance"]
     assert sum(v["true_positive_rate"]["n"] for v in by.values()) == n  # every frame: an estimated distance
     cropped = run_physadv(
@@ -215,7 +198,9 @@ def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
     stuck = run_physadv(
         "eval", tmp_path / "cut.avi", "--artefact", tmp_path / "sticker.png", "--out", tmp_path / "s"
     )
-    assert stuck.returncode == 2 and "rendered scenes only" in stuck.stderr  # a recording already shows it
+    assert (
+        stuck.returncode == 2 and "needs the sign's corners" in stuck.stderr
+    )  # --track or --gt with corners
     (tmp_path / "empty.mp4").write_bytes(b"\x00" * 2048)
     nothing = run_physadv("eval", tmp_path / "empty.mp4", "--out", tmp_path / "none")
     assert (

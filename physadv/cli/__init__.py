@@ -19,6 +19,7 @@ from physadv.cli.eval import eval_command
 from physadv.cli.patch import patch
 from physadv.cli.printable import printable
 from physadv.cli.sticker import sticker
+from physadv.cli.track import track
 from physadv.errors import PhysadvError
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.command("defend")(defend)
 app.command("baselines")(baselines)
 app.command("demo")(demo)
 app.command("eval")(eval_command)
+app.command("track")(track)
 
 
 @app.callback()

@@ -69,6 +69,41 @@ def _defended(victim, spec: str, seed: int | None):
     return wrap(chosen[0], victim, seed or 0)
 
 
+def _system_rules(
+    acquire: str, speed_kmh, reaction_s: float, deceleration: float, hidden_s: float, source: Path
+):
+    from physadv.harness.system import SystemRules
+
+    k, _, n = acquire.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 < int(k) <= int(n)):
+        raise PhysadvError(f"--acquire must be K/N with 0 < K <= N, got '{acquire}'")
+    if min(reaction_s, hidden_s) < 0 or deceleration <= 0 or (speed_kmh is not None and speed_kmh <= 0):
+        raise PhysadvError("--speed-kmh and --deceleration must be positive, --reaction-s and --hidden-s ≥ 0")
+    if speed_kmh is None and source.suffix.lower() in (".yaml", ".yml"):
+        from physadv.scene.spec import load_spec
+
+        spec = load_spec(source)
+        speed_kmh = spec["driveby"]["speed_kmh"] if spec["kind"] == "driveby" else None
+    return SystemRules(int(k), int(n), speed_kmh, reaction_s, deceleration, hidden_s)
+
+
+def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path, video: bool):
+    """The sign followed through the recording (``physadv track``), written into ``out``."""
+    from physadv.harness.sign_track import SignSpec, parse_mark
+    from physadv.jobs.track import run_track_job
+    from physadv.scene.signs import SIGNS
+
+    keys = dict(parse_mark(m) for m in marks)
+    if len(keys) != len(marks):
+        raise PhysadvError("two --track marks for the same frame: give one per frame")
+    if not any(name in SIGNS for name in (sign.lower(), sign.lower().removesuffix(" sign"))):
+        raise PhysadvError(
+            f"--track follows a sign physadv knows ({', '.join(sorted(SIGNS)[:4])}, …), not '{sign}': give "
+            "--gt, or track another sign with `physadv track --size-mm` and pass its track.jsonl as --gt"
+        )
+    return run_track_job(source, keys, SignSpec.of(sign, hfov_deg), out, video)
+
+
 def eval_command(
     source: Path = typer.Argument(
         ..., help="A video (mp4, avi, mov, mkv), a folder of frames, or a scene spec (.yaml)."
@@ -96,14 +131,23 @@ def eval_command(
         None,
         help="Ground-truth classes → model classes, 'ped=person,car=ignore' or a YAML/JSON file.",
     ),
-    track: str = typer.Option(
+    track: list[str] = typer.Option(
         None,
-        help="Instead of --gt: 'x1,y1,x2,y2' of the object in the first frame, followed through the video.",
+        help="Instead of --gt: the sign in the first frame, 'x1,y1,x2,y2' or eight corner numbers (TL, TR, "
+        "BR, BL), followed as a plane through the video (as `physadv track`); 'FRAME:…' and more --track "
+        "for key frames.",
     ),
     artefact: Path = typer.Option(
-        None, help="Scene specs: a sticker image spanning the sign face (RGBA), replayed clean and attacked."
+        None,
+        help="A sticker image spanning the sign face (RGBA), replayed clean and attacked: rendered into a "
+        "scene, or put into a recording on the sign's corners (--track or --gt with corners), relit to each "
+        "frame.",
     ),
-    patch: Path = typer.Option(None, help="Scene specs: a patch image worn by every person."),
+    patch: Path = typer.Option(
+        None,
+        help="A patch image worn by every person: rendered into a scene, or put into a recording on the "
+        "people of --gt or on the model's own clean detections linked by ByteTrack.",
+    ),
     patch_mm: float = typer.Option(
         400.0, help="The patch's longer printed side, millimetres (the other follows its aspect ratio)."
     ),
@@ -128,6 +172,14 @@ def eval_command(
     seed: int = typer.Option(None, help="Scene specs: override the spec's seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+    speed_kmh: float = typer.Option(
+        None, help="The car's speed for 'detected in time to stop' (default: a drive-by scene's own speed)."
+    ),
+    acquire: str = typer.Option("3/5", help="K/N: a sign is acquired once detected in K of every N frames."),
+    reaction_s: float = typer.Option(2.5, help="Brake reaction time, seconds (AASHTO)."),
+    deceleration: float = typer.Option(3.4, help="Braking deceleration, m/s² (AASHTO)."),
+    hidden_s: float = typer.Option(1.0, help="A person hidden longer than this, seconds, counts as lost."),
+    person_height_m: float = typer.Option(1.7, help="Recordings with --patch: assumed height of a person."),
     end2end: bool = end2end_option(),
     video: bool = typer.Option(True, help="Write the annotated video(s)."),
 ) -> None:
@@ -147,13 +199,14 @@ def eval_command(
         raise PhysadvError(f"unknown task '{task}': use detect or classify")
     if unit not in ("ft", "m"):
         raise PhysadvError(f"unknown unit '{unit}': use ft or m")
-    if gt is not None and track is not None:
+    if gt is not None and track:
         raise PhysadvError("give either --gt or --track, not both")
     if not source.exists():
         raise PhysadvError(
             f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
         )
-    truth = Truth(track=_numbers(track, "--track", 4) if track else None, hfov_deg=hfov_deg)
+    truth = Truth(hfov_deg=hfov_deg)
+    rules = _system_rules(acquire, speed_kmh, reaction_s, deceleration, hidden_s, source)
     victim = load_model(model, task=task, device=device, amp=amp, end2end=end2end)
     if victim.kind != ("detector" if task == "detect" else "classifier"):
         raise PhysadvError(
@@ -174,6 +227,8 @@ def eval_command(
         conf,
     )
     truth.object_height_m = object_height_m or default_object_height_m(goal.gt_class or judged_name)
+    if track:
+        truth.file, truth.tracked = _track(source, track, goal.gt_class or judged_name, hfov_deg, out, video)
     sticker_art = patch_art = None
     if artefact is not None:
         from physadv.scene.signs import SIGNS
@@ -193,7 +248,10 @@ def eval_command(
         batch or (32 if victim.device.type == "cuda" else 8),
         cropper,
         _crop_class(cropper, judged_name) if cropper else None,
+        rules,
     )
+    if patch_art is not None:
+        patch_art.provenance["person_height_m"] = person_height_m
     shown = f"{model} behind {victim.name}" if defense else model
     result = run_replay_job(replay, str(source), out, shown, sticker_art, patch_art, seed, gt, video)
     metric = main_metric(result)

@@ -4,10 +4,15 @@ does not give it (from its box height, its physical size and the camera's focal 
 
 Accepted inputs (frame indices count from 0; boxes are x1, y1, x2, y2 in frame pixels):
 
-- JSON lines, one per frame: physadv's own ``ground_truth.jsonl`` (``{"index", "objects":
-  [{"class_name", "box", "distance_m", "angle_deg"}]}``), or ``{"frame": 3, "boxes": [[x1, y1, x2,
-  y2]], "class": "stop sign"}`` (``box`` for one box; ``distance_m`` / ``angle_deg`` optional);
-- CSV with a header: ``frame,x1,y1,x2,y2`` and optionally ``class,distance_m,angle_deg``; one row per object;
+- JSON lines, one per frame: physadv's own ``ground_truth.jsonl`` and ``track.jsonl`` (``{"index",
+  "objects": [{"class_name", "box", "corners", "distance_m", "angle_deg", "object_id"}]}``), or
+  ``{"frame": 3, "boxes": [[x1, y1, x2, y2]], "class": "stop sign"}`` (``box`` for one box;
+  ``distance_m`` / ``angle_deg`` optional). ``corners`` (four ``[x, y]``: the face rectangle's
+  top-left, top-right, bottom-right, bottom-left) place an artefact on a sign; ``object_id`` (or
+  ``id``) follows one object over time (system-level metrics per object). A line with ``"lost":
+  true`` (the tracker lost the sign there) is a frame without ground truth: replayed, not judged;
+- CSV with a header: ``frame,x1,y1,x2,y2`` and optionally ``class,distance_m,angle_deg,id``; one row
+  per object;
 - a folder of YOLO label files (``class cx cy w h``, normalised), one ``.txt`` per frame, named by the
   frame's index (the last number in the name: ``000012.txt``, ``frame_12.txt``) or, for a folder of
   frames, by the frame image's name (``a.png`` → ``a.txt``); ids are named by the ``data.yaml`` next
@@ -39,6 +44,9 @@ class GtObject:
     box: tuple[float, float, float, float]
     distance_m: float | None = None
     angle_deg: float | None = None
+    corners: tuple[tuple[float, float], ...] | None = None  # TL, TR, BR, BL of a sign's face, pixels
+    track_id: int | None = None  # the same object in other frames has the same id
+    distance_from: str = "ground truth"  # where ``distance_m`` came from
     normalised: bool = False
 
     def in_pixels(self, width: int, height: int) -> GtObject:
@@ -78,6 +86,27 @@ def _number(value, where: str, name: str) -> float | None:
         raise PhysadvError(f"{where}: {name} must be a number, got {value!r}") from None
 
 
+def _corners(value, where: str) -> tuple[tuple[float, float], ...] | None:
+    if value is None:
+        return None
+    try:
+        corners = tuple((float(x), float(y)) for x, y in value)
+    except (TypeError, ValueError):
+        corners = ()
+    if len(corners) != 4:
+        raise PhysadvError(f"{where}: corners must be four [x, y] pairs (TL, TR, BR, BL), got {value!r}")
+    return corners
+
+
+def _track_id(value, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PhysadvError(f"{where}: an object id must be a whole number, got {value!r}") from None
+
+
 def _object(cls, box_value, row: dict, where: str, log: LabelLog) -> GtObject | None:
     box = _box(box_value, where, log)
     if box is None:
@@ -88,6 +117,9 @@ def _object(cls, box_value, row: dict, where: str, log: LabelLog) -> GtObject | 
         box,
         _number(row.get("distance_m"), where, "distance_m"),
         _number(row.get("angle_deg"), where, "angle_deg"),
+        _corners(row.get("corners"), where),
+        _track_id(row.get("object_id", row.get("id")), where),
+        row.get("distance_from") or "ground truth",
     )
 
 
@@ -136,6 +168,8 @@ def _read_jsonl(path: Path, truth: GroundTruth, log: LabelLog) -> None:
                 ) from None
             if not isinstance(row, dict):
                 raise PhysadvError(f"{where}: expected a JSON object per line")
+            if row.get("lost"):
+                continue  # the tracker lost the sign here: no ground truth for this frame
             frame, objects = _objects_from_json(row, where, log)
             truth.setdefault(frame, []).extend(objects)
 
@@ -234,3 +268,27 @@ def distance_from_box(box, object_height_m: float, focal: float) -> float:
     steep angles)."""
     height_px = max(float(box[3]) - float(box[1]), 1.0)
     return object_height_m * focal / height_px
+
+
+def pose_from_corners(
+    corners, width_m: float, height_m: float, focal: float, image_wh: tuple[int, int]
+) -> tuple[float, float]:
+    """Distance (metres, camera to the object's centre) and viewing angle (degrees from head-on) of
+    a planar object of known size whose face rectangle has ``corners`` (``[4, 2]`` pixels, TL, TR,
+    BR, BL), seen by a pinhole camera of focal length ``focal`` pixels centred in an image of
+    ``image_wh`` pixels: OpenCV's planar PnP (``cv2.SOLVEPNP_IPPE``)."""
+    import cv2
+    import numpy as np
+
+    w, h = width_m / 2, height_m / 2
+    face = np.array([[-w, -h, 0], [w, -h, 0], [w, h, 0], [-w, h, 0]], np.float64)
+    camera = np.array([[focal, 0, image_wh[0] / 2], [0, focal, image_wh[1] / 2], [0, 0, 1]], np.float64)
+    ok, rvec, tvec = cv2.solvePnP(
+        face, np.asarray(corners, np.float64).reshape(4, 1, 2), camera, None, flags=cv2.SOLVEPNP_IPPE
+    )
+    if not ok:
+        raise ValueError("no pose fits these corners")
+    normal = cv2.Rodrigues(rvec)[0][:, 2]
+    to_camera = -tvec[:, 0] / np.linalg.norm(tvec)
+    angle = math.degrees(math.acos(min(1.0, abs(float(normal @ to_camera)))))
+    return float(np.linalg.norm(tvec)), angle

@@ -92,3 +92,24 @@ class VideoOut:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+
+
+def side_by_side(left: Path, right: Path, out: Path, fps: float, titles: tuple[str, str]) -> Path | None:
+    """One video of two annotated videos of the same frames side by side (``titles`` on top), as
+    long as the shorter; None if either cannot be read."""
+    a, b = cv2.VideoCapture(str(left)), cv2.VideoCapture(str(right))
+    video = VideoOut(out, fps)
+    try:
+        while True:
+            ok_a, frame_a = a.read()
+            ok_b, frame_b = b.read()
+            if not (ok_a and ok_b):
+                break
+            for image, title in ((frame_a, titles[0]), (frame_b, titles[1])):
+                draw_label(image, title, (image.shape[1] // 2 - 30, 16), WHITE)
+            video.write(np.hstack([frame_a, frame_b]))
+    finally:
+        a.release()
+        b.release()
+        video.close()
+    return out if video.writer is not None else None

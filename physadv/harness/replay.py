@@ -23,23 +23,25 @@ from physadv.harness.frame_judge import (
     judge_detections,
 )
 from physadv.harness.sources import Frame, batched
+from physadv.harness.system import SystemRules, Timelines
 from physadv.harness.tally import Bins, Tally
-from physadv.harness.tracking import BoxTracker
 
 COLUMNS = [
     "condition", "frame", "time_s", "object", "gt_class", "x1", "y1", "x2", "y2", "distance_m",
     "distance_from", "angle_deg", "verdict", "hidden", "correct", "label", "score", "true_class_score",
-    "targeted_success", "untargeted_success", "detected", "detections", "hallucinations", "tracked",
+    "targeted_success", "untargeted_success", "detected", "detections", "hallucinations", "tracked", "track",
 ]  # fmt: skip
 
 
 @dataclass
 class Truth:
-    """Where ground truth comes from when the source has none: a file, or one box to track.
-    Distances missing from it are estimated from box height (``object_height_m``, ``hfov_deg``)."""
+    """Where ground truth comes from when the source has none: a file (or a sign tracked through
+    the recording: ``tracked`` holds the tracker's summary). Distances missing from it are
+    estimated from box height (``object_height_m``, ``hfov_deg``)."""
 
     file: GroundTruth | None = None
-    track: tuple[float, float, float, float] | None = None
+    tracked: dict | None = None
+    people_linked: bool = False  # people are the model's own clean detections linked by ByteTrack
     object_height_m: float | None = None
     hfov_deg: float = 60.0
     notes: dict = field(default_factory=dict)  # how the file was read: classes mapped, boxes dropped
@@ -55,12 +57,12 @@ class Replay:
     batch: int = 8
     crop_detector: object | None = None  # classify without ground truth: find the object with this detector
     crop_class: int | None = None
+    system: SystemRules = field(default_factory=SystemRules)
 
 
 def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, bool]]:
     """Attach file or tracked ground truth; yields (frame, annotated) — frames a ground-truth file
     skips are replayed and drawn but not judged."""
-    tracker = BoxTracker(truth.track) if truth.track else None
     for frame in frames:
         if frame.truth is not None:
             yield frame, True
@@ -69,10 +71,6 @@ def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, 
             h, w = frame.image.shape[-2:]  # YOLO label folders give boxes as fractions of the frame
             frame.truth = None if objects is None else [o.in_pixels(w, h) for o in objects]
             yield frame, frame.truth is not None
-        elif tracker is not None:
-            box, trusted = tracker.update(frame.image)
-            frame.truth, frame.tracked = [GtObject(None, box)], trusted
-            yield frame, True
         else:
             yield frame, False
 
@@ -87,11 +85,12 @@ class Run:
         kind = replay.goal.task if replay.goal.task == "classify" else "detect"
         self.tally = Tally(kind, replay.bins, replay.goal.target is not None)
         self.untruthed = Tally("detect_no_truth", replay.bins, False) if kind == "detect" else None
+        self.timelines = Timelines()
         self.focal: float | None = None
 
     def _distance(self, obj: GtObject, frame: Frame) -> tuple[float | None, str]:
         if obj.distance_m is not None:
-            return obj.distance_m, "ground truth"
+            return obj.distance_m, obj.distance_from
         if self.r.truth.object_height_m is None:
             return None, ""
         if self.focal is None:
@@ -155,7 +154,11 @@ class Run:
                 if obj is not None:
                     distance, source = self._distance(obj, frame)
                     full.update(
-                        object=k, gt_class=obj.class_name or "", angle_deg=obj.angle_deg, distance_from=source
+                        object=k,
+                        gt_class=obj.class_name or "",
+                        angle_deg=obj.angle_deg,
+                        distance_from=source,
+                        track="" if obj.track_id is None else obj.track_id,
                     )
                     full.update(
                         dict(zip(("x1", "y1", "x2", "y2"), (round(v, 1) for v in obj.box), strict=True))
@@ -166,6 +169,8 @@ class Run:
                 full["tracked"] = "" if frame.tracked is None else frame.tracked
                 rows.append(full)
             whole_frame = self.r.goal.task == "classify" and self.r.truth.file is None
+            if judged:
+                self.timelines.add_frame([_timeline_entry(r, frame.time_s) for r in rows if "object" in r])
             if judged or whole_frame:
                 self.tally.add_frame(rows, result.hallucinations, result.ap_scores, result.positives, group)
                 if self.r.goal.task == "detect" and rows:
@@ -211,7 +216,23 @@ class Run:
         out = self.tally.as_dict()
         if self.untruthed is not None and self.untruthed.frames:
             out["without_ground_truth"] = self.untruthed.as_dict()
+        kind = (
+            "people"
+            if self.r.model.names.same(self.r.model.names[self.r.goal.true_class], "person")
+            else "sign"
+        )
+        system = self.timelines.as_dict(kind, self.r.system)
+        if system is not None:
+            out["system"] = system
         return out
+
+
+def _timeline_entry(row: dict, time_s: float) -> tuple[int | None, float, float | None, bool]:
+    """(object id, time, distance, detected) of one judged row: detected is a true positive for a
+    detector, the right reading for a classifier."""
+    detected = row["verdict"] == "true_positive" if "verdict" in row else bool(row["correct"])
+    track = row.get("track")
+    return (None if track in ("", None) else int(track), time_s, row.get("distance_m"), detected)
 
 
 def replay_source(

@@ -19,6 +19,7 @@ from physadv.data.groundtruth import GtObject
 from physadv.data.images import IMAGE_SUFFIXES, frame_files, read_rgb8
 from physadv.data.video import VIDEO_SUFFIXES, Frame, Unread, VideoSource, from_bgr8
 from physadv.errors import PhysadvError
+from physadv.scene.render import MIN_VISIBLE
 
 __all__ = [
     "Frame",
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 SCENE_SUFFIXES = (".yaml", ".yml")
-MIN_VISIBLE = 0.5  # scene objects less visible than this are "difficult": not required, not hallucinations
 
 
 def batched(items: Iterable, n: int) -> Iterator[list]:
@@ -106,7 +106,17 @@ class SceneSource:
 
         for image, truth in render_scene(self.spec, self.sticker, self.patch):
             objects = [
-                (o.visible >= MIN_VISIBLE, GtObject(o.class_name, tuple(o.box), o.distance_m, o.angle_deg))
+                (
+                    o.visible >= MIN_VISIBLE,
+                    GtObject(
+                        o.class_name,
+                        tuple(o.box),
+                        o.distance_m,
+                        o.angle_deg,
+                        tuple(map(tuple, o.corners)),
+                        o.object_id,
+                    ),
+                )  # fmt: skip
                 for o in truth.objects
             ]
             yield Frame(
@@ -121,7 +131,8 @@ class SceneSource:
 def open_source(
     source: str | Path, sticker: Artefact | None = None, patch: Artefact | None = None, seed=None
 ):
-    """The source for what a user typed: a video file, a folder of frames or a scene spec."""
+    """The source for what a user typed: a video file, a folder of frames or a scene spec (``sticker``
+    and ``patch`` are rendered into scenes; recordings get them from :mod:`physadv.harness.insertion`)."""
     path = Path(source)
     if not path.exists():
         raise PhysadvError(
@@ -137,10 +148,6 @@ def open_source(
         if seed is not None:
             spec["seed"] = seed
         return SceneSource(spec, sticker, patch)
-    if sticker is not None or patch is not None:
-        raise PhysadvError(
-            "--artefact/--patch are placed in rendered scenes only; a recording already shows them"
-        )
     if suffix in VIDEO_SUFFIXES:
         return VideoSource(path)
     raise PhysadvError(

@@ -23,9 +23,9 @@ from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack, PatchConfig
 from physadv.data.image_set import ImageSet
 from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
-from physadv.harness.metrics import Rate
-from physadv.harness.patch_eval import PatchTrial, evaluate_patch
+from physadv.harness.patch_eval import Judge, PatchTrial, evaluate_patch
 from physadv.report.defense_table import masking_warnings, plot_rows, write_table
+from physadv.results import Rate
 
 TITLE = "Defenses against a person-hiding patch"
 CALIBRATION_IMAGES = 64  # clean training photos a defense may set its statistics on (Jedi)
@@ -36,16 +36,20 @@ INTRO = (
 )
 
 
-def _tpr(model, ids, val: ImageSet, patch: torch.Tensor | None, eot) -> tuple[dict, float, dict | None]:
+def _tpr(
+    model, ids, val: ImageSet, patch: torch.Tensor | None, config: PatchConfig
+) -> tuple[dict, float, dict | None]:
     """TPR@0.25 (rate dict), milliseconds per frame, and the share of photos flagged (rate dict, for
-    defenses that raise alarms), after a warm-up on one image (the first call pays for lazy
-    initialisation and, on CUDA, kernel selection: not the defense's cost)."""
-    evaluate_patch(model, ids, val.subset([0]), {"x": PatchTrial(patch)}, eot)
+    defenses that raise alarms), the patch worn at its size on the torso, after a warm-up on one
+    image (the first call pays for lazy initialisation and, on CUDA, kernel selection: not the
+    defense's cost)."""
+    judge = Judge(config.size_mm / 1000, config.eot, None, config.hfov_deg, config.person_height_m)
+    evaluate_patch(model, ids, val.subset([0]), {"x": PatchTrial(patch)}, judge)
     alarms = getattr(model, "alarms", None)
     if alarms is not None:
         alarms.take()  # the warm-up's
     start = time.perf_counter()
-    metrics, _ = evaluate_patch(model, ids, val, {"x": PatchTrial(patch)}, eot)
+    metrics, _ = evaluate_patch(model, ids, val, {"x": PatchTrial(patch)}, judge)
     ms = 1000 * (time.perf_counter() - start) / len(val)
     flags = alarms.take() if alarms is not None else None
     flagged = Rate(sum(flags), len(flags)).as_dict() if flags is not None else None
@@ -71,8 +75,8 @@ def measure_defense(
     if hasattr(defended, "calibrate"):  # on the defender's own clean photos, never the judged ones
         defended.calibrate(train.images[:CALIBRATION_IMAGES].float() / 255)
     flagged = {}
-    clean, ms, flagged["clean"] = _tpr(defended, ids, val, None, config.eot)
-    non_adaptive, _, flagged["non_adaptive"] = _tpr(defended, ids, val, patch, config.eot)
+    clean, ms, flagged["clean"] = _tpr(defended, ids, val, None, config)
+    non_adaptive, _, flagged["non_adaptive"] = _tpr(defended, ids, val, patch, config)
     row = {
         "defense": defended.name,
         "clean": clean,
@@ -89,7 +93,7 @@ def measure_defense(
             attack, f"adaptive attack through {defended.name}", checkpoint, True
         )
         save_png(Artefact(adaptive_patch, (100.0, 100.0)), picture, 72)
-        row["adaptive"], _, flagged["adaptive"] = _tpr(defended, ids, val, adaptive_patch, config.eot)
+        row["adaptive"], _, flagged["adaptive"] = _tpr(defended, ids, val, adaptive_patch, config)
     if flagged["clean"] is not None:
         row["flagged"] = flagged
     row["warnings"] = masking_warnings(row)

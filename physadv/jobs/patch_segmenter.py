@@ -13,26 +13,25 @@ import torch
 from physadv.data.image_set import ImageSet
 from physadv.defenses.sac import SegmentAndComplete
 from physadv.defenses.segmenter import save_segmenter
-from physadv.eot.patch_eot import PatchEOT, place_patches
-from physadv.harness.metrics import Rate
 from physadv.progress import progress_bar
+from physadv.results import Rate
+from physadv.training.patch_wear import wear_on_people
 from physadv.training.segmenter import train_segmenter
 from physadv.training.segmenter_config import SegmenterTraining
+
+JUDGED_MM = 400.0  # the patch's printed side on held-out people (the attack's default)
 
 
 def _judge_patch(sac: SegmentAndComplete, val: ImageSet, patch: torch.Tensor | None, batch: int = 16) -> dict:
     """Alarm rate on ``val`` with ``patch`` held straight on every person (``None``: clean), and the
     share of patch pixels the completed squares cover."""
-    eot = PatchEOT()
     flagged, covered, total = 0, 0.0, 0.0
     for start in range(0, len(val), batch):
         index = list(range(start, min(start + batch, len(val))))
         images, boxes, valid = val.batch(index, sac.device)
         if patch is not None:
-            params = eot.fixed(valid.numel(), patch.shape[-1])
-            images = place_patches(images, patch.to(images.device), boxes, valid, params, eot)
-            white = torch.ones_like(patch).to(images.device)
-            truth = place_patches(torch.zeros_like(images), white, boxes, valid, params, eot)[:, :1] > 0.5
+            images, _, cover = wear_on_people(images, boxes, valid, patch, JUDGED_MM / 1000, None)
+            truth = cover > 0.5
         mask = sac.locate(images)
         flagged += int(mask.flatten(1).any(dim=1).sum())
         if patch is not None:

@@ -3,16 +3,18 @@ an artefact, attacked, from the same draws), ``frames.csv``, ``metrics.json`` an
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from physadv.errors import PhysadvError
-from physadv.harness.metrics import Rate
+from physadv.harness.annotate import side_by_side
+from physadv.harness.insertion import InsertedSource
 from physadv.harness.replay import COLUMNS, Replay, replay_source
 from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
+from physadv.models.classes import ClassNames
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
+from physadv.results import Rate, write_json
 
 
 def default_object_height_m(class_name: str) -> float | None:
@@ -35,13 +37,60 @@ def lab_pose_of(spec: dict):
     return lambda index: labels[min(index // per, len(labels) - 1)]
 
 
-def _conditions(source_path, sticker, patch, seed) -> list[tuple[str, object]]:
-    first = open_source(source_path, sticker, patch, seed)  # refuses an artefact for a recording
-    if not isinstance(first, SceneSource):
-        return [("recording", first)]
+def sign_name(gt_class: str | None) -> str:
+    """The embedded sign a ground-truth class names ("stop sign" and "stop" → "stop")."""
+    from physadv.scene.signs import SIGNS
+
+    key = (gt_class or "stop").lower().strip()
+    for name in (key, key.removesuffix(" sign")):
+        if name in SIGNS:
+            return name
+    return "stop"
+
+
+def _people_for_patch(replay: Replay, source_path) -> tuple[dict, str]:
+    """Where the patch goes on a recording: the ground truth's people, or the model's own clean
+    detections linked over time (which then also become the ground truth both conditions are judged on)."""
+    from physadv.harness.people import link_people
+
+    truth = replay.truth.file
+    if truth and any(ClassNames.same(o.class_name or "", "person") for objs in truth.values() for o in objs):
+        return truth, "people from the ground truth"
+    person = replay.model.names.first_of("person")
+    if person is None or replay.goal.task != "detect":
+        raise PhysadvError(
+            "--patch on a recording without people in --gt needs a detector with a 'person' class"
+        )
+    source = open_source(source_path)
+    with progress_bar("linking people (ByteTrack)", source.expected) as advance:
+        linked = link_people(source.frames(), replay.model, person, source.fps, replay.batch, advance)
+    replay.truth.file = linked
+    replay.truth.people_linked = True
+    return linked, "the model's own clean detections linked over time by ByteTrack"
+
+
+def _conditions(replay: Replay, source_path, sticker, patch, seed, controls=None) -> tuple[list, str | None]:
+    """The conditions to replay, and (recordings with a patch) where the people came from.
+    ``controls`` (scenes only): more patches worn as conditions of their own."""
+    first = open_source(source_path, sticker, patch, seed)
+    if isinstance(first, SceneSource):
+        if sticker is None and patch is None:
+            return [("clean", first)], None
+        more = [(name, open_source(source_path, None, art, seed)) for name, art in (controls or {}).items()]
+        return [("clean", open_source(source_path, seed=seed)), ("attacked", first), *more], None
     if sticker is None and patch is None:
-        return [("clean", first)]
-    return [("clean", open_source(source_path, seed=seed)), ("attacked", first)]
+        return [("recording", first)], None
+    truth = replay.truth.file
+    if sticker is not None and not (truth and any(o.corners for objs in truth.values() for o in objs)):
+        raise PhysadvError(
+            "--artefact on a recording needs the sign's corners in each frame: give --track (the sign marked "
+            "in one frame) or --gt with corners (as `physadv track` writes them)"
+        )
+    people, placed = _people_for_patch(replay, source_path) if patch is not None else (None, None)
+    attacked = InsertedSource(
+        open_source(source_path), truth, sticker, sign_name(replay.goal.gt_class), patch, people
+    )
+    return [("clean", first), ("attacked", attacked)], placed
 
 
 def _ground_truth_note(replay: Replay, source, gt_file: Path | None) -> str:
@@ -52,10 +101,19 @@ def _ground_truth_note(replay: Replay, source, gt_file: Path | None) -> str:
         )
     if gt_file is not None:
         return f"from {gt_file} (frames it omits are replayed and drawn but not judged)"
-    if replay.truth.track is not None:
+    if replay.truth.tracked is not None:
+        t = replay.truth.tracked
         return (
-            "one marked box followed by template matching (independent of the model); the 'tracked' column "
-            "of frames.csv is False where the tracker did not trust its match"
+            f"the sign marked in frame(s) {', '.join(map(str, t['key_frames']))} followed as a plane through "
+            "the video (a homography per frame: optical flow, RANSAC, ECC; independent of the model), "
+            f"written to track.jsonl with a review video; {t['frames_lost']} frames where the tracker lost "
+            "the sign are replayed but not judged"
+        )
+    if replay.truth.people_linked:
+        return (
+            "none given: the people are the model's own detections on the clean recording, linked over time "
+            "by ByteTrack (so the clean condition finds them by construction; the attacked one is judged "
+            "against them)"
         )
     return "none given: detections are reported, not judged"
 
@@ -70,12 +128,15 @@ def run_replay_job(
     seed: int | None = None,
     gt_file: Path | None = None,
     annotate: bool = True,
+    controls: dict | None = None,
 ) -> dict:
     """Replay every condition, write ``frames.csv``, ``metrics.json``, ``report.md``/``.html`` in
-    ``out`` and return the result. Raises when no frame at all could be read; on Ctrl-C, writes
-    the files for the frames judged so far, then raises ``KeyboardInterrupt``."""
+    ``out`` and return the result. ``controls``: more patches to wear in a scene, by condition name
+    (e.g. a noise patch of the same size: ``{"noise_control": artefact}``). Raises when no frame at
+    all could be read; on Ctrl-C, writes the files for the frames judged so far, then raises
+    ``KeyboardInterrupt``."""
     out.mkdir(parents=True, exist_ok=True)
-    conditions = _conditions(source_path, sticker, patch, seed)
+    conditions, placed = _conditions(replay, source_path, sticker, patch, seed, controls)
     group = (
         lab_pose_of(conditions[0][1].spec)
         if isinstance(conditions[0][1], SceneSource) and conditions[0][1].spec["kind"] == "lab"
@@ -111,12 +172,21 @@ def run_replay_job(
                 flags = alarms.take()
                 metrics["flagged"] = Rate(sum(flags), len(flags)).as_dict()
             result["conditions"][condition] = metrics
+            if isinstance(source, InsertedSource):
+                metrics["insertion"] = {**source.summary(), **({"people": placed} if placed else {})}
             if metrics.get("interrupted"):
                 result["interrupted"] = (
                     f"stopped by the user during '{condition}'; rates cover the frames judged"
                 )
                 break
     seconds = time.perf_counter() - started
+    if annotate and isinstance(conditions[-1][1], InsertedSource):
+        both = side_by_side(
+            out / "annotated_clean.mp4", out / "annotated.mp4", out / "annotated_both.mp4",
+            conditions[0][1].fps, ("clean", "attacked"),
+        )  # fmt: skip
+        if both is not None:
+            result["annotated_both"] = both.name
     replayed = sum(m["frames_replayed"] for m in result["conditions"].values())
     result.update(
         seconds=round(seconds, 2), frames_replayed=replayed, frames_per_second=round(replayed / seconds, 2)
@@ -127,7 +197,7 @@ def run_replay_job(
             f"{replay.truth.object_height_m} m tall and a horizontal field of view of "
             f"{replay.truth.hfov_deg}° (pinhole camera; no tilt correction)."
         )
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "metrics.json", result)
     if replayed == 0:
         first = next(iter(result["conditions"].values())).get("unread_frames", {})
         raise PhysadvError(

@@ -90,3 +90,34 @@ def timeline(frames_csv: Path, task: str, path: Path, conf: float, label: str) -
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def detection_raster(frames_csv: Path, task: str, path: Path) -> Path | None:
+    """Per condition and object (its id), one row of marks over time: filled where it was detected
+    (a true positive; a classifier: read right), open where it was missed."""
+    rows: dict[tuple[str, str], tuple[list, list]] = {}
+    with open(frames_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["object"] == "":
+                continue
+            ok = row["correct"] == "True" if task == "classify" else row["verdict"] == "true_positive"
+            t, hit = rows.setdefault((row["condition"], row["track"] or row["object"]), ([], []))
+            t.append(float(row["time_s"]))
+            hit.append(ok)
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7.2, 0.6 + 0.32 * len(rows)), dpi=110)
+    conditions = list(dict.fromkeys(c for c, _ in rows))
+    for y, ((condition, _), (t, hit)) in enumerate(rows.items()):
+        colour = _colour(condition, conditions.index(condition))
+        t, hit = np.array(t), np.array(hit)
+        ax.scatter(t[hit], np.full(hit.sum(), y), color=colour, s=9, marker="s")
+        ax.scatter(t[~hit], np.full((~hit).sum(), y), facecolors="none", edgecolors=colour, s=9, marker="s")
+    ax.set_yticks(range(len(rows)), [f"{c} {o}" for c, o in rows], fontsize=7)
+    ax.set_xlabel("time (s)")
+    ax.set_title("detected (filled) and missed (open), per object", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from physadv.report.document import Document, fmt_rate
-from physadv.report.plots import rate_by_bin, timeline
+from physadv.report.plots import detection_raster, rate_by_bin, timeline
+from physadv.report.system_report import add_system_section, summary_sentences
 
 
 def main_metric(result: dict) -> str:
@@ -99,7 +100,7 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     doc = Document(f"physadv replay: {Path(result['source']).name} through {result['model']}")
-    doc.paragraph(verdict(result))
+    doc.paragraph(" ".join([verdict(result), *summary_sentences(conds)]))
     if "interrupted" in result:
         doc.paragraph(f"Interrupted: {result['interrupted']}.")
     doc.heading("Rates (95 % Wilson intervals)")
@@ -115,6 +116,9 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
                 rate_by_bin(conds, by, metric, plots / f"{metric}_by_{by}.png", f"{title.lower()}"),
                 f"{metric} by {by}",
             )
+    if any("system" in m for m in conds.values()):
+        raster = detection_raster(out / "frames.csv", result["task"], plots / "detected_over_time.png")
+        add_system_section(doc, conds, raster)
     label = "true-class probability" if result["task"] == "classify" else f"'{result['true_class']}' score"
     doc.heading("Per frame")
     doc.image(
@@ -139,6 +143,14 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
         for n, m in conds.items()
         if "annotated_video" in m
     ]
+    if result.get("annotated_both"):
+        files.append((result["annotated_both"], "clean and attacked side by side"))
+    for name, what in (
+        ("track.jsonl", "the tracked sign: corners, box, confidence and distance per frame"),
+        ("review.mp4", "the tracked sign drawn on every frame, to check the track"),
+    ):
+        if (out / name).is_file():
+            files.append((name, what))
     files += [(f"plots/{p.name}", "plot") for p in sorted(plots.glob("*.png"))]
     doc.heading("Files")
     doc.links(files)

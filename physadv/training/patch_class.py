@@ -3,10 +3,11 @@ its people and one more class, ``patch``, boxing each of them.
 
 Each image's people each wear a patch with probability ``share`` — one patch per image, one of the
 user's (turned and mirrored at random), or for ``random_share`` of the images a random texture — placed
-by the patch attack's own EOT (:func:`physadv.eot.patch_eot.place_patches`: size, position, rotation,
-tilt, light, noise, blur). The patch's box is the box of its four placed corners, clipped to the
-image. People keep their boxes, so the detector learns to find them with a patch on. Every draw
-comes from a seed per image, so the set is the same every time it is written.
+by the patch attack's own placement and physical EOT (:mod:`physadv.training.patch_wear`: a printed
+side from 200 to 600 mm on the torso plane, turned, tilted, folded, lit, through the camera). The
+patch's box is the box of its four placed corners, clipped to the image. People keep their boxes, so
+the detector learns to find them with a patch on. Every draw comes from a seed per image, so the set
+is the same every time it is written.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import yaml
 from physadv.data.images import read_rgb8
 from physadv.data.yolo_dataset import dataset_items
 from physadv.defenses.ad_yolo import PATCH_CLASS
-from physadv.eot.patch_eot import PatchEOT, patch_corners, place_patches
 from physadv.errors import PhysadvError
 from physadv.models.classes import ClassNames
+from physadv.training.patch_wear import quad_boxes, wear_on_people
 from physadv.training.segmenter import pick_patch
 
 MIN_PATCH_PX = 2  # a patch box thinner than this (mostly out of the image) gets no label
+SIZES_MM = (200.0, 600.0)  # printed sides drawn for the patches (the attack's default: 400)
 
 
 def _line(cls: int, box, width: int, height: int) -> str:
@@ -39,17 +41,12 @@ def _line(cls: int, box, width: int, height: int) -> str:
 
 def _wear(rgb: np.ndarray, people: torch.Tensor, patch: torch.Tensor, gen: torch.Generator):
     """The image with ``patch`` on each of ``people`` (``[K, 4]`` xyxy pixels), and the patches' boxes."""
-    eot = PatchEOT()
     image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     valid = torch.ones(1, len(people), dtype=torch.bool)
-    params = eot.draw(len(people), gen, patch.shape[-1])
+    size_m = float(torch.empty(1).uniform_(*SIZES_MM, generator=gen)) / 1000
     with torch.no_grad():
-        worn = place_patches(image, patch, people[None], valid, params, eot)
-    corners = patch_corners(people, params, eot)
-    h, w = rgb.shape[:2]
-    limit = torch.tensor([w, h, w, h], dtype=torch.float32)
-    boxes = torch.cat([corners.amin(dim=1), corners.amax(dim=1)], dim=1).clamp(min=0)
-    boxes = torch.minimum(boxes, limit)
+        worn, quads, _ = wear_on_people(image, people[None], valid, patch, size_m, gen)
+    boxes = quad_boxes(quads, rgb.shape[:2])
     array = (worn[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
     return array, [b.tolist() for b in boxes if (b[2:] - b[:2]).min() >= MIN_PATCH_PX]
 

@@ -3,12 +3,12 @@
 Every step puts one patch — one of the user's (turned by a random multiple of 90° and mirrored), or,
 for ``random_share`` of the steps, a random texture (blocky noise or smooth colour blobs at a random
 scale, so the segmenter learns "a printed square that does not belong" rather than one picture) — on
-a random ``patch_share`` of the people in a batch of photos, through the same EOT placement the patch
-attack uses (:func:`physadv.eot.patch_eot.place_patches`; the size varies over ``scale``). The target
-is where the patch landed: the same placement of a white square on black, without the photometric
-jitter. The loss is binary cross-entropy (patch pixels weighted up, they are rare) plus the Dice loss,
-as SAC's training. Checkpoints (physadv state files) every ``checkpoint_every`` steps; ``resume``
-continues from the last one.
+a random ``patch_share`` of the people in a batch of photos, through the patch attack's own placement
+and physical EOT (:mod:`physadv.training.patch_wear`; the printed side varies over ``size_mm``). The
+target is where the patch landed (the same draw composited white on black). The loss is binary
+cross-entropy (patch pixels weighted up, they are rare) plus the Dice loss, as SAC's training.
+Checkpoints (physadv state files) every ``checkpoint_every`` steps; ``resume`` continues from the
+last one.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from physadv.data.image_set import ImageSet
 from physadv.defenses.segmenter import PatchSegmenter
-from physadv.eot.patch_eot import PatchEOT, place_patches
 from physadv.errors import PhysadvError
 from physadv.statefile import load_state, save_state
+from physadv.training.patch_wear import wear_on_people
 from physadv.training.segmenter_config import SegmenterTraining
 
 TEXTURE_PX = 64  # side of the random textures (the attack's EOT noise uses the same)
@@ -57,22 +57,16 @@ def patched_batch(
     index: list[int],
     patch: torch.Tensor,
     share: float,
-    eot: PatchEOT,
+    size_m: float,
     generator: torch.Generator,
     device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Photos with ``patch`` on a random ``share`` of the people (EOT draws), and ``[B, 1, S, S]``
-    float targets (1 where a patch covers at least half a pixel)."""
+    """Photos with ``patch`` (``size_m`` a side) on a random ``share`` of the people (EOT draws), and
+    ``[B, 1, S, S]`` float targets (1 where a patch covers at least half a pixel)."""
     frames, boxes, valid = images.batch(index, device)
     worn = valid & (torch.rand(valid.shape, generator=generator) < share).to(device)
-    params = eot.draw(worn.numel(), generator, patch.shape[-1])
-    frames = place_patches(frames, patch.to(device), boxes, worn, params, eot)
-    neutral = dict(params, brightness=torch.zeros_like(params["brightness"]))
-    neutral.update(contrast=torch.ones_like(params["contrast"]), crease=torch.zeros_like(params["crease"]))
-    neutral["noise"] = torch.zeros_like(params["noise"])
-    white = torch.ones_like(patch).to(device)
-    cover = place_patches(torch.zeros_like(frames), white, boxes, worn, neutral, eot)[:, :1]
-    return frames, (cover > 0.5).float()
+    frames, _, cover = wear_on_people(frames, boxes, worn, patch.to(device), size_m, generator)
+    return frames, cover
 
 
 def segmenter_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
@@ -121,11 +115,11 @@ def train_segmenter(
     net.train()
     started = time.perf_counter() - state["seconds"]
     for step in range(state["step"], s.steps):
-        eot = PatchEOT(scale=float(torch.empty(1).uniform_(*s.scale, generator=gen)))
+        size_m = float(torch.empty(1).uniform_(*s.size_mm, generator=gen)) / 1000
         index = torch.randint(len(images), (s.batch,), generator=gen).tolist()
         patch = pick_patch(patches, s.random_share, gen)
         with torch.no_grad():
-            frames, target = patched_batch(images, index, patch, s.patch_share, eot, gen, device)
+            frames, target = patched_batch(images, index, patch, s.patch_share, size_m, gen, device)
         loss = segmenter_loss(net(frames), target, s.pos_weight)
         opt.zero_grad()
         loss.backward()

@@ -19,8 +19,8 @@ class SegmenterTraining(Settings):
     random_share: float = setting(
         0.5, "share of the steps whose patch is a random texture, not one of yours", minimum=0.0, maximum=1.0
     )
-    scale: tuple[float, float] = setting(
-        (0.12, 0.3), "patch side as a share of the person box's diagonal (the attack: 0.2)", unit="fraction"
+    size_mm: tuple[float, float] = setting(
+        (200.0, 600.0), "printed side of the patches put on people (the attack's default: 400)", unit="mm"
     )
     pos_weight: float = setting(5.0, "weight of patch pixels in the cross-entropy", minimum=1.0)
     seed: int = setting(0, "random seed of the draws and the initial weights")

@@ -1,0 +1,69 @@
+"""``physadv track`` and ``eval --track``: follow a marked sign through a recording and write its
+ground truth (``track.jsonl``, the format ``eval --gt`` reads, with corners), a review video and a
+summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from physadv.data.groundtruth import GroundTruth
+from physadv.errors import PhysadvError
+from physadv.harness.annotate import VideoOut
+from physadv.harness.sign_track import SignSpec, as_ground_truth, draw_track, summarise, track_frames
+from physadv.harness.sources import SceneSource, open_source
+from physadv.progress import progress_bar
+from physadv.results import write_json
+
+
+def run_track_job(
+    source_path: str | Path,
+    keys: dict[int, np.ndarray],
+    sign: SignSpec,
+    out: Path,
+    review: bool = True,
+) -> tuple[GroundTruth, dict]:
+    """Track the sign through ``source_path`` from the ``keys`` (frame → ``[4, 2]`` corners) and
+    write ``out/track.jsonl``, ``out/review.mp4`` (with ``review``) and ``out/track_summary.json``.
+    Returns the ground truth (lost frames left out) and the summary."""
+    source = open_source(source_path)
+    if isinstance(source, SceneSource):
+        raise PhysadvError(
+            "a rendered scene has exact ground truth already; track a video or a folder of frames"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    video = VideoOut(out / "review.mp4", source.fps) if review else None
+    points, lines = [], []
+    try:
+        with (
+            open(out / "track.jsonl", "w") as f,
+            progress_bar("tracking the sign", source.expected) as advance,
+        ):
+            for frame, point, line in track_frames(source.frames(), keys, sign):
+                f.write(json.dumps(line) + "\n")
+                points.append(point)
+                lines.append(line)
+                if video is not None:
+                    video.write(draw_track(frame, point, line))
+                advance(1, point.status)
+    finally:
+        if video is not None:
+            video.close()
+    if not points:
+        raise PhysadvError(f"no frame of '{source_path}' could be read")
+    missing = sorted(k for k in keys if k > points[-1].index)
+    if missing:
+        raise PhysadvError(f"key frame {missing[0]} is past the video's last frame ({points[-1].index})")
+    summary = {
+        "source": str(source_path),
+        "sign": sign.class_name,
+        "size_m": [sign.width_m, sign.height_m],
+        "hfov_deg": sign.hfov_deg,
+        "key_frames": sorted(keys),
+        **summarise(points),
+        "files": {"ground_truth": "track.jsonl", **({"review_video": "review.mp4"} if review else {})},
+    }
+    write_json(out / "track_summary.json", summary)
+    return as_ground_truth(lines), summary
