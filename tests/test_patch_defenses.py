@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from physadv.defenses.ad_yolo import AdYolo
 from physadv.defenses.alarms import AlarmLog
@@ -375,7 +376,7 @@ def test_train_ad_yolo_and_defend_with_it(tiny_people, tmp_path):
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     data = tmp_path / "runs" / "adyolo" / "patch_class_data"
-    spec = json.loads(json.dumps(__import__("yaml").safe_load((data / "data.yaml").read_text())))
+    spec = yaml.safe_load((data / "data.yaml").read_text())
     assert spec["names"] == {0: "person", 1: "stop sign", 2: "patch"}
     lines = [ln for f in (data / "train" / "labels").glob("*.txt") for ln in f.read_text().splitlines()]
     assert any(ln.startswith("2 ") for ln in lines) and any(ln.startswith("0 ") for ln in lines)
