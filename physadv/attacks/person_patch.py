@@ -10,7 +10,8 @@ patch at its physical size on every person's torso plane under a random physical
 
 with Adam, where ``det`` is each person's detection score (the best of the candidates over their
 box — v8/11/26 have no objectness — or the top-k mean, or the thresholded sum), averaged over the
-persons, summed or maxed over the models of an ensemble.
+persons, summed or maxed over the models of an ensemble. A model behind a defense that raises alarms
+(Jedi, SAC, Ad-YOLO) also charges its ``evasion_penalty`` — the adaptive attacker stays unflagged.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class PatchAttack:
         c = self.config
         per_model = [patch.new_zeros(()) for _ in self.models]
         detected = people = 0
+        evasion = []  # what defenses that raise alarms charge (Jedi, SAC, Ad-YOLO)
         for frames in self.parts(gen):
             params = draw(c.eot, len(frames.planes), len(frames.images), gen)
             for k, (model, ids) in enumerate(zip(self.models, self.class_ids, strict=True)):
@@ -111,6 +113,8 @@ class PatchAttack:
                 )
                 score = self.detection_scores(model, ids, x, boxes, frames.valid)
                 per_model[k] = per_model[k] + score.sum()
+                if hasattr(model, "evasion_penalty"):
+                    evasion.append(model.evasion_penalty(x))
                 detected += int(((score.detach() >= DETECTED) & frames.valid).sum())
             people += int(frames.valid.sum())
         det = torch.stack(per_model) / max(1, people)
@@ -121,6 +125,9 @@ class PatchAttack:
             "tv": total_variation(patch),
         }
         total = det + c.lambda_nps * terms["nps"] + torch.clamp(c.lambda_tv * terms["tv"], min=c.tv_floor)
+        if evasion:  # a defense that raises alarms stands in front: the adaptive attack keeps it silent
+            terms["evasion"] = torch.stack(evasion).mean()
+            total = total + terms["evasion"]
         info = {k: round(v.item(), 5) for k, v in terms.items()}
         info.update(objects=people * len(self.models), detected=detected)
         return total, info

@@ -40,7 +40,9 @@ def defend(
         "patchcleanser:PATCH_FRACTION (classifiers), objectseeker:LINES (detectors), mcdropout:P "
         "(classifiers); classifiers also: trained:MODEL (a model from 'physadv train classifier "
         "--defense …' in place of --model), detector-net:FILE, kd:FILE, lid:FILE (from 'physadv "
-        "train detector-net').",
+        "train detector-net'); patch detectors for detectors: jedi:MIN_REGION, "
+        "sac:SEGMENTER.safetensors ('physadv train patch-segmenter'), adyolo:BEST.pt "
+        "('physadv train detector --patch-class').",
     ),
     digital: str = typer.Option(
         "",

@@ -7,7 +7,9 @@ Tramer et al. 2020):
   where it has none, a fresh random draw every step), starting from the given one.
 
 Plus the defense's cost in milliseconds per frame, and a warning where the adaptive attack does
-worse than the non-adaptive one (a sign of gradient masking, or of too few adaptive steps).
+worse than the non-adaptive one (a sign of gradient masking, or of too few adaptive steps). A defense
+that detects patches (Jedi, SAC, Ad-YOLO) also gets the share of photos it raised an alarm on, in
+each of the three conditions: on clean photos these are false alarms.
 """
 
 from __future__ import annotations
@@ -23,24 +25,35 @@ from physadv.data.image_set import ImageSet
 from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
 from physadv.harness.patch_eval import Judge, PatchTrial, evaluate_patch
 from physadv.report.defense_table import masking_warnings, plot_rows, write_table
+from physadv.results import Rate
 
 TITLE = "Defenses against a person-hiding patch"
+CALIBRATION_IMAGES = 64  # clean training photos a defense may set its statistics on (Jedi)
 INTRO = (
     "True-positive rate at confidence 0.25 on held-out photos (95 % Wilson intervals). A defense\n"
-    "helps if its adaptive number stays close to its clean one."
+    "helps if its adaptive number stays close to its clean one. Defenses that detect patches also\n"
+    "show the share of photos they flagged (clean: false alarms)."
 )
 
 
-def _tpr(model, ids, val: ImageSet, patch: torch.Tensor | None, config: PatchConfig) -> tuple[dict, float]:
-    """TPR@0.25 (rate dict) and milliseconds per frame, the patch worn at its size on the torso, after
-    a warm-up on one image (the first call pays for lazy initialisation and, on CUDA, kernel
-    selection: not the defense's cost)."""
+def _tpr(
+    model, ids, val: ImageSet, patch: torch.Tensor | None, config: PatchConfig
+) -> tuple[dict, float, dict | None]:
+    """TPR@0.25 (rate dict), milliseconds per frame, and the share of photos flagged (rate dict, for
+    defenses that raise alarms), the patch worn at its size on the torso, after a warm-up on one
+    image (the first call pays for lazy initialisation and, on CUDA, kernel selection: not the
+    defense's cost)."""
     judge = Judge(config.size_mm / 1000, config.eot, None, config.hfov_deg, config.person_height_m)
     evaluate_patch(model, ids, val.subset([0]), {"x": PatchTrial(patch)}, judge)
+    alarms = getattr(model, "alarms", None)
+    if alarms is not None:
+        alarms.take()  # the warm-up's
     start = time.perf_counter()
     metrics, _ = evaluate_patch(model, ids, val, {"x": PatchTrial(patch)}, judge)
     ms = 1000 * (time.perf_counter() - start) / len(val)
-    return metrics["x"]["true_positive_rate@0.25"], ms
+    flags = alarms.take() if alarms is not None else None
+    flagged = Rate(sum(flags), len(flags)).as_dict() if flags is not None else None
+    return metrics["x"]["true_positive_rate@0.25"], ms, flagged
 
 
 def measure_defense(
@@ -59,8 +72,11 @@ def measure_defense(
     from physadv.printing.export import save_png
 
     defended = wrap(defense, model, config.seed)
-    clean, ms = _tpr(defended, ids, val, None, config)
-    non_adaptive, _ = _tpr(defended, ids, val, patch, config)
+    if hasattr(defended, "calibrate"):  # on the defender's own clean photos, never the judged ones
+        defended.calibrate(train.images[:CALIBRATION_IMAGES].float() / 255)
+    flagged = {}
+    clean, ms, flagged["clean"] = _tpr(defended, ids, val, None, config)
+    non_adaptive, _, flagged["non_adaptive"] = _tpr(defended, ids, val, patch, config)
     row = {
         "defense": defended.name,
         "clean": clean,
@@ -69,6 +85,7 @@ def measure_defense(
     }
     if defense is None:  # the patch was made against the bare model: that is the adaptive attack
         row["adaptive"] = non_adaptive
+        flagged["adaptive"] = flagged["non_adaptive"]
     else:
         checkpoint, picture = adaptive_paths(out, defended.name, patch)
         attack = PatchAttack([defended], config, train, palette, start=patch)
@@ -76,7 +93,9 @@ def measure_defense(
             attack, f"adaptive attack through {defended.name}", checkpoint, True
         )
         save_png(Artefact(adaptive_patch, (100.0, 100.0)), picture, 72)
-        row["adaptive"], _ = _tpr(defended, ids, val, adaptive_patch, config)
+        row["adaptive"], _, flagged["adaptive"] = _tpr(defended, ids, val, adaptive_patch, config)
+    if flagged["clean"] is not None:
+        row["flagged"] = flagged
     row["warnings"] = masking_warnings(row)
     return row
 

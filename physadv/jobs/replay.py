@@ -14,7 +14,7 @@ from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
 from physadv.models.classes import ClassNames
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
-from physadv.results import write_json
+from physadv.results import Rate, write_json
 
 
 def default_object_height_m(class_name: str) -> float | None:
@@ -167,6 +167,10 @@ def run_replay_job(
         for condition, source in conditions:
             with progress_bar(f"replaying {condition}", source.expected) as advance:
                 metrics = replay_source(replay, source, condition, out, csv_file, advance, annotate, group)
+            alarms = getattr(replay.model, "alarms", None)  # a defense that detects patches (--defense)
+            if alarms is not None:
+                flags = alarms.take()
+                metrics["flagged"] = Rate(sum(flags), len(flags)).as_dict()
             result["conditions"][condition] = metrics
             if isinstance(source, InsertedSource):
                 metrics["insertion"] = {**source.summary(), **({"people": placed} if placed else {})}
