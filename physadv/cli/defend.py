@@ -93,9 +93,9 @@ def defend(
             )
         if source is None:
             raise PhysadvError("patches need --source: photos with people for the adaptive attack")
-        from physadv.attacks.person_patch import PatchConfig
         from physadv.defenses.catalogue import parse_defenses
-        from physadv.jobs.defend_patch import run_patch_defenses
+        from physadv.eot.colour import ColourTransfer
+        from physadv.jobs.defend_patch import adaptive_config, run_patch_defenses
         from physadv.jobs.patch_data import class_names, load_train_val
         from physadv.printing.export import load_artefact_image
         from physadv.printing.palette import Palette
@@ -106,17 +106,13 @@ def defend(
         train, held_out = load_train_val(
             victim, names, source, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
         )
-        config = PatchConfig(
-            classes=names,
-            size_mm=float((sidecar.get("size_mm") or [400.0])[0]),  # as made: patch.json says
-            steps=adaptive_steps,
-            batch=batch or (32 if victim.device.type == "cuda" else 8),
-            resolution=resolution,
-            seed=seed,
-        )
+        # as the patch was made (patch.json carries its settings): size, EOT, palette, printer calibration
+        config, made = adaptive_config(sidecar, names, adaptive_steps, batch, resolution, seed)
+        palette = Palette.load(made.palette) if made and made.palette else Palette.default()
+        transfer = ColourTransfer.load(made.calibration) if made and made.calibration else None
         ids = [victim.names.id(n) for n in names]
         _, table = run_patch_defenses(
-            victim, ids, chosen, patch, train, held_out, config, Palette.default().colours, out
+            victim, ids, chosen, patch, train, held_out, config, palette.colours, out, transfer
         )
     typer.echo(table)
     typer.echo(f"wrote {out}/defenses.md, defenses.csv, defenses.json, defenses.png")

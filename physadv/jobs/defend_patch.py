@@ -14,6 +14,7 @@ each of the three conditions: on clean photos these are false alarms.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack, PatchConfig
 from physadv.data.image_set import ImageSet
 from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
+from physadv.eot.colour import ColourTransfer
 from physadv.harness.patch_eval import Judge, PatchTrial, evaluate_patch
+from physadv.jobs.patch_config import PatchJob
 from physadv.report.defense_table import masking_warnings, plot_rows, write_table
 from physadv.results import Rate
 
@@ -36,14 +39,40 @@ INTRO = (
 )
 
 
+def patch_job(sidecar: dict) -> PatchJob | None:
+    """The full settings a patch was made with, where its ``patch.json`` carries them (``None``: made
+    before patches carried their settings)."""
+    if "settings" not in sidecar:
+        return None
+    return PatchJob.from_dict(sidecar["settings"], allow_derived=True)
+
+
+def adaptive_config(sidecar: dict, classes: list[str], steps: int, batch: int, resolution: int, seed: int):
+    """The attack settings for re-optimising a patch through a defense: as the patch was made (its
+    size, EOT, losses, camera and people assumptions; the defaults for a patch without settings), with
+    the ``classes``, ``steps``, ``batch`` (0: as made, or the device's), ``resolution`` and ``seed`` of
+    this run. Returns the config and the job it came from (or ``None``)."""
+    made = patch_job(sidecar)
+    base = (
+        made.attack
+        if made is not None
+        else PatchConfig(size_mm=float((sidecar.get("size_mm") or [400.0])[0]))
+    )
+    batch = batch or (base.batch if made is not None else 0)
+    config = dataclasses.replace(
+        base, classes=classes, steps=steps, batch=batch, resolution=resolution, seed=seed
+    )
+    return config, made
+
+
 def _tpr(
-    model, ids, val: ImageSet, patch: torch.Tensor | None, config: PatchConfig
+    model, ids, val: ImageSet, patch: torch.Tensor | None, config: PatchConfig, transfer=None
 ) -> tuple[dict, float, dict | None]:
     """TPR@0.25 (rate dict), milliseconds per frame, and the share of photos flagged (rate dict, for
     defenses that raise alarms), the patch worn at its size on the torso, after a warm-up on one
     image (the first call pays for lazy initialisation and, on CUDA, kernel selection: not the
     defense's cost)."""
-    judge = Judge(config.size_mm / 1000, config.eot, None, config.hfov_deg, config.person_height_m)
+    judge = Judge(config.size_mm / 1000, config.eot, transfer, config.hfov_deg, config.person_height_m)
     evaluate_patch(model, ids, val.subset([0]), {"x": PatchTrial(patch)}, judge)
     alarms = getattr(model, "alarms", None)
     if alarms is not None:
@@ -66,8 +95,10 @@ def measure_defense(
     config: PatchConfig,
     palette: torch.Tensor,
     out: Path,
+    transfer: ColourTransfer | None = None,
 ) -> dict:
-    """One row of the table (``defense`` None: the bare model)."""
+    """One row of the table (``defense`` None: the bare model); ``transfer``: the printer calibration
+    the patch was made with (the adaptive patch is optimised, and every patch judged, as printed)."""
     from physadv.artefact import Artefact
     from physadv.printing.export import save_png
 
@@ -75,8 +106,8 @@ def measure_defense(
     if hasattr(defended, "calibrate"):  # on the defender's own clean photos, never the judged ones
         defended.calibrate(train.images[:CALIBRATION_IMAGES].float() / 255)
     flagged = {}
-    clean, ms, flagged["clean"] = _tpr(defended, ids, val, None, config)
-    non_adaptive, _, flagged["non_adaptive"] = _tpr(defended, ids, val, patch, config)
+    clean, ms, flagged["clean"] = _tpr(defended, ids, val, None, config, transfer)
+    non_adaptive, _, flagged["non_adaptive"] = _tpr(defended, ids, val, patch, config, transfer)
     row = {
         "defense": defended.name,
         "clean": clean,
@@ -88,12 +119,12 @@ def measure_defense(
         flagged["adaptive"] = flagged["non_adaptive"]
     else:
         checkpoint, picture = adaptive_paths(out, defended.name, patch)
-        attack = PatchAttack([defended], config, train, palette, start=patch)
+        attack = PatchAttack([defended], config, train, palette, transfer, start=patch)
         adaptive_patch, _ = run_with_progress(
             attack, f"adaptive attack through {defended.name}", checkpoint, True
         )
         save_png(Artefact(adaptive_patch, (100.0, 100.0)), picture, 72)
-        row["adaptive"], _, flagged["adaptive"] = _tpr(defended, ids, val, adaptive_patch, config)
+        row["adaptive"], _, flagged["adaptive"] = _tpr(defended, ids, val, adaptive_patch, config, transfer)
     if flagged["clean"] is not None:
         row["flagged"] = flagged
     row["warnings"] = masking_warnings(row)
@@ -110,11 +141,12 @@ def run_patch_defenses(
     config: PatchConfig,
     palette: torch.Tensor,
     out: Path,
+    transfer: ColourTransfer | None = None,
 ) -> tuple[list[dict], str]:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for defense in [None, *defenses]:
-        rows.append(measure_defense(model, ids, defense, patch, train, val, config, palette, out))
+        rows.append(measure_defense(model, ids, defense, patch, train, val, config, palette, out, transfer))
         write_table(rows, out, TITLE, "tpr", INTRO)  # a crash keeps what was done
     plot_rows(rows, out / "defenses.png", "true-positive rate @0.25 (%)")
     return rows, write_table(rows, out, TITLE, "tpr", INTRO)
