@@ -61,6 +61,14 @@ class Ranks:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.tolist()
 
+    def largest(self, value: float) -> float:
+        """The largest of every rank's ``value`` (all-reduce MAX)."""
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t)
+
     def gather(self, obj) -> list | None:
         """Every rank's ``obj`` in rank order on rank 0 (``None`` elsewhere); ``[obj]`` alone."""
         if not self.active:

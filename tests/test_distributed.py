@@ -57,3 +57,31 @@ def test_two_gloo_ranks_make_the_single_process_sticker_and_resume_in_one(tmp_pa
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
     png = [np.asarray(Image.open(tmp_path / d / "sticker.png"), dtype=np.int16) for d in ("one", "two")]
     assert np.abs(png[0] - png[1]).max() <= 1  # equal up to float rounding at 8 bits
+
+
+def _patch(data: Path, out: Path, ranks: int) -> subprocess.CompletedProcess:
+    args = ["patch", "--images", data / "images" / "train", "--val", data / "images" / "val", "--out", out]
+    args += ["--steps", "2", "--batch", "4", "--resolution", "32", "--dpi", "72"]
+    if ranks == 1:
+        return run_physadv(*args)
+    command = [TORCHRUN, "--standalone", f"--nproc-per-node={ranks}", "-m", "physadv", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_make_the_single_process_patch(tmp_path):
+    data = tmp_path / "persons"
+    made = run_physadv("scene", "dataset", "--task", "persons", "--out", data, "--train", 6, "--val", 2)
+    assert made.returncode == 0, made.stderr
+    single = _patch(data, tmp_path / "one", 1)
+    assert single.returncode == 0, single.stderr
+    two = _patch(data, tmp_path / "two", 2)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("steps in") == 1  # rank 0 alone reports
+    one, both = _history(tmp_path / "one"), _history(tmp_path / "two")
+    assert [h["step"] for h in both] == [1, 2]
+    for a, b in zip(one, both, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["detected"] == a["detected"]
+        assert b["objects"] == a["objects"] > 0
+    png = [np.asarray(Image.open(tmp_path / d / "patch.png"), dtype=np.int16) for d in ("one", "two")]
+    assert png[0].shape == png[1].shape and np.abs(png[0] - png[1]).max() <= 1

@@ -17,6 +17,7 @@ persons, summed or maxed over the models of an ensemble. A model behind a defens
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,8 +31,9 @@ from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_che
 from physadv.attacks.losses import nps, total_variation
 from physadv.attacks.patch_config import PatchConfig  # noqa: F401  (re-exported: the attack's settings)
 from physadv.data.image_set import ImageSet
+from physadv.distributed import ranks_from_env
 from physadv.eot.colour import ColourTransfer
-from physadv.eot.person_eot import draw
+from physadv.eot.person_eot import draw, share_of_draw
 from physadv.eot.person_scenes import ScenePeople
 from physadv.eot.person_views import PersonFrames, photo_frames, views
 from physadv.errors import PhysadvError
@@ -58,6 +60,13 @@ class PatchAttack:
             raise PhysadvError("a patch needs people to train on: photos, a scene, or both")
         if config.batch == 0:  # the settings' default: as many as the device takes in stride
             config = dataclasses.replace(config, batch=32 if models[0].device.type == "cuda" else 8)
+        self.ranks = ranks_from_env()  # torchrun's ranks share each step's photos; one process: all
+        if self.ranks.active and scenes is not None:
+            raise PhysadvError(
+                "--scene under torchrun is not supported yet: train on photos, or in one process"
+            )
+        if self.ranks.active and config.batch < self.ranks.world:
+            raise PhysadvError(f"batch {config.batch} cannot be split over {self.ranks.world} ranks")
         self.models, self.config, self.images, self.scenes = models, config, images, scenes
         self.start = start  # a patch to continue from (e.g. re-optimising through a defense)
         self.model_names = model_names or [f"model{k}" for k in range(len(models))]
@@ -94,11 +103,30 @@ class PatchAttack:
         out = []
         if self.images is not None:
             index = torch.randint(len(self.images), (c.batch - n_scene,), generator=gen).tolist()
-            images, boxes, valid = self.images.batch(index, self.device)
-            out.append(photo_frames(images, boxes, valid, c.hfov_deg, c.person_height_m))
+            if self.ranks.active:  # this rank's frames; the people of the whole step are counted
+                out.append(self._photo_share(index))
+            else:
+                images, boxes, valid = self.images.batch(index, self.device)
+                out.append(photo_frames(images, boxes, valid, c.hfov_deg, c.person_height_m))
         if self.scenes is not None:
             out.append(self.scenes.batch(n_scene, gen, self.device))
         return out
+
+    def _photo_share(self, index: list[int]) -> PersonFrames:
+        """This rank's share of the step's photos, with the slices of the whole step's draw that
+        belong to them (``share``) and the step's people (``people``)."""
+        counts = [len(self.images.boxes[i]) for i in index]
+        mine = self.ranks.share(list(range(len(index))))
+        first, last = mine[0], mine[-1] + 1
+        images, boxes, valid = self.images.batch(index[first:last], self.device)
+        frames = photo_frames(images, boxes, valid, self.config.hfov_deg, self.config.person_height_m)
+        frames.share = (
+            len(index),
+            sum(counts),
+            slice(first, last),
+            slice(sum(counts[:first]), sum(counts[:last])),
+        )
+        return frames
 
     def loss(self, patch: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         c = self.config
@@ -106,17 +134,22 @@ class PatchAttack:
         detected = people = 0
         evasion = []  # what defenses that raise alarms charge (Jedi, SAC, Ad-YOLO)
         for frames in self.parts(gen):
-            params = draw(c.eot, len(frames.planes), len(frames.images), gen)
+            share = getattr(frames, "share", None)
+            if share is None:
+                params = draw(c.eot, len(frames.planes), len(frames.images), gen)
+            else:  # a rank: draw the whole step (the same random numbers on every rank), keep its part
+                params = share_of_draw(draw(c.eot, share[1], share[0], gen), share[2], share[3])
             for k, (model, ids) in enumerate(zip(self.models, self.class_ids, strict=True)):
+                largest = self.ranks.largest if self.ranks.active else None  # textures as one process's
                 x, boxes = views(
-                    patch, frames, params, c.eot, c.size_mm / 1000, model.imgsz, self.transfer, gen
+                    patch, frames, params, c.eot, c.size_mm / 1000, model.imgsz, self.transfer, gen, largest
                 )
                 score = self.detection_scores(model, ids, x, boxes, frames.valid)
                 per_model[k] = per_model[k] + score.sum()
                 if hasattr(model, "evasion_penalty"):
                     evasion.append(model.evasion_penalty(x))
                 detected += int(((score.detach() >= DETECTED) & frames.valid).sum())
-            people += int(frames.valid.sum())
+            people += int(frames.valid.sum()) if share is None else share[1]
         det = torch.stack(per_model) / max(1, people)
         det = det.sum() if c.ensemble == "sum" else det.max()
         terms = {
@@ -124,12 +157,21 @@ class PatchAttack:
             "nps": nps(patch[None], self.palette) if c.lambda_nps else det.new_zeros(()),
             "tv": total_variation(patch),
         }
-        total = det + c.lambda_nps * terms["nps"] + torch.clamp(c.lambda_tv * terms["tv"], min=c.tv_floor)
+        # the patch's own terms once over the ranks (rank 0), so the ranks' gradients sum to one process's
+        own = 1.0 if self.ranks.main else 0.0
+        total = det + own * (
+            c.lambda_nps * terms["nps"] + torch.clamp(c.lambda_tv * terms["tv"], min=c.tv_floor)
+        )
         if evasion:  # a defense that raises alarms stands in front: the adaptive attack keeps it silent
             terms["evasion"] = torch.stack(evasion).mean()
             total = total + terms["evasion"]
         info = {k: round(v.item(), 5) for k, v in terms.items()}
         info.update(objects=people * len(self.models), detected=detected)
+        if self.ranks.active:  # the step's figures over all ranks (the sum of the shares)
+            det_all, total_all, detected_all = self.ranks.sum(
+                [det.item(), total.item(), detected], self.device
+            )
+            info.update(det=round(det_all, 5), detected=int(detected_all), loss=total_all)
         return total, info
 
     def run(
@@ -160,7 +202,9 @@ class PatchAttack:
             total, info = self.loss(patch, gen)
             opt.zero_grad()
             total.backward()
-            if not (torch.isfinite(total) and torch.isfinite(patch.grad).all()):
+            self.ranks.sum_grads([patch])  # data parallel: the whole step's gradient on every rank
+            loss_value = info.pop("loss", total.item())
+            if not (math.isfinite(loss_value) and torch.isfinite(patch.grad).all()):
                 # a numerically broken batch must not poison the patch: skip it, but never silently
                 state["skipped"] = state.get("skipped", 0) + 1
                 if state["skipped"] > max(10, c.steps // 10):
@@ -173,12 +217,13 @@ class PatchAttack:
             with torch.no_grad():
                 patch.clamp_(0, 1)
             recent.append((info["detected"], info["objects"]))
-            state["history"].append({"step": step + 1, "loss": round(total.item(), 5), **info})
+            state["history"].append({"step": step + 1, "loss": round(loss_value, 5), **info})
             state["step"] = step + 1
             if progress:
                 rate = sum(d for d, _ in recent) / max(1, sum(n for _, n in recent))
-                progress(1, f"loss {total.item():.3f}  still detected {100 * rate:.0f}%")
-            if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == c.steps):
+                progress(1, f"loss {loss_value:.3f}  still detected {100 * rate:.0f}%")
+            due = (step + 1) % checkpoint_every == 0 or step + 1 == c.steps
+            if checkpoint is not None and due and self.ranks.main:  # rank 0 alone writes
                 state["seconds"] = time.perf_counter() - start
                 save_checkpoint(
                     checkpoint,

@@ -78,6 +78,8 @@ def patch(
         given["components"] = eot_components(eot_off)
     job = resolve(PatchJob, config, given)
     summary = run_patch(job, out, resume)
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     model, size_mm = job.model, job.attack.size_mm
     typer.echo(f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}")
     for what, per_model in summary["judged"].items():

@@ -39,6 +39,7 @@ from physadv.scene.effects import jpeg_each, kelvin_to_rgb_gain
 
 TPS_GRID = 4  # control points per side
 TPS_EVAL = 17  # points per side where the spline is evaluated (then interpolated)
+CAMERA_KERNEL = 11  # camera kernels' side: holds a 2 px motion blur with a 0.8 px defocus and their tails
 
 
 def _kelvin_gains(kelvin: torch.Tensor) -> torch.Tensor:
@@ -85,6 +86,21 @@ def draw(eot: PersonEOT, places: int, frames: int, generator: torch.Generator) -
         ),
     }
     return _neutral(p, [c for c in COMPONENTS if not eot.on(c)])
+
+
+FRAME_KEYS = ("zoom", "zoom_at", "motion_blur", "motion_angle", "defocus", "noise", "noise_seed", "jpeg")
+
+
+def share_of_draw(p: dict, frames: slice, places: slice) -> dict:
+    """The part of a draw (:func:`draw`) for some frames and the placements on them (a torchrun rank's
+    share of a step: every rank draws the whole step, so all consume the same random numbers)."""
+    out = {}
+    for key, value in p.items():
+        if value.dim() == 0:
+            out[key] = value
+        else:
+            out[key] = value[frames] if key in FRAME_KEYS else value[places]
+    return out
 
 
 def _neutral(p: dict, off: list[str]) -> dict:
@@ -202,19 +218,25 @@ def zoom_out(
 
 
 def _camera_kernels(p: dict, dev) -> torch.Tensor | None:
-    """``[B, 1, k, k]`` motion-blur-then-defocus kernels (None if every frame is sharp)."""
+    """``[B, 1, k, k]`` motion-blur-then-defocus kernels (None if every frame is sharp). Each frame's
+    kernel depends on its own draw alone (a fixed size, a sharp frame's kernel the identity), so a frame
+    looks the same whatever else is in its batch — as torchrun's ranks, which split batches, need."""
     length, angle, sigma = p["motion_blur"], p["motion_angle"], p["defocus"]
-    if float(length.max()) < 0.5 and float(sigma.max()) < 0.3:
+    sharp = (length < 0.5) & (sigma < 0.3)
+    if bool(sharp.all()):
         return None
-    k = min(11, 2 * math.ceil(float(length.max()) / 2 + 2 * max(float(sigma.max()), 0.35)) + 1)
+    k = CAMERA_KERNEL
     r = torch.arange(k, dtype=torch.float32) - k // 2
     yy, xx = torch.meshgrid(r, r, indexing="ij")
     kernels = []
     for i in range(len(length)):
+        if bool(sharp[i]):
+            kernels.append(((xx == 0) & (yy == 0)).float())
+            continue
         c, s = math.cos(float(angle[i])), math.sin(float(angle[i]))
         along, across = xx * c + yy * s, -xx * s + yy * c
         half = float(length[i]) / 2
-        spread = max(float(sigma[i]), 0.35)  # a sharp frame still gets a one-pixel kernel
+        spread = max(float(sigma[i]), 0.35)  # a blurred frame's kernel is at least a pixel wide
         dist = torch.clamp(along.abs() - half, min=0) ** 2 + across**2
         kernel = torch.exp(-dist / (2 * spread**2))
         kernels.append(kernel / kernel.sum())

@@ -87,15 +87,19 @@ def wear(
     size_m: float,
     transfer: ColourTransfer | None = None,
     alpha: torch.Tensor | None = None,
+    largest=None,
 ) -> torch.Tensor:
-    """Steps 1–2: the frames with the patch on every wearer (before the world's effects)."""
+    """Steps 1–2: the frames with the patch on every wearer (before the world's effects); ``largest``:
+    see :func:`physadv.scene.wear.fit_texture`."""
     if not len(frames.planes):
+        if largest is not None:
+            largest(0.0)  # the other ranks wait for this one's figure
         return frames.images
     dev = frames.images.device
     planes = frames.planes.to(dev)
     quads = planes.quads(size_m, params["yaw"].to(dev), params["pitch"].to(dev), params["shift"].to(dev))
-    patch = fit_texture(patch.to(dev), quads)
-    alpha = None if alpha is None else fit_texture(alpha.to(dev), quads)
+    patch = fit_texture(patch.to(dev), quads, largest)
+    alpha = None if alpha is None else fit_texture(alpha.to(dev), quads, largest)
     rgba = person_eot.patch_textures(patch, params, transfer, alpha)
     return composite_patches(frames.images, rgba, quads, frames.owner, frames.rank_map, frames.ranks)
 
@@ -123,10 +127,15 @@ def views(
     imgsz: int | None,
     transfer: ColourTransfer | None = None,
     generator: torch.Generator | None = None,
+    largest=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frames as the detector gets them (steps 1–4) and the judged boxes in their pixels.
     ``patch`` None: the clean frames under the same world and camera."""
-    x = frames.images if patch is None else wear(patch, frames, params, eot, size_m, transfer)
+    x = (
+        frames.images
+        if patch is None
+        else wear(patch, frames, params, eot, size_m, transfer, largest=largest)
+    )
     if frames.effects is not None:
         x = torch.cat([apply_effects(x[i : i + 1], e, generator) for i, e in enumerate(frames.effects)])
     x, boxes = to_input(x, frames.boxes, imgsz)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from physadv import distributed
 from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
 from physadv.attacks.person_patch import PatchAttack
@@ -186,15 +187,19 @@ def run_patch_job(
     side (default: the attack's); ``job``: the command's settings, written to ``config.yaml`` and into
     the patch's sidecar (so ``physadv defend`` judges the patch as it was made)."""
     size_mm = size_mm or attack.config.size_mm
-    out.mkdir(parents=True, exist_ok=True)
-    if job is not None:
-        job.write_yaml(out / "config.yaml", "physadv patch: the resolved settings of this run")
+    main = attack.ranks.main  # under torchrun, rank 0 alone writes files and judges
     held = {k: v for k, v in (("photos", val), ("scene", scene_val)) if v is not None}
     warnings = training_warnings(attack, sum(held_out_people(v) for v in held.values()))
-    for line in warnings:
-        print(f"warning: {line}", file=sys.stderr)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        if job is not None:
+            job.write_yaml(out / "config.yaml", "physadv patch: the resolved settings of this run")
+        for line in warnings:
+            print(f"warning: {line}", file=sys.stderr)
     checkpoint = out / CHECKPOINT_NAME
     patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
+    if not main:
+        return {}
     made = {k: v for k, v in attack.config.as_dict().items() if k != "size_mm"}  # the artefact has it
     provenance = {"attack": "thys_patch", "models": attack.model_names, **made}
     if job is not None:
@@ -242,9 +247,10 @@ def run_patch_job(
     return summary
 
 
-def run_patch(job: PatchJob, out: Path, resume: bool = False) -> dict:
+def run_patch(job: PatchJob, out: Path, resume: bool = False) -> dict | None:
     """``physadv patch`` from its settings: load the detectors, the photos and/or the street, optimise
-    and judge (:func:`run_patch_job`); the resolved settings go to ``OUT/config.yaml``.
+    and judge (:func:`run_patch_job`); the resolved settings go to ``OUT/config.yaml``. Under torchrun
+    the ranks share each step's photos and rank 0 alone writes and judges (the others return None).
 
     Raises:
         PhysadvError: no people to train on, a classifier given as a detector, an unknown class.
@@ -287,10 +293,15 @@ def run_patch(job: PatchJob, out: Path, resume: bool = False) -> dict:
         victims, config, train_set, colours, transfer, model_names=list(job.model), scenes=scenes
     )
     job = dataclasses.replace(job, attack=attack.config)  # classes and batch as resolved
-    return run_patch_job(
-        attack, val_set, out, config.size_mm, resume, job.checkpoint_every, job.dpi, job.paper,
-        scene_val=scene_held_out, job=job,
-    )  # fmt: skip
+    ranks = distributed.start(attack.device)  # under torchrun: the ranks share each step's photos
+    try:
+        summary = run_patch_job(
+            attack, val_set, out, config.size_mm, resume, job.checkpoint_every, job.dpi, job.paper,
+            scene_val=scene_held_out, job=job,
+        )  # fmt: skip
+    finally:
+        distributed.stop()
+    return summary if ranks.main else None
 
 
 def held_out_people(held_out) -> int:

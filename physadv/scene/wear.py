@@ -210,11 +210,13 @@ def torso_anchor(placed_centre, width_m: float, height_m: float, yaw_deg: float,
 # --- compositing ----------------------------------------------------------------------------------
 
 
-def fit_texture(texture: torch.Tensor, quads: torch.Tensor) -> torch.Tensor:
+def fit_texture(texture: torch.Tensor, quads: torch.Tensor, largest=None) -> torch.Tensor:
     """A ``[C, h, w]`` texture shrunk once (antialiased) to what the largest of its on-screen ``quads``
     needs, 1.5× its span (never enlarged), so per-placement work stays small. The renderer and the
-    attack both call it before :func:`composite_patches`."""
+    attack both call it before :func:`composite_patches`. ``largest``: turns this batch's largest span
+    into the whole step's (torchrun's ranks hold parts of a step: the maximum over the ranks)."""
     span = float((quads.detach().amax(dim=1) - quads.detach().amin(dim=1)).max()) if len(quads) else 0.0
+    span = largest(span) if largest is not None else span
     side = max(8, int(1.5 * span) + 1)
     if side >= max(texture.shape[-2:]):
         return texture
