@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from physadv.harness.frame_judge import (
     judge_crops,
     judge_detections,
 )
-from physadv.harness.sources import Frame, batched
+from physadv.harness.sources import Frame, batched, prefetched
 from physadv.harness.system import SystemRules, Timelines
 from physadv.harness.tally import Bins, Tally
 
@@ -66,6 +67,7 @@ class Replay:
     crop_class: int | None = None
     system: SystemRules = field(default_factory=SystemRules)
     ranks: Ranks = field(default_factory=Ranks)  # torchrun: the ranks share the batches
+    pipelined: bool = True  # decode ahead, draw and encode the video in threads of their own
 
 
 def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, bool]]:
@@ -206,16 +208,9 @@ class Run:
                     }
                 ]
             )
-            if self.video is not None:
-                self.video.write(
-                    draw_frame(
-                        frame,
-                        objs,
-                        result.rows,
-                        result.detections,
-                        names,
-                        self.r.goal.conf,
-                    )
+            if self.video is not None:  # nothing drawn on is changed after this: safe to draw later
+                self.video.submit(
+                    partial(draw_frame, frame, objs, result.rows, result.detections, names, self.r.goal.conf)
                 )
             if advance:
                 advance(1, self.status())
@@ -258,6 +253,8 @@ def _predicted_chunks(run: Run, source) -> Iterator[tuple[list, list | None]]:
     :meth:`Run.feed` (None); under torchrun each round of ``world`` chunks is shared out, one
     chunk per rank, and the predictions arrive on rank 0 (other ranks get nothing to feed)."""
     chunks = batched(_with_truth(source.frames(), run.r.truth), run.r.batch)
+    if run.r.pipelined:
+        chunks = prefetched(chunks)  # the next batch decodes while the model runs on this one
     ranks = run.r.ranks
     if not ranks.active:
         yield from ((chunk, None) for chunk in chunks)
@@ -291,7 +288,7 @@ def run_source(
     """:func:`replay_source`, also returning the :class:`Run` (its tallies, to add up over sources)."""
     writer = csv.DictWriter(csv_file, COLUMNS, extrasaction="ignore", restval="")
     name = "annotated.mp4" if condition in ("attacked", "recording") else f"annotated_{condition}.mp4"
-    video = VideoOut(out / name, source.fps) if annotate else None
+    video = VideoOut(out / name, source.fps, replay.pipelined) if annotate else None
     run = Run(replay, condition, writer, video, group)
     interrupted = False
     try:
