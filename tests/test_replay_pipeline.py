@@ -92,3 +92,24 @@ def test_an_error_while_drawing_in_the_background_reaches_the_caller(tmp_path):
         finally:
             video.close()  # also after an error: the frames drawn so far are a playable file
     assert len(_decoded(tmp_path / "v.mp4")) >= 1
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])
+def test_a_folded_detector_finds_what_the_detector_finds_and_leaves_it_alone(lively_yolo, cfg):
+    import torch
+
+    from physadv.models.detector import YoloDetector
+    from physadv.models.fused import fused_for_inference
+
+    detector = YoloDetector(lively_yolo(cfg).model, imgsz=256)
+    before = {k: v.clone() for k, v in detector.model.state_dict().items()}
+    folded = fused_for_inference(detector)
+    assert folded is not detector and not any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.modules()
+    )
+    images = torch.rand(2, 3, 200, 256)
+    for a, b in zip(detector.predict(images, conf=0.05), folded.predict(images, conf=0.05), strict=True):
+        assert len(a.boxes) == len(b.boxes) > 0
+        assert torch.allclose(a.boxes, b.boxes, atol=1e-2) and torch.allclose(a.scores, b.scores, atol=1e-4)
+    after = detector.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

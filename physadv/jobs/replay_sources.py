@@ -24,7 +24,7 @@ from physadv.errors import PhysadvError
 from physadv.harness.replay import COLUMNS, Replay, Truth, run_source
 from physadv.harness.sources import open_source
 from physadv.harness.tally import Tally
-from physadv.jobs.replay import result_header
+from physadv.jobs.replay import for_inference, result_header
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
 
@@ -86,6 +86,7 @@ def run_sources_job(
     """
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    replay = for_inference(replay)
     ranks = replay.ranks
     mine = ranks.share(list(range(len(listed))))
     done = [_replay_one(replay, i, listed[i], truths[i], out, annotate) for i in mine]
