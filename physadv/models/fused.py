@@ -1,9 +1,9 @@
 """Inference copies of detectors with every BatchNorm folded into the convolution before it, as
 Ultralytics' own ``predict`` runs them (``DetectionModel.fuse``; the folding is torch's
 ``fuse_conv_bn_weights``). A replay runs the model tens of thousands of times and never needs a
-gradient: on the 2-core CPU the folded forward of the embedded detector (batch 8 at 320 px) took
-0.84–0.88 of the time of the unfolded one, with outputs equal to 2e-4 pixel (a shared machine:
-``bench/replay_fps.py`` measures the whole replay). Attacks keep the unfolded model: its weights,
+gradient: on the shared 2-core CPU the folded forward of the embedded detector (batch 8 at 256×320)
+took 0.83–0.95 of the unfolded one's time, with raw outputs equal to 2e-4 pixel
+(``bench/replay_fps.py`` measures the whole replay). Attacks keep the unfolded model: its weights,
 its BatchNorm layers and its ``state_dict`` are what the tests check are never changed.
 """
 
