@@ -22,6 +22,7 @@ def _decoded(path) -> list[np.ndarray]:
     return frames
 
 
+@pytest.mark.slow
 def test_pipelined_replay_writes_what_the_plain_replay_writes(tmp_path):
     from physadv.data.groundtruth import load_ground_truth
     from physadv.harness.frame_judge import ReplayGoal
@@ -94,7 +95,7 @@ def test_an_error_while_drawing_in_the_background_reaches_the_caller(tmp_path):
     assert len(_decoded(tmp_path / "v.mp4")) >= 1
 
 
-@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", pytest.param("yolo26n.yaml", marks=pytest.mark.slow)])
 def test_a_folded_detector_finds_what_the_detector_finds_and_leaves_it_alone(lively_yolo, cfg):
     import torch
 

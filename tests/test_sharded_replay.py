@@ -138,6 +138,12 @@ def test_source_lists_name_their_bad_lines(tmp_path):
     listing.write_text("a.avi x y\n")
     with pytest.raises(PhysadvError, match="line 1: give a recording and at most its ground truth"):
         read_source_list(listing)
+
+
+def test_eval_says_what_goes_with_sources(tmp_path):
+    _plain_avi(tmp_path / "a.avi", 2)
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.avi\n")
     bad = run_physadv("eval", "--sources", listing, "--gt", listing, "--out", tmp_path / "o")
     assert bad.returncode == 2 and "not --gt" in bad.stderr
     bad = run_physadv("eval", "--out", tmp_path / "o")
