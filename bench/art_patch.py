@@ -154,7 +154,7 @@ def main() -> None:
     import physadv  # noqa: F401
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
     from physadv.data.image_set import label_folder_for, load_image_set
-    from physadv.harness.patch_eval import PatchTrial, evaluate_patch
+    from physadv.harness.patch_eval import Judge, PatchTrial, evaluate_patch
     from physadv.models import load_model
     from physadv.printing.palette import Palette
 
@@ -198,7 +198,7 @@ def main() -> None:
     our_seconds = time.perf_counter() - start
 
     trials = {"clean": PatchTrial(None), "physadv": PatchTrial(ours), "art": PatchTrial(art_patch)}
-    metrics, _ = evaluate_patch(model, ids, val, trials, config.eot)
+    metrics, _ = evaluate_patch(model, ids, val, trials, Judge(config.size_mm / 1000, config.eot))
     tpr = {k: metrics[k]["true_positive_rate@0.25"] for k in trials}
     images = steps * args.batch
     ours_ips, art_ips = images / our_seconds, images / art["seconds"]

@@ -2,11 +2,13 @@
 
     physadv scene dataset --task persons --out runs/persons --train 300 --val 100 --seed 11
     python bench/patch_step.py runs/persons/images/train [--batches 4,8,16] [--sizes 320,640] [--steps 10]
+        [--scene scenes/pedestrians.yaml]
 
 For each batch size and input size it times the attack step as the attack runs it, then the same
 batch and EOT draw again in parts:
 
-- EOT + compositing: drawing the transformations and pasting the patch on every person (forward);
+- EOT + compositing: drawing the physical transformations, putting the patch on every torso and the
+  camera's effects (forward);
 - model forward + backward: the detector from the composited frames (a leaf) to their gradient;
 - compositing backward: that gradient through the compositing to the patch;
 - update: NPS and TV with their gradients, and the Adam step.
@@ -32,15 +34,19 @@ def measure(args, batch: int, size: int) -> dict:
     from physadv.attacks.losses import nps, total_variation
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
     from physadv.data.image_set import label_folder_for, load_image_set
-    from physadv.eot.patch_eot import place_patches
+    from physadv.eot.person_scenes import ScenePeople
+    from physadv.eot.person_views import views
     from physadv.models import load_model
     from physadv.printing.palette import Palette
+    from physadv.scene.spec import load_spec
 
     model = load_model(args.model, task="detect", device=args.device, amp=args.amp, imgsz=size)
     ids = [model.names.id("person")]
     image_set, _ = load_image_set(args.images, size, ids, label_folder_for(args.images), 16)
     image_set = image_set.with_objects()
-    attack = PatchAttack([model], PatchConfig(["person"], batch=batch), image_set, Palette.default().colours)
+    scenes = ScenePeople(load_spec(args.scene), 8, 0.5) if args.scene else None
+    config = PatchConfig(["person"], batch=batch)
+    attack = PatchAttack([model], config, image_set, Palette.default().colours, scenes=scenes)
     c = attack.config
     patch = attack.initial_patch().requires_grad_(True)
     opt = torch.optim.Adam([patch], lr=0.03)
@@ -48,10 +54,9 @@ def measure(args, batch: int, size: int) -> dict:
     gen = torch.Generator().manual_seed(0)
     laps = Laps(model.device, ["step", "eot", "model", "composite_back", "update"])
     for _ in range(args.steps + laps.warmup):  # warm-up steps first
-        index = torch.randint(len(image_set), (c.batch,), generator=gen).tolist()
         state = gen.get_state()
         laps.start()
-        total, _ = attack.loss(patch, index, gen)
+        total, _ = attack.loss(patch, gen)
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -59,15 +64,23 @@ def measure(args, batch: int, size: int) -> dict:
         # the same batch and draw again, in parts
         gen.set_state(state)
         opt.zero_grad()
-        images, boxes, valid = image_set.batch(index, model.device)
-        params = c.eot.draw(valid.numel(), gen, c.resolution)
-        frames = place_patches(images, patch, boxes, valid, params, c.eot, attack.transfer)
+        composed = []
+        for frames in attack.parts(gen):
+            params = c.eot.draw(len(frames.planes), len(frames.images), gen)
+            x, boxes = views(
+                patch, frames, params, c.eot, c.size_mm / 1000, model.imgsz, attack.transfer, gen
+            )
+            composed.append((x, boxes, frames.valid))
         laps.mark("eot")
-        leaf = frames.detach().requires_grad_(True)
-        score = attack.detection_scores(model, ids, leaf, boxes, valid)
-        (score.sum() / valid.sum().clamp(min=1)).backward()
+        leaves = []
+        for x, boxes, valid in composed:
+            leaf = x.detach().requires_grad_(True)
+            score = attack.detection_scores(model, ids, leaf, boxes, valid)
+            score.sum().backward()
+            leaves.append(leaf)
         laps.mark("model")
-        frames.backward(leaf.grad)
+        for (x, _, _), leaf in zip(composed, leaves, strict=True):
+            x.backward(leaf.grad)
         laps.mark("composite_back")
         extra = c.lambda_nps * nps(patch[None], palette) + c.lambda_tv * total_variation(patch)
         extra.backward()
@@ -83,6 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("images", type=Path)
     ap.add_argument("--model", default="default")
+    ap.add_argument("--scene", type=Path, default=None, help="also street frames (half of each batch)")
     ap.add_argument("--batches", default="4,8,16")
     ap.add_argument("--sizes", default="320,640")
     ap.add_argument("--steps", type=int, default=10)

@@ -88,3 +88,7 @@ def test_demo_quick_writes_the_report_and_every_file(installed_physadv, tmp_path
     people = numbers["pedestrians"]["conditions"]["attacked"]["system"]
     assert people["kind"] == "people" and people["people"] >= 2  # the scene's own person ids
     assert set(numbers["timings"]) == {"sticker", "sign replays", "patch", "pedestrian replay", "defenses"}
+    # the street replay wears the patch and, as a control, a noise patch of the same size
+    assert set(numbers["pedestrians"]["conditions"]) == {"clean", "attacked", "noise_control"}
+    assert numbers["patch"]["train_scene_frames"] >= 4  # the patch was also made in rendered streets
+    assert "conditions_independent" in numbers["patch"]

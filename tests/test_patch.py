@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import cv2
 import numpy as np
@@ -15,8 +14,10 @@ from physadv.boxes import box_iou
 from physadv.data.image_set import label_boxes, label_folder_for, load_image_set
 from physadv.data.images import letterbox
 from physadv.data.label_log import LabelLog
-from physadv.eot.patch_eot import PatchEOT, patch_corners, place_patches
+from physadv.eot.person_eot import PersonEOT
+from physadv.eot.person_views import photo_frames, wear
 from physadv.models.detector import Candidates
+from physadv.scene.wear import TORSO_Y
 from tests.conftest import run_physadv
 
 
@@ -36,40 +37,27 @@ def detector():
     return load_model("default", task="detect", device="cpu")
 
 
-def test_placement_follows_thys():
-    eot = PatchEOT()
-    boxes = torch.tensor([[100.0, 50.0, 160.0, 210.0]])  # 60 × 160 person
-    corners = patch_corners(boxes, eot.fixed(1, 8), eot)[0]
-    side = 0.2 * math.hypot(60, 160)
-    assert torch.allclose(corners[1] - corners[0], torch.tensor([side, 0.0]), atol=1e-4)
-    assert torch.allclose(corners.mean(0), torch.tensor([130.0, 130.0 - 0.1 * 160]), atol=1e-4)
-    turned = eot.fixed(1, 8)
-    turned["rotation"] = torch.tensor([30.0])
-    rotated = patch_corners(boxes, turned, eot)[0]
-    assert (rotated[1] - rotated[0]).norm() == pytest.approx(side, rel=1e-4)  # rotation keeps the size
-    assert torch.allclose(rotated.mean(0), corners.mean(0), atol=1e-4)
-
-
 def test_black_patch_shows_through_an_explicit_alpha_and_gets_gradients():
-    eot = PatchEOT()
+    eot = PersonEOT()
     images = torch.full((2, 3, 128, 128), 0.8)
     boxes = torch.tensor(
         [[[40.0, 20.0, 90.0, 120.0], [0, 0, 0, 0]], [[10.0, 10.0, 60.0, 110.0], [0, 0, 0, 0]]]
     )
     valid = torch.tensor([[True, False], [True, False]])
+    frames = photo_frames(images, boxes, valid)
     patch = torch.zeros(3, 16, 16, requires_grad=True)  # black: "transparent where 0" would lose it
-    out = place_patches(images, patch, boxes, valid, eot.fixed(4, 16), eot)
+    out = wear(patch, frames, eot.straight(2, 2), eot, 0.4)
     assert out.shape == images.shape
-    assert out[0, :, 55, 65].max() < 0.05  # the patch's middle, black, over the torso
-    assert torch.equal(out[0, :, 5, 5], images[0, :, 5, 5])  # the empty slot changed nothing
-    assert torch.equal(out[0, :, 125, 125], images[0, :, 125, 125])
+    centre_y = 20 + TORSO_Y * 100
+    assert out[0, :, round(centre_y), 65].max() < 0.05  # the patch's middle, black, over the torso
+    assert torch.equal(out[0, :, 125, 125], images[0, :, 125, 125])  # away from the person: unchanged
     out.sum().backward()
     assert patch.grad is not None and patch.grad.abs().sum() > 0
-    drawn = eot.draw(4, torch.Generator().manual_seed(1), 16)
-    again = eot.draw(4, torch.Generator().manual_seed(1), 16)
+    drawn = eot.draw(2, 2, torch.Generator().manual_seed(1))
+    again = eot.draw(2, 2, torch.Generator().manual_seed(1))
     assert all(torch.equal(drawn[k], again[k]) for k in drawn)  # a draw replays exactly
-    jittered = place_patches(images, patch.detach(), boxes, valid, drawn, eot)
-    assert torch.equal(jittered, place_patches(images, patch.detach(), boxes, valid, again, eot))
+    jittered = wear(patch.detach(), frames, drawn, eot, 0.4)
+    assert torch.equal(jittered, wear(patch.detach(), frames, again, eot, 0.4))
     assert not torch.equal(jittered, out.detach())
 
 
@@ -170,6 +158,20 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
         "ap50_patched",
     ):
         assert 0 <= summary[key] <= 1, key
+        if key in summary["physadv_compositor"]:
+            assert 0 <= summary["physadv_compositor"][key] <= 1, key
+    # both judgements, and how far apart they are, per condition
+    assert set(summary["conditions_independent"]["default"]) == {
+        "clean",
+        "patched",
+        "noise_control",
+        "grey_control",
+    }
+    gaps = summary["agreement"]["default"]["points"]
+    assert set(gaps) == {"clean", "patched", "noise_control", "grey_control"} and gaps["clean"] == 0
+    assert summary["compositors_agree"] == (summary["agreement_points"] <= 10)
+    by_height = summary["conditions_independent"]["default"]["patched"]["true_positive_rate_by_height_px"]
+    assert by_height and sum(r["n"] for r in by_height.values()) == summary["heldout_objects"]
     assert summary["steps"] == 2 and summary["device"] == "cpu" and summary["seconds"] > 0
     assert set(summary["conditions"]["default"]) == {
         "clean",

@@ -184,8 +184,8 @@ def test_sticker_and_patch_placement_is_differentiable():
     """Gradients reach the artefact through the same placement the renderer uses."""
     from physadv.artefact import Artefact
     from physadv.scene.compose import composite
-    from physadv.scene.persons import draw_person
-    from physadv.scene.render import apply_sticker, wear_patch
+    from physadv.scene.render import apply_sticker, draw_shot, person_object, wear_patch
+    from physadv.scene.wear import TORSO_Y
 
     rng = np.random.default_rng(0)
     sticker = Artefact(torch.rand(3, 30, 30, requires_grad=True), (750.0, 750.0), torch.zeros(1, 30, 30))
@@ -198,13 +198,18 @@ def test_sticker_and_patch_placement_is_differentiable():
     assert sticker.image.grad is not None and sticker.image.grad.abs().sum() > 0
     assert sticker.image.grad[:, 15:, :].abs().sum() == 0  # no gradient outside the sticker mask
 
-    sprite = draw_person(rng, 200)
-    patch = Artefact(torch.rand(3, 16, 16, requires_grad=True), (400.0, 400.0))
-    worn = wear_patch(torch.from_numpy(sprite.rgba).permute(2, 0, 1), sprite.torso, sprite.height_m, patch)
-    side_px = 0.4 * 200 / sprite.height_m
-    changed = (worn[:3] - torch.from_numpy(sprite.rgba).permute(2, 0, 1)[:3]).abs().sum(0) > 1e-6
-    ys, xs = torch.nonzero(changed, as_tuple=True)
-    assert abs(float(xs.max() - xs.min() + 1) - side_px) <= 2  # 40 cm patch at the person's scale
+    # a patch goes on a rendered person's torso at its physical size, differentiably
+    person = person_object(1, rng, (0.0, 0.0, 4.0), 300, 0.0)
+    cam = Camera(640, 480, 60.0, (0.0, 1.5, 0.0), 0.0, -3.0)
+    layers, (truth,) = draw_shot(Shot(cam, [person], EffectParams(), 0.0), make_backdrop(rng))
+    patch = Artefact(torch.rand(3, 120, 120, requires_grad=True), (400.0, 400.0))
+    worn = wear_patch(layers.frame, layers, patch)
+    ys, xs = torch.nonzero((worn - layers.frame).abs().amax(dim=(0, 1)) > 0.02, as_tuple=True)
+    depth = float(layers.planes.centre[0, 2])  # the torso plane's depth (m)
+    assert abs(float(xs.max() - xs.min() + 1) - cam.focal_px * 0.4 / depth) <= 3  # 40 cm at that depth
+    centre_y = float(ys.min() + ys.max() + 1) / 2
+    sprite_top, sprite_height = truth.corners[0][1], truth.corners[3][1] - truth.corners[0][1]
+    assert abs(centre_y - (sprite_top + TORSO_Y * sprite_height)) <= 2  # 2/5 down the torso
     worn.sum().backward()
     assert patch.image.grad.abs().sum() > 0
 

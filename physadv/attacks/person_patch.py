@@ -1,8 +1,10 @@
 """Person-hiding patches (Thys et al., "Fooling automated surveillance cameras: adversarial patches
 to attack person detection", CVPRW 2019), for any Ultralytics detector and ensembles of them.
 
-Each step takes a batch of training photos, puts the patch on every person under a random EOT draw
-(:mod:`physadv.eot.patch_eot`) and minimises
+Each step takes a batch of people — training photos, frames of a rendered street
+(:class:`~physadv.eot.person_scenes.ScenePeople`, fresh frames and light every step), or both — puts the
+patch at its physical size on every person's torso plane under a random physical EOT draw
+(:mod:`physadv.eot.person_eot`, composited as the renderer composites it) and minimises
 
     det + λ_nps·NPS(patch) + max(λ_tv·TV(patch), tv_floor)
 
@@ -27,8 +29,11 @@ from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_che
 from physadv.attacks.losses import nps, total_variation
 from physadv.data.image_set import ImageSet
 from physadv.eot.colour import ColourTransfer
-from physadv.eot.patch_eot import PatchEOT, place_patches
+from physadv.eot.person_eot import PersonEOT
+from physadv.eot.person_scenes import ScenePeople
+from physadv.eot.person_views import PersonFrames, photo_frames, views
 from physadv.errors import PhysadvError
+from physadv.scene.wear import DEFAULT_HFOV_DEG, PERSON_HEIGHT_M
 
 DETECTED = 0.25  # the progress bar's "still detected" score (Ultralytics' default confidence)
 
@@ -37,14 +42,32 @@ DETECTED = 0.25  # the progress bar's "still detected" score (Ultralytics' defau
 class PatchConfig:
     """Everything that decides the result (saved in checkpoints and the summary).
 
-    ``classes``: the attacked class names (e.g. ``["person"]``), looked up in each model.
+    Fields (unit, meaning):
+        classes: the attacked class names (e.g. ``["person"]``), looked up in each model by name.
+        size_mm: millimetres, the printed side of the square patch: its size on the torso plane.
+        steps: optimisation steps (Adam updates); batch: people-frames per step (photos and/or
+            street frames).
+        lr: Adam's learning rate on the patch colours (in [0, 1]).
+        resolution: patch pixels per side (the printed PNG is resampled to the print's dpi).
+        loss: per-person detection score reduced by ``max`` (Thys), the mean of the ``topk``
+            highest, or the sum above ``threshold`` (a confidence in [0, 1]).
+        ensemble: ``sum`` or ``max`` of the per-model losses.
+        lambda_nps, lambda_tv, tv_floor: weights (unitless) of non-printability and total variation,
+            the latter floored at ``tv_floor`` (Thys et al.).
+        init: the starting patch, ``grey`` or ``random``; seed: of every random draw.
+        scene_share: fraction of each batch taken from rendered streets when there are photos too.
+        hfov_deg: degrees, the field of view across a photo's long side; person_height_m: metres, the
+            height a person's box spans (the camera and people assumed for photos:
+            :func:`physadv.scene.wear.planes_from_boxes`).
+        eot: the physical EOT's ranges and which components are on (:class:`PersonEOT`).
     """
 
     classes: list[str]
+    size_mm: float = 400.0
     steps: int = 1000
     lr: float = 0.03
     batch: int = 8
-    resolution: int = 150  # patch pixels per side
+    resolution: int = 150
     loss: str = "max"  # max | topk | threshold
     topk: int = 5
     threshold: float = 0.25
@@ -54,26 +77,33 @@ class PatchConfig:
     tv_floor: float = 0.1
     init: str = "grey"  # grey | random
     seed: int = 0
-    eot: PatchEOT = field(default_factory=PatchEOT)
+    scene_share: float = 0.5
+    hfov_deg: float = DEFAULT_HFOV_DEG
+    person_height_m: float = PERSON_HEIGHT_M
+    eot: PersonEOT = field(default_factory=PersonEOT)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 class PatchAttack:
-    """Optimise one patch that hides the ``classes`` objects of ``images`` from every model."""
+    """Optimise one patch that hides the ``classes`` objects of ``images`` (photos) and of ``scenes``
+    (rendered streets; their people are persons) from every model."""
 
     def __init__(
         self,
         models: list,
         config: PatchConfig,
-        images: ImageSet,
+        images: ImageSet | None,
         palette: torch.Tensor,
         transfer: ColourTransfer | None = None,
         model_names: list[str] | None = None,
         start: torch.Tensor | None = None,
+        scenes: ScenePeople | None = None,
     ):
-        self.models, self.config, self.images = models, config, images
+        if images is None and scenes is None:
+            raise PhysadvError("a patch needs people to train on: photos, a scene, or both")
+        self.models, self.config, self.images, self.scenes = models, config, images, scenes
         self.start = start  # a patch to continue from (e.g. re-optimising through a defense)
         self.model_names = model_names or [f"model{k}" for k in range(len(models))]
         self.device = models[0].device
@@ -99,17 +129,37 @@ class PatchAttack:
         scores = objectives.object_scores(model.candidates(frames), boxes, ids)
         return objectives.reduce_object_scores(scores, c.loss, c.topk, c.threshold) * valid
 
-    def loss(self, patch: torch.Tensor, index: list[int], gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+    def parts(self, gen: torch.Generator) -> list[PersonFrames]:
+        """This step's people: photos, rendered streets, or both (split by ``scene_share``)."""
         c = self.config
-        images, boxes, valid = self.images.batch(index, self.device)
-        params = c.eot.draw(valid.numel(), gen, c.resolution)
-        frames = place_patches(images, patch, boxes, valid, params, c.eot, self.transfer)
-        per_model, detected = [], 0
-        for model, ids in zip(self.models, self.class_ids, strict=True):
-            score = self.detection_scores(model, ids, frames, boxes, valid)
-            per_model.append(score.sum() / valid.sum().clamp(min=1))
-            detected += int(((score.detach() >= DETECTED) & valid).sum())
-        det = torch.stack(per_model)
+        if self.images is None or self.scenes is None:
+            n_scene = c.batch if self.images is None else 0
+        else:
+            n_scene = min(c.batch - 1, max(1, round(c.scene_share * c.batch)))
+        out = []
+        if self.images is not None:
+            index = torch.randint(len(self.images), (c.batch - n_scene,), generator=gen).tolist()
+            images, boxes, valid = self.images.batch(index, self.device)
+            out.append(photo_frames(images, boxes, valid, c.hfov_deg, c.person_height_m))
+        if self.scenes is not None:
+            out.append(self.scenes.batch(n_scene, gen, self.device))
+        return out
+
+    def loss(self, patch: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+        c = self.config
+        per_model = [patch.new_zeros(()) for _ in self.models]
+        detected = people = 0
+        for frames in self.parts(gen):
+            params = c.eot.draw(len(frames.planes), len(frames.images), gen)
+            for k, (model, ids) in enumerate(zip(self.models, self.class_ids, strict=True)):
+                x, boxes = views(
+                    patch, frames, params, c.eot, c.size_mm / 1000, model.imgsz, self.transfer, gen
+                )
+                score = self.detection_scores(model, ids, x, boxes, frames.valid)
+                per_model[k] = per_model[k] + score.sum()
+                detected += int(((score.detach() >= DETECTED) & frames.valid).sum())
+            people += int(frames.valid.sum())
+        det = torch.stack(per_model) / max(1, people)
         det = det.sum() if c.ensemble == "sum" else det.max()
         terms = {
             "det": det,
@@ -118,7 +168,7 @@ class PatchAttack:
         }
         total = det + c.lambda_nps * terms["nps"] + torch.clamp(c.lambda_tv * terms["tv"], min=c.tv_floor)
         info = {k: round(v.item(), 5) for k, v in terms.items()}
-        info.update(objects=int(valid.sum()) * len(self.models), detected=detected)
+        info.update(objects=people * len(self.models), detected=detected)
         return total, info
 
     def run(
@@ -136,6 +186,8 @@ class PatchAttack:
             saved = load_checkpoint(checkpoint, c.as_dict(), may_change=("steps",))  # run on for longer
             gen.set_state(saved["generator"])
             patch, state, opt_state = saved["patch"].to(self.device), saved["state"], saved["optimizer"]
+            if self.scenes is not None:  # the street frames the interrupted run had reached
+                self.scenes.restart(state["step"])
             report_resumed(progress, state["step"], c.steps)
         patch.requires_grad_(True)
         opt = torch.optim.Adam([patch], lr=c.lr)
@@ -144,8 +196,7 @@ class PatchAttack:
         recent = deque(maxlen=20)  # (detected, objects) of the last steps, for the progress bar
         start = time.perf_counter() - state["seconds"]
         for step in range(state["step"], c.steps):
-            index = torch.randint(len(self.images), (c.batch,), generator=gen).tolist()
-            total, info = self.loss(patch, index, gen)
+            total, info = self.loss(patch, gen)
             opt.zero_grad()
             total.backward()
             if not (torch.isfinite(total) and torch.isfinite(patch.grad).all()):

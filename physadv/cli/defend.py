@@ -97,6 +97,7 @@ def defend(
         )
         config = PatchConfig(
             classes=names,
+            size_mm=float((sidecar.get("size_mm") or [400.0])[0]),  # as made: patch.json says
             steps=adaptive_steps,
             batch=batch or (32 if victim.device.type == "cuda" else 8),
             resolution=resolution,

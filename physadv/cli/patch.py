@@ -14,7 +14,22 @@ LOSSES = ("max", "topk", "threshold")
 
 def patch(
     out: Path = typer.Option(..., help="Output folder (checkpoint, patch.png/pdf, summary.json, pictures)."),
-    images: Path = typer.Option(..., help="Folder of photos with the people to hide."),
+    images: Path = typer.Option(None, help="Folder of photos with the people to hide (or --scene, or both)."),
+    scene: Path = typer.Option(
+        None,
+        help="A 'pedestrians' scene spec (e.g. scenes/pedestrians.yaml): optimise in its rendered streets, "
+        "fresh frames and light every step (alone, or mixed with --images).",
+    ),
+    scene_frames: int = typer.Option(32, min=2, help="--scene: rendered frames kept in the pool."),
+    scene_refresh: float = typer.Option(
+        0.5, min=0, help="--scene: frames re-rendered per step (0.5: one every other step)."
+    ),
+    scene_share: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="--scene with --images: the part of each batch from the street."
+    ),
+    scene_val: int = typer.Option(
+        48, min=0, help="--scene: held-out street frames to judge on (rendered from other seeds)."
+    ),
     model: list[str] = typer.Option(
         ["default"], help="Detector .pt, model yaml or 'default'; repeat for an ensemble."
     ),
@@ -39,11 +54,21 @@ def patch(
     ),
     pseudo_conf: float = typer.Option(0.5, help="Confidence of the detections taken as pseudo ground truth."),
     min_box: float = typer.Option(
-        16.0, help="Ignore objects whose box is smaller than this (pixels, short side)."
+        16.0,
+        min=0,
+        help="Ignore objects whose box is smaller than this on its short side, in the photo's pixels.",
     ),
-    size_mm: float = typer.Option(400.0, min=10, help="Printed side of the square patch, millimetres."),
-    scale: float = typer.Option(
-        0.2, help="Patch side as a fraction of the person box's diagonal (Thys: 0.2)."
+    size_mm: float = typer.Option(
+        400.0, min=10, help="Printed side of the square patch, millimetres: its size on the torso."
+    ),
+    hfov_deg: float = typer.Option(
+        60.0, min=5, max=170, help="Photos: the camera's field of view across the long side (degrees)."
+    ),
+    person_height_m: float = typer.Option(
+        1.75, min=0.5, max=2.5, help="Photos: a person's height, which their box spans (metres)."
+    ),
+    eot_off: str = typer.Option(
+        "", help="EOT components to switch off, comma-separated: sizes, angle, cloth, light, camera, printer."
     ),
     steps: int = typer.Option(1000, min=1, help="Optimisation steps."),
     batch: int = typer.Option(0, min=0, help="Images per step (0: 8 on CPU, 32 on CUDA)."),
@@ -58,7 +83,7 @@ def patch(
     lambda_nps: float = typer.Option(0.01, help="Weight of non-printability."),
     lambda_tv: float = typer.Option(2.5, help="Weight of total variation (floored at --tv-floor, as Thys)."),
     tv_floor: float = typer.Option(0.1),
-    crease: float = typer.Option(0.0, min=0, max=1, help="Probability of a simulated fold in each EOT draw."),
+    crease: float = typer.Option(0.5, min=0, max=1, help="Probability of a fold in each EOT draw (cloth)."),
     init: str = typer.Option("grey", help="Starting patch: grey or random."),
     palette: Path = typer.Option(None, help="Printable colours (r,g,b lines); default: physadv's estimate."),
     calibration: Path = typer.Option(
@@ -74,15 +99,17 @@ def patch(
     paper: str = typer.Option("letter", help="Paper for the tiled PDF (patch_<paper>.pdf)."),
     dpi: int = typer.Option(150, min=72, max=1200),
 ) -> None:
-    """Make a patch that hides people from Ultralytics detectors (Thys et al.), with Kornia EOT; judge
-    it and a noise and a grey control on held-out photos; write printables and OUT/summary.json."""
+    """Make a patch that hides people from Ultralytics detectors (Thys et al.), worn at its physical size
+    on the torso, with physical EOT, on photos and/or in rendered streets; judge it and a noise and a
+    grey control on held-out people through physadv's compositor and an independent one; write
+    printables and OUT/summary.json."""
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
     from physadv.data.class_map import parse_class_map
     from physadv.eot.colour import ColourTransfer
-    from physadv.eot.patch_eot import PatchEOT
+    from physadv.eot.person_eot import PersonEOT
     from physadv.harness.patch_eval import rate_line
     from physadv.jobs.patch import run_patch_job
-    from physadv.jobs.patch_data import class_names, load_train_val
+    from physadv.jobs.patch_data import class_names, eot_components, load_scenes, load_train_val
     from physadv.models import load_model
     from physadv.printing.palette import Palette
 
@@ -93,6 +120,9 @@ def patch(
     ):
         if value not in allowed:
             raise PhysadvError(f"unknown {what} '{value}': use {', '.join(allowed)}")
+    if images is None and scene is None:
+        raise PhysadvError("give --images (photos of people), --scene (a pedestrians scene spec), or both")
+    components = eot_components(eot_off)
     victims = [
         load_model(m, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end) for m in model
     ]
@@ -100,22 +130,34 @@ def patch(
         if victim.kind != "detector":
             raise PhysadvError(f"'{spec}' is a classifier; patches attack detectors")
     names = class_names(victims[0], classes)
-    train_set, val_set = load_train_val(
-        victims[0],
-        names,
-        images,
-        labels,
-        val,
-        val_labels,
-        holdout,
-        pseudo_conf,
-        min_box,
-        seed,
-        parse_class_map(class_map),
-    )
+    train_set = val_set = None
+    if images is not None:
+        train_set, val_set = load_train_val(
+            victims[0],
+            names,
+            images,
+            labels,
+            val,
+            val_labels,
+            holdout,
+            pseudo_conf,
+            min_box,
+            seed,
+            parse_class_map(class_map),
+        )
+    scenes, scene_held_out = (None, None)
+    if scene is not None:
+        if "person" not in names:
+            raise PhysadvError(
+                f"--scene trains on rendered people: --classes must include person, not {names}"
+            )
+        scenes, scene_held_out = load_scenes(
+            scene, scene_frames, scene_refresh, scene_val, seed, victims[0].imgsz
+        )
     cuda = victims[0].device.type == "cuda"
     config = PatchConfig(
         classes=names,
+        size_mm=size_mm,
         steps=steps,
         lr=lr,
         batch=batch or (32 if cuda else 8),
@@ -129,21 +171,38 @@ def patch(
         tv_floor=tv_floor,
         init=init,
         seed=seed,
-        eot=PatchEOT(scale=scale, crease=crease),
+        scene_share=scene_share,
+        hfov_deg=hfov_deg,
+        person_height_m=person_height_m,
+        eot=PersonEOT(components=components, crease=crease),
     )
     colours = (Palette.load(palette) if palette else Palette.default()).colours
     transfer = ColourTransfer.load(calibration) if calibration else None
-    attack = PatchAttack(victims, config, train_set, colours, transfer, model_names=list(model))
-    summary = run_patch_job(attack, val_set, out, size_mm, resume, checkpoint_every, dpi, paper)
+    attack = PatchAttack(
+        victims, config, train_set, colours, transfer, model_names=list(model), scenes=scenes
+    )
+    summary = run_patch_job(
+        attack, val_set, out, size_mm, resume, checkpoint_every, dpi, paper, scene_val=scene_held_out
+    )
     typer.echo(f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}")
-    for name, conditions in summary["conditions"].items():
-        typer.echo(f"{name} on {summary['heldout_objects']} held-out objects:")
-        for condition, metrics in conditions.items():
-            typer.echo(f"  {condition:>14}: {rate_line(metrics)}")
+    for what, per_model in summary["judged"].items():
+        for name, judged in per_model.items():
+            people = judged["independent"]["clean"]["objects"]
+            typer.echo(f"{name} on {people} held-out people ({what}), independent compositor:")
+            for condition, metrics in judged["independent"].items():
+                typer.echo(f"  {condition:>14}: {rate_line(metrics)}")
+            typer.echo("  physadv's compositor:")
+            for condition, metrics in judged["physadv"].items():
+                typer.echo(f"  {condition:>14}: {rate_line(metrics)}")
+            gap = judged["agreement"]
+            verdict = "agree" if gap["agree"] else "DISAGREE: the patch works through physadv's pixels only"
+            typer.echo(f"  the compositors {verdict} (largest gap {gap['worst_points']:.1f} points)")
     if summary["tpr_clean"] is not None and summary["tpr_clean"] < 0.05:
         typer.echo(
             f"warning: {model[0]} finds almost none of the labelled objects even without a patch "
             f"(clean TPR {100 * summary['tpr_clean']:.1f}%): these numbers say nothing about the patch",
             err=True,
         )
+    for line in summary["warnings"]:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"wrote {out}/patch.png, patch.pdf ({size_mm:g} mm), grid.jpg, history.png, summary.json")

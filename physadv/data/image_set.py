@@ -32,12 +32,14 @@ class ImageSet:
         labels: N tensors ``[K_i]``: which of the attacked classes each object is (an index into
             the attack's class list, not a model's class id).
         paths: where each image came from.
+        scales: ``[N]`` canvas pixels per photo pixel of each image (None: not known).
     """
 
     images: torch.Tensor
     boxes: list[torch.Tensor]
     labels: list[torch.Tensor]
     paths: list[Path]
+    scales: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -48,6 +50,7 @@ class ImageSet:
             [self.boxes[i] for i in index],
             [self.labels[i] for i in index],
             [self.paths[i] for i in index],
+            None if self.scales is None else self.scales[index],
         )
 
     def with_objects(self) -> ImageSet:
@@ -159,9 +162,10 @@ def load_image_set(
     """Read (:func:`physadv.data.images.read_rgb8`) and letterbox every image in ``folder``; boxes of
     the model classes ``classes`` from ``labels`` (YOLO format, read line by line with
     :func:`physadv.data.yolo_labels.read_yolo_file`, ids mapped by ``class_map``, default: the label
-    ids are the model's) or none (fill them with :func:`pseudo_label`). Unreadable images and bad
-    label lines are left out and counted in the returned :class:`SetReport`."""
-    paths, kept, arrays, boxes, kinds = list_images(folder), [], [], [], []
+    ids are the model's) or none (fill them with :func:`pseudo_label`). ``min_box_px``: objects whose
+    box is shorter than this on its short side, in the photo's own pixels, are left out. Unreadable
+    images and bad label lines are left out and counted in the returned :class:`SetReport`."""
+    paths, kept, arrays, boxes, kinds, scales = list_images(folder), [], [], [], [], []
     report = SetReport()
     for path in paths:
         if progress:
@@ -181,9 +185,10 @@ def load_image_set(
                     label_path, rgb.shape[1], rgb.shape[0], classes, class_map, report.labels
                 )
                 report.other_classes += other
-            found = found * scale + np.array([left, top, left, top], np.float32)
-        box = torch.from_numpy(found)
-        big = (box[:, 2:] - box[:, :2]).amin(dim=1) >= min_box_px if len(box) else torch.zeros(0, dtype=bool)
+        # --min-box is in the photo's own pixels, whatever the canvas (issue 22.2)
+        big = torch.from_numpy((found[:, 2:] - found[:, :2]).min(axis=1, initial=np.inf) >= min_box_px)
+        box = torch.from_numpy(found * scale + np.array([left, top, left, top], np.float32))
+        scales.append(scale)
         report.small += int((~big).sum())
         kept.append(path)
         arrays.append(torch.from_numpy(canvas).permute(2, 0, 1))
@@ -191,25 +196,27 @@ def load_image_set(
         kinds.append(torch.from_numpy(kind)[big])
     if not arrays:
         raise PhysadvError(f"none of the {len(paths)} images in '{folder}' could be read")
-    return ImageSet(torch.stack(arrays), boxes, kinds, kept), report
+    return ImageSet(torch.stack(arrays), boxes, kinds, kept, torch.tensor(scales)), report
 
 
 @torch.no_grad()
 def pseudo_label(
     image_set: ImageSet, detector, classes: list[int], conf: float, min_box_px: float, batch: int = 16
 ) -> ImageSet:
-    """Thys et al.'s ground truth: the model's own clean detections of ``classes`` at ``conf``."""
+    """Thys et al.'s ground truth: the model's own clean detections of ``classes`` at ``conf``, those
+    shorter than ``min_box_px`` photo pixels on their short side left out."""
     boxes, kinds = [], []
     wanted = torch.tensor(classes)
     for start in range(0, len(image_set), batch):
         index = list(range(start, min(start + batch, len(image_set))))
         images, _, _ = image_set.batch(index, detector.device)
-        for d in detector.predict(images, conf=conf):
+        for i, d in zip(index, detector.predict(images, conf=conf), strict=True):
             labels, box = d.labels.cpu(), d.boxes.cpu()
-            keep = torch.isin(labels, wanted) & ((box[:, 2:] - box[:, :2]).amin(dim=1) >= min_box_px)
+            scale = 1.0 if image_set.scales is None else float(image_set.scales[i])
+            keep = torch.isin(labels, wanted) & ((box[:, 2:] - box[:, :2]).amin(dim=1) / scale >= min_box_px)
             boxes.append(box[keep])
             kinds.append((labels[keep][:, None] == wanted[None]).long().argmax(dim=1))
-    return ImageSet(image_set.images, boxes, kinds, image_set.paths)
+    return ImageSet(image_set.images, boxes, kinds, image_set.paths, image_set.scales)
 
 
 def split(image_set: ImageSet, holdout: float, seed: int) -> tuple[ImageSet, ImageSet]:

@@ -6,7 +6,8 @@ the frame — the per-channel gain and offset and the blur fitted between the si
 and its observed pixels outside the sticker (:mod:`physadv.scene.relight`) — with the frame's noise
 level added and a JPEG round trip (:data:`CODEC_QUALITY`) around it, and warped with the renderer's
 own :func:`physadv.scene.compose.warp_texture`.
-Patches go onto every person box (:func:`place_patch_on_people`).
+Patches go onto every person box (:func:`place_patch_on_people`) in the one geometry physadv uses for
+people everywhere, :mod:`physadv.scene.wear` (torso plane from the box, patch at its physical size).
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ from physadv.artefact import Artefact
 from physadv.data.groundtruth import GroundTruth, GtObject
 from physadv.harness.sources import Frame
 from physadv.models.classes import ClassNames
-from physadv.scene.compose import composite, warp_texture
+from physadv.scene.compose import warp_texture
 from physadv.scene.effects import jpeg_each
 from physadv.scene.relight import blur, fit_light, noise_level, occluded
 from physadv.scene.render import FACE_PX_PER_MM, sticker_layer
 from physadv.scene.signs import render_face
+from physadv.scene.wear import DEFAULT_HFOV_DEG, quads_on_boxes, wear_on_boxes
 
 PERSON_HEIGHT_M = 1.7
 CODEC_QUALITY = 90  # JPEG quality the inserted sticker's pixels are compressed at (a camera's codec)
-PATCH_LIFT = 0.1  # the patch centre sits this share of the box height above the box centre (Thys et al.)
 
 
 def _window(corners: torch.Tensor, shape: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
@@ -87,18 +88,21 @@ def insert_sticker(
 
 
 def patch_corners_on_person(
-    box, size_mm: tuple[float, float], person_height_m: float = PERSON_HEIGHT_M
+    box,
+    size_mm: tuple[float, float],
+    person_height_m: float = PERSON_HEIGHT_M,
+    image_size: tuple[int, int] | None = None,
+    hfov_deg: float = DEFAULT_HFOV_DEG,
 ) -> torch.Tensor:
     """``[4, 2]`` corners (TL, TR, BR, BL, pixels) of a patch of ``size_mm`` worn upright on the
-    chest of a person of ``person_height_m`` whose box is ``box`` (x1, y1, x2, y2 pixels): the box
-    height gives the scale, the patch is centred across the box and lifted by a tenth of its
-    height above its centre (Thys et al.'s placement)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    px_per_m = (y2 - y1) / person_height_m
-    w, h = size_mm[0] / 1000 * px_per_m, size_mm[1] / 1000 * px_per_m
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - PATCH_LIFT * (y2 - y1)
-    left, right, top, bottom = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
-    return torch.tensor([[left, top], [right, top], [right, bottom], [left, bottom]])
+    torso of a person of ``person_height_m`` whose box is ``box`` (x1, y1, x2, y2 pixels), by
+    :func:`physadv.scene.wear.quads_on_boxes`: the box height gives the scale, the patch is centred
+    across the box at :data:`physadv.scene.wear.TORSO_Y` of its height below the top. ``image_size``
+    (H, W): the frame (None: a frame centred on the box, where the plane faces the camera)."""
+    box = torch.as_tensor([float(v) for v in box])
+    if image_size is None:
+        image_size = (2 * float(box[1::2].mean()), 2 * float(box[0::2].mean()))
+    return quads_on_boxes(box[None], image_size, size_mm, hfov_deg, person_height_m)[0]
 
 
 def place_patch_on_people(
@@ -106,24 +110,20 @@ def place_patch_on_people(
 ) -> torch.Tensor:
     """Put ``patch`` (at its physical size, ``patch.size_mm``) on every person box in ``image``.
 
-    The one place a real frame's patch geometry is decided: the patch sits upright on the chest,
-    sized from the box height and an assumed body height, composited through the renderer's
-    :func:`physadv.scene.compose.composite` with the patch's alpha.
+    The one place a real frame's patch geometry is decided, delegated to the placement every person
+    patch in physadv shares (:func:`physadv.scene.wear.wear_on_boxes`): the patch held straight on the
+    torso plane the box implies (the box spans ``person_height_m``), composited with the patch's alpha.
 
     Shape:
         - image: ``[3, H, W]`` RGB in [0, 1]; boxes: ``[N, 4]`` xyxy pixels
         - returns: ``[3, H, W]``
     """
-    boxes = [b for b in boxes if float(b[3]) - float(b[1]) >= 8]
+    boxes = [[float(v) for v in b] for b in boxes if float(b[3]) - float(b[1]) >= 8]
     if not boxes:
         return image
     alpha = torch.ones(1, *patch.image.shape[-2:]) if patch.alpha is None else patch.alpha
-    rgba = torch.cat([patch.image, alpha])[None]
-    corners = torch.stack([patch_corners_on_person(b, patch.size_mm, person_height_m) for b in boxes])
-    out = image[None]
-    for k in range(len(boxes)):  # one composite per person: later people on top
-        out = composite(out, rgba, corners[k : k + 1])
-    return out[0].clamp(0, 1)
+    rgba = torch.cat([patch.image, alpha])
+    return wear_on_boxes(image, rgba, boxes, patch.size_mm, person_height_m=person_height_m)
 
 
 def _is_person(obj: GtObject, unnamed: bool = False) -> bool:

@@ -11,64 +11,16 @@ For one ground-truth object and one image's detections:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from physadv.boxes import box_iou
 from physadv.models.detector import Detections
+from physadv.results import Rate, format_rate, wilson_interval  # noqa: F401 (the rates' home)
 
 MATCH_IOU = 0.5
 OVERLAP_IOU = 0.1
-
-
-@dataclass
-class Rate:
-    """``k`` of ``n``, with a 95 % Wilson score interval."""
-
-    k: int
-    n: int
-
-    @property
-    def value(self) -> float:
-        return self.k / self.n if self.n else float("nan")
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.k, self.n)
-
-    def as_dict(self) -> dict:
-        low, high = self.interval
-        return {
-            "rate": round(self.value, 4),
-            "k": self.k,
-            "n": self.n,
-            "ci95": [round(low, 4), round(high, 4)],
-        }
-
-    def __str__(self) -> str:
-        return format_rate(self.k, self.n)
-
-
-def format_rate(k: int, n: int) -> str:
-    """``k`` of ``n`` as every physadv output writes a rate: ``83.3% [70.1, 91.4] (50/60)``, the
-    95 % Wilson interval computed from the counts (never from rounded figures, so 5/5 reads
-    ``[56.6, 100.0]`` in every report and terminal)."""
-    if not n:
-        return "—"
-    low, high = wilson_interval(k, n)
-    return f"{100 * k / n:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({k}/{n})"
-
-
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion ``k/n`` (``(nan, nan)`` when ``n`` is 0)."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from physadv.data.groundtruth import GtObject
 from physadv.data.images import IMAGE_SUFFIXES, frame_files, read_rgb8
 from physadv.data.video import VIDEO_SUFFIXES, Frame, Unread, VideoSource, from_bgr8
 from physadv.errors import PhysadvError
+from physadv.scene.render import MIN_VISIBLE
 
 __all__ = [
     "Frame",
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 SCENE_SUFFIXES = (".yaml", ".yml")
-MIN_VISIBLE = 0.5  # scene objects less visible than this are "difficult": not required, not hallucinations
 
 
 def batched(items: Iterable, n: int) -> Iterator[list]:

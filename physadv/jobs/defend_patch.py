@@ -21,7 +21,7 @@ from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack, PatchConfig
 from physadv.data.image_set import ImageSet
 from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
-from physadv.harness.patch_eval import PatchTrial, evaluate_patch
+from physadv.harness.patch_eval import Judge, PatchTrial, evaluate_patch
 from physadv.report.defense_table import masking_warnings, plot_rows, write_table
 
 TITLE = "Defenses against a person-hiding patch"
@@ -31,12 +31,14 @@ INTRO = (
 )
 
 
-def _tpr(model, ids, val: ImageSet, patch: torch.Tensor | None, eot) -> tuple[dict, float]:
-    """TPR@0.25 (rate dict) and milliseconds per frame, after a warm-up on one image (the first
-    call pays for lazy initialisation and, on CUDA, kernel selection: not the defense's cost)."""
-    evaluate_patch(model, ids, val.subset([0]), {"x": PatchTrial(patch)}, eot)
+def _tpr(model, ids, val: ImageSet, patch: torch.Tensor | None, config: PatchConfig) -> tuple[dict, float]:
+    """TPR@0.25 (rate dict) and milliseconds per frame, the patch worn at its size on the torso, after
+    a warm-up on one image (the first call pays for lazy initialisation and, on CUDA, kernel
+    selection: not the defense's cost)."""
+    judge = Judge(config.size_mm / 1000, config.eot, None, config.hfov_deg, config.person_height_m)
+    evaluate_patch(model, ids, val.subset([0]), {"x": PatchTrial(patch)}, judge)
     start = time.perf_counter()
-    metrics, _ = evaluate_patch(model, ids, val, {"x": PatchTrial(patch)}, eot)
+    metrics, _ = evaluate_patch(model, ids, val, {"x": PatchTrial(patch)}, judge)
     ms = 1000 * (time.perf_counter() - start) / len(val)
     return metrics["x"]["true_positive_rate@0.25"], ms
 
@@ -57,8 +59,8 @@ def measure_defense(
     from physadv.printing.export import save_png
 
     defended = wrap(defense, model, config.seed)
-    clean, ms = _tpr(defended, ids, val, None, config.eot)
-    non_adaptive, _ = _tpr(defended, ids, val, patch, config.eot)
+    clean, ms = _tpr(defended, ids, val, None, config)
+    non_adaptive, _ = _tpr(defended, ids, val, patch, config)
     row = {
         "defense": defended.name,
         "clean": clean,
@@ -74,7 +76,7 @@ def measure_defense(
             attack, f"adaptive attack through {defended.name}", checkpoint, True
         )
         save_png(Artefact(adaptive_patch, (100.0, 100.0)), picture, 72)
-        row["adaptive"], _ = _tpr(defended, ids, val, adaptive_patch, config.eot)
+        row["adaptive"], _ = _tpr(defended, ids, val, adaptive_patch, config)
     row["warnings"] = masking_warnings(row)
     return row
 

@@ -2,9 +2,10 @@
 
 1. an RP2 graffiti sticker that makes the embedded sign classifier read a stop sign as
    "speed limit 45", with its printables;
-2. a person-hiding patch for the embedded YOLO, made on rendered people, with its printables;
-3. replays: RP2's lab table and a drive-by with and without the sticker, pedestrians with and
-   without the patch, each by distance;
+2. a person-hiding patch for the embedded YOLO, made on rendered people and in rendered streets (its
+   physical size on the torso, physical EOT), with its printables;
+3. replays: RP2's lab table and a drive-by with and without the sticker, pedestrians without the
+   patch, with it and with a noise patch of the same size, each by distance;
 4. three defenses (JPEG, median blur, Local Gradient Smoothing) against the patch, clean,
    non-adaptive and adaptive;
 5. one report (``report.md`` and ``report.html``).
@@ -25,6 +26,8 @@ import yaml
 from physadv.attacks.checkpoint import CHECKPOINT_NAME
 from physadv.scene.spec import SHIPPED_SCENES
 
+PATCH_MM = 400.0
+
 
 @dataclass
 class Budget:
@@ -35,6 +38,7 @@ class Budget:
     person_train: int = 160
     person_val: int = 60
     patch_steps: int = 400
+    street_frames: int = 32
     adaptive_steps: int = 100
     driveby_fps: int = 30
     pedestrian_frames: int = 60
@@ -48,6 +52,7 @@ class Budget:
             person_train=16,
             person_val=8,
             patch_steps=6,
+            street_frames=4,
             adaptive_steps=2,
             driveby_fps=6,
             pedestrian_frames=12,
@@ -101,9 +106,10 @@ def make_sticker(out: Path, budget: Budget, device: str) -> dict:
 
 
 def replay_scene(
-    spec: Path, out: Path, task: str, sticker: Path | None, patch: Path | None, budget, device
+    spec: Path, out: Path, task: str, sticker: Path | None, patch: Path | None, budget, device, controls=None
 ) -> dict:
-    """Replay a scene clean and with the artefact through the embedded model (as ``physadv eval``)."""
+    """Replay a scene clean and with the artefact through the embedded model (as ``physadv eval``);
+    ``controls``: more patches (name → PNG), e.g. the noise control."""
     from physadv.harness.frame_judge import ReplayGoal
     from physadv.harness.replay import Replay, Truth
     from physadv.harness.tally import Bins
@@ -121,7 +127,8 @@ def replay_scene(
         bins, height = Bins((3.0, 6.0, 10.0, 15.0), "m"), default_object_height_m("person")
     stop = SIGNS["stop"]
     sticker_art = load_artefact_image(sticker, (stop.width_mm, stop.height_mm)) if sticker else None
-    patch_art = load_artefact_image(patch, (400.0, 400.0)) if patch else None
+    patch_art = load_artefact_image(patch, (PATCH_MM, PATCH_MM)) if patch else None
+    extra = {name: load_artefact_image(png, (PATCH_MM, PATCH_MM)) for name, png in (controls or {}).items()}
     from physadv.harness.system import SystemRules
     from physadv.scene.spec import load_spec
 
@@ -135,18 +142,23 @@ def replay_scene(
         32 if model.device.type == "cuda" else 8,
         system=SystemRules(speed_kmh=speed),
     )
-    return run_replay_job(replay, str(spec), out, "default", sticker_art, patch_art, annotate=budget.video)
+    return run_replay_job(
+        replay, str(spec), out, "default", sticker_art, patch_art, annotate=budget.video, controls=extra
+    )
 
 
 def make_patch(out: Path, budget: Budget, device: str):
-    """Rendered people, then the patch job. Returns (summary, detector, train set, held-out set)."""
+    """Rendered people and a street to train in, then the patch job. Returns (summary, detector, train
+    set, held-out set)."""
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
     from physadv.data.image_set import load_image_set
+    from physadv.eot.person_scenes import ScenePeople
     from physadv.jobs.patch import run_patch_job
     from physadv.models import load_model
     from physadv.printing.palette import Palette
     from physadv.progress import progress_bar
     from physadv.scene.dataset import write_detection_set
+    from physadv.scene.spec import load_spec
 
     persons = out / "persons"
     with progress_bar("rendering people", budget.person_train + budget.person_val) as advance:
@@ -159,12 +171,32 @@ def make_patch(out: Path, budget: Budget, device: str):
         ].with_objects()
         for s in ("train", "val")
     ]
+    # the street to train in: the pedestrian scene's spec, drawn from seeds of its own (its replay
+    # below, from the spec's seed, stays held out)
+    with progress_bar("rendering street frames", budget.street_frames) as advance:
+        street = ScenePeople(
+            load_spec(SHIPPED_SCENES / "pedestrians.yaml"), budget.street_frames, 0.5, 0, advance
+        )
     cuda = detector.device.type == "cuda"
-    config = PatchConfig(["person"], steps=budget.patch_steps, batch=32 if cuda else 8)
-    attack = PatchAttack([detector], config, sets[0], Palette.default().colours, model_names=["default"])
+    config = PatchConfig(["person"], size_mm=PATCH_MM, steps=budget.patch_steps, batch=32 if cuda else 8)
+    attack = PatchAttack(
+        [detector], config, sets[0], Palette.default().colours, model_names=["default"], scenes=street
+    )
     _forget_if_changed(out / "patch" / CHECKPOINT_NAME, config.as_dict())
-    summary = run_patch_job(attack, sets[1], out / "patch", 400.0, resume=True)
+    summary = run_patch_job(attack, sets[1], out / "patch", PATCH_MM, resume=True)
     return summary, detector, sets[0], sets[1]
+
+
+def noise_control_png(patch_png: Path, seed: int = 0) -> Path:
+    """The noise control as a PNG beside the patch: the patch job's own noise patch, same size."""
+    from physadv.artefact import Artefact
+    from physadv.harness.patch_eval import control_trials
+    from physadv.printing.export import load_artefact_image, save_png
+
+    patch = load_artefact_image(patch_png, (PATCH_MM, PATCH_MM)).image
+    path = patch_png.with_name("noise_control.png")
+    save_png(Artefact(control_trials(patch, seed)["noise_control"].patch, (PATCH_MM, PATCH_MM)), path, 72)
+    return path
 
 
 def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
@@ -206,10 +238,17 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         "pedestrians.yaml", out / "scenes", lambda s: s["pedestrians"].update(frames=budget.pedestrian_frames)
     )
     results["pedestrians"] = replay_scene(
-        pedestrians, out / "replay_pedestrians", "detect", None, patch_png, budget, device
+        pedestrians,
+        out / "replay_pedestrians",
+        "detect",
+        None,
+        patch_png,
+        budget,
+        device,
+        {"noise_control": noise_control_png(patch_png)},
     )
     lap("pedestrian replay")
-    patch = load_artefact_image(patch_png, (400.0, 400.0)).image
+    patch = load_artefact_image(patch_png, (PATCH_MM, PATCH_MM)).image
     config = PatchConfig(["person"], steps=budget.adaptive_steps, batch=results["patch"]["config"]["batch"])
     rows, _ = run_patch_defenses(
         detector,

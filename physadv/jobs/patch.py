@@ -1,9 +1,12 @@
 """The whole person-patch job: optimise (with checkpoints), write the printables, judge the patch
-and its controls on held-out photos for every model, and write pictures and ``summary.json``."""
+and its controls on held-out photos and rendered streets for every model, through physadv's
+compositor and an independent one, and write pictures and ``summary.json`` (whose headline figures
+are the independent compositor's)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -15,12 +18,24 @@ from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
 from physadv.attacks.person_patch import PatchAttack
 from physadv.data.image_set import ImageSet
 from physadv.data.images import LETTERBOX_FILL
+from physadv.eot.person_scenes import ScenePeople
 from physadv.harness.annotate import GREEN, RED, WHITE, draw_box, draw_detections, draw_label
-from physadv.harness.patch_eval import CONDITIONS, apply_trial, control_trials, evaluate_patch, headline
+from physadv.harness.patch_eval import (
+    INDEPENDENT,
+    Judge,
+    agreement,
+    control_trials,
+    evaluate_patch,
+    headline,
+    held_out_frames,
+    physadv_view,
+)
 from physadv.progress import progress_bar
 from physadv.scene.video import to_bgr8
 
 GRID_IMAGES = 6
+MIN_TRAIN_PEOPLE = 30  # fewer people than this to train on: the patch will not generalise (say so)
+MIN_HELD_OUT_PEOPLE = 20
 
 
 def write_printables(patch: Artefact, out: Path, dpi: int, paper: str) -> list[str]:
@@ -35,30 +50,32 @@ def write_printables(patch: Artefact, out: Path, dpi: int, paper: str) -> list[s
 
 
 def write_grid(
-    attack: PatchAttack, val: ImageSet, patch: torch.Tensor, detections: dict, path: Path, conf: float = 0.25
+    attack: PatchAttack, held_out, patch: torch.Tensor, detections: dict, judge: Judge, path: Path, conf=0.25
 ) -> Path:
-    """Before/after picture: the first held-out images clean (top) and patched (bottom), with the
-    first model's detections at ``conf``."""
+    """Before/after picture: the first held-out frames clean (top) and patched (bottom, as physadv's
+    compositor judged them), with the first model's detections at ``conf``."""
     model, ids = attack.models[0], attack.class_ids[0]
-    index = list(range(min(GRID_IMAGES, len(val))))
-    images, boxes, valid = val.batch(index, "cpu")
+    index = list(range(min(GRID_IMAGES, len(held_out))))
+    frames = held_out_frames(held_out, index, "cpu", judge)
     trials = control_trials(patch, attack.config.seed)
-    patched = apply_trial(trials["patched"], images, boxes, valid, attack.config.eot, attack.transfer, None)
-    # crop the letterbox padding shared by the shown images
-    content = (val.images[index] != round(LETTERBOX_FILL * 255)).any(dim=0).any(dim=0)  # [S, S]
-    ys, xs = content.any(dim=1).nonzero().flatten(), content.any(dim=0).nonzero().flatten()
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    shown = {name: physadv_view(trials[name], frames, judge, None, None)[0] for name in ("clean", "patched")}
+    y0, y1, x0, x1 = 0, frames.images.shape[-2], 0, frames.images.shape[-1]
+    if isinstance(held_out, ImageSet):  # crop the letterbox padding shared by the shown images
+        content = (held_out.images[index] != round(LETTERBOX_FILL * 255)).any(dim=0).any(dim=0)
+        ys, xs = content.any(dim=1).nonzero().flatten(), content.any(dim=0).nonzero().flatten()
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
     rows = []
-    for name, frames in (("clean", images), ("patched", patched)):
+    for name, x in shown.items():
         row = []
-        for i in index:
-            panel = to_bgr8(frames[i])
-            for box in val.boxes[i]:
+        for k, i in enumerate(index):
+            panel = to_bgr8(x[k])
+            people = frames.boxes[k][frames.valid[k]]
+            for box in people:
                 draw_box(panel, box, WHITE, 1)
             found = draw_detections(panel, detections[name][i], model.names, conf, ids, thickness=2)
             panel = panel[y0:y1, x0:x1].copy()
             colour = GREEN if name == "clean" else RED
-            draw_label(panel, f"{name}: {found} found, {len(val.boxes[i])} labelled", (4, 16), colour)
+            draw_label(panel, f"{name}: {found} found, {len(people)} labelled", (4, 16), colour)
             row.append(panel)
         rows.append(np.hstack(row))
     cv2.imwrite(str(path), np.vstack(rows))
@@ -89,61 +106,131 @@ def write_history_plot(history: list[dict], path: Path) -> Path:
     return path
 
 
-def evaluate(attack: PatchAttack, val: ImageSet, patch: torch.Tensor, batch: int) -> tuple[dict, dict]:
-    """Metrics per model and condition; detections of the first model (for the grid)."""
-    trials = control_trials(patch, attack.config.seed)
+def judge_for(attack: PatchAttack) -> Judge:
+    """The held-out judgement for what ``attack`` made: its size, EOT, print and photo camera."""
+    c = attack.config
+    return Judge(c.size_mm / 1000, c.eot, attack.transfer, c.hfov_deg, c.person_height_m)
+
+
+def evaluate(attack: PatchAttack, held_out, patch: torch.Tensor, batch: int, what: str) -> tuple[dict, dict]:
+    """Per model: both compositors' metrics per condition and how well they agree; the detections of
+    the first model through physadv's compositor (for the grid)."""
+    judge, trials = judge_for(attack), control_trials(patch, attack.config.seed)
+    independent = {k: v for k, v in trials.items() if k in INDEPENDENT}
     per_model, first_dets = {}, None
-    total = len(attack.models) * len(CONDITIONS) * len(val)
-    with progress_bar("judging on held-out images", total) as advance:
+    total = len(attack.models) * (len(trials) + len(independent)) * len(held_out)
+    with progress_bar(f"judging on held-out {what}", total) as advance:
         for k, (model, ids) in enumerate(zip(attack.models, attack.class_ids, strict=True)):
-            metrics, dets = evaluate_patch(
-                model, ids, val, trials, attack.config.eot, attack.transfer, batch, advance
-            )
-            per_model[attack.model_names[k]] = metrics
+            ours, dets = evaluate_patch(model, ids, held_out, trials, judge, batch, advance)
+            theirs, _ = evaluate_patch(model, ids, held_out, independent, judge, batch, advance, "opencv")
+            per_model[attack.model_names[k]] = {
+                "physadv": ours,
+                "independent": theirs,
+                "agreement": agreement(ours, theirs),
+            }
             first_dets = first_dets or dets
     return per_model, first_dets
 
 
+def training_warnings(attack: PatchAttack, held_out_people: int) -> list[str]:
+    """What makes the result say little: too few people to learn from, or to count on."""
+    out = []
+    if attack.scenes is None and attack.images is not None and attack.images.objects < MIN_TRAIN_PEOPLE:
+        out.append(
+            f"only {attack.images.objects} people in {len(attack.images)} training photos: a patch made on "
+            "so few overfits them and says little about other people. Judge it on the held-out photos "
+            "(keep --holdout at 0.25 or more, or give --val), add photos, or train in a rendered street "
+            "(--scene)"
+        )
+    if held_out_people < MIN_HELD_OUT_PEOPLE:
+        out.append(
+            f"only {held_out_people} held-out people: every rate below has a wide interval (a larger "
+            "--holdout or a --val folder gives more)"
+        )
+    return out
+
+
+def _headlines(per_model: dict, first: str) -> dict:
+    """The first model's figures: the independent compositor's, then physadv's beside them."""
+    m = per_model[first]
+    ours = headline(m["physadv"])
+    eot = m["physadv"].get("patched_eot", {}).get("true_positive_rate@0.25")
+    return {
+        **headline(m["independent"]),
+        "tpr_patched_eot": None if eot is None else eot["rate"],
+        "physadv_compositor": ours,
+        "agreement_points": m["agreement"]["worst_points"],
+        "compositors_agree": m["agreement"]["agree"],
+    }
+
+
 def run_patch_job(
     attack: PatchAttack,
-    val: ImageSet,
+    val: ImageSet | None,
     out: Path,
-    size_mm: float,
+    size_mm: float | None = None,
     resume: bool = False,
     checkpoint_every: int = 25,
     dpi: int = 150,
     paper: str = "letter",
     eval_batch: int = 16,
+    scene_val: ScenePeople | None = None,
 ) -> dict:
+    """Optimise, write the printables, judge on the held-out photos (``val``) and rendered frames
+    (``scene_val``) through both compositors, and write ``summary.json``. ``size_mm``: the printed
+    side (default: the attack's)."""
+    size_mm = size_mm or attack.config.size_mm
     out.mkdir(parents=True, exist_ok=True)
+    held = {k: v for k, v in (("photos", val), ("scene", scene_val)) if v is not None}
+    warnings = training_warnings(attack, sum(held_out_people(v) for v in held.values()))
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     checkpoint = out / CHECKPOINT_NAME
     patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
-    provenance = {"attack": "thys_patch", "models": attack.model_names, **attack.config.as_dict()}
+    made = {k: v for k, v in attack.config.as_dict().items() if k != "size_mm"}  # the artefact has it
+    provenance = {"attack": "thys_patch", "models": attack.model_names, **made}
     artefact = Artefact(patch, (size_mm, size_mm), provenance=provenance)
     files = write_printables(artefact, out, dpi, paper)
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in record["history"]))
     files.append(write_history_plot(record["history"], out / "history.png").name)
-    per_model, dets = evaluate(attack, val, patch, eval_batch)
-    files.append(write_grid(attack, val, patch, dets, out / "grid.jpg").name)
-    first = per_model[attack.model_names[0]]
+    judged = {}
+    for what, held_out in held.items():
+        per_model, dets = evaluate(attack, held_out, patch, eval_batch, what)
+        judged[what] = per_model
+        if what == next(iter(held)):
+            files.append(write_grid(attack, held_out, patch, dets, judge_for(attack), out / "grid.jpg").name)
+    first_set, first_model = next(iter(held)), attack.model_names[0]
+    primary = judged[first_set]
     summary = {
         "attack": "thys_patch",
         "classes": attack.config.classes,
-        **headline(first),
+        "judged_on": first_set,
+        "figures_from": "the independent compositor (OpenCV resampling, 8-bit print, OpenCV JPEG)",
+        **_headlines(primary, first_model),
         "steps": record["steps"],
         "seconds": record["seconds"],
         "skipped_steps": record["skipped_steps"],
         "device": str(attack.device),
         "amp": bool(getattr(attack.models[0], "amp", False)),
         "size_mm": size_mm,
-        "train_images": len(attack.images),
-        "train_objects": attack.images.objects,
-        "heldout_images": len(val),
-        "heldout_objects": val.objects,
+        "train_images": 0 if attack.images is None else len(attack.images),
+        "train_objects": 0 if attack.images is None else attack.images.objects,
+        "train_scene_frames": 0 if attack.scenes is None else attack.scenes.next_index,
+        "heldout_images": len(held[first_set]),
+        "heldout_objects": held_out_people(held[first_set]),
         "models": attack.model_names,
-        "conditions": per_model,
+        "conditions": {name: m["physadv"] for name, m in primary.items()},
+        "conditions_independent": {name: m["independent"] for name, m in primary.items()},
+        "agreement": {name: m["agreement"] for name, m in primary.items()},
+        "held_out": {what: _headlines(per_model, first_model) for what, per_model in judged.items()},
+        "judged": judged,
+        "warnings": warnings,
         "config": attack.config.as_dict(),
         "files": files,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def held_out_people(held_out) -> int:
+    return held_out.objects

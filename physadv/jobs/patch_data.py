@@ -114,3 +114,39 @@ def load_train_val(
     total = len(train_set) + len(val_set)
     print(f"held out {len(val_set)} of the {total} images with objects (--holdout {holdout:g})")
     return train_set, val_set
+
+
+def eot_components(off: str) -> tuple[str, ...]:
+    """The EOT components left on by ``--eot-off`` (comma-separated names)."""
+    from physadv.eot.person_eot import COMPONENTS
+
+    names = [n.strip() for n in off.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise PhysadvError(f"unknown --eot-off component '{unknown[0]}': use {', '.join(COMPONENTS)}")
+    return tuple(c for c in COMPONENTS if c not in names)
+
+
+def load_scenes(
+    path: Path, pool: int, refresh: float, held_out: int, seed: int, long_side: int | None = None
+) -> tuple:
+    """The street frames to train in (a pool of ``pool``, ``refresh`` renewed per step, rendered at the
+    detector's ``long_side``) and ``held_out`` frames to judge on (None if 0; at the spec's own
+    resolution), each from seeds of their own."""
+    from physadv.eot.person_scenes import ScenePeople
+    from physadv.progress import progress_bar
+    from physadv.scene.spec import load_spec
+
+    spec = load_spec(path)
+    with progress_bar("rendering street frames", pool + held_out) as advance:
+        train = ScenePeople(spec, pool, refresh, seed, lambda: advance(1), long_side)
+        val = (
+            ScenePeople(spec, held_out, 0, seed=seed + 1_000_003, progress=lambda: advance(1))
+            if held_out
+            else None
+        )
+    print(
+        f"street: {pool} frames of {path} ({train.objects} people), {refresh:g} re-rendered per step"
+        + (f"; held out: {held_out} frames ({val.objects} people)" if val else "")
+    )
+    return train, val

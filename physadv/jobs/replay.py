@@ -4,7 +4,6 @@ an artefact, attacked, from the same draws), ``frames.csv``, ``metrics.json`` an
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
 from physadv.models.classes import ClassNames
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
+from physadv.results import write_json
 
 
 def default_object_height_m(class_name: str) -> float | None:
@@ -70,13 +70,15 @@ def _people_for_patch(replay: Replay, source_path) -> tuple[dict, str]:
     return linked, "the model's own clean detections linked over time by ByteTrack"
 
 
-def _conditions(replay: Replay, source_path, sticker, patch, seed) -> tuple[list, str | None]:
-    """The conditions to replay, and (recordings with a patch) where the people came from."""
+def _conditions(replay: Replay, source_path, sticker, patch, seed, controls=None) -> tuple[list, str | None]:
+    """The conditions to replay, and (recordings with a patch) where the people came from.
+    ``controls`` (scenes only): more patches worn as conditions of their own."""
     first = open_source(source_path, sticker, patch, seed)
     if isinstance(first, SceneSource):
         if sticker is None and patch is None:
             return [("clean", first)], None
-        return [("clean", open_source(source_path, seed=seed)), ("attacked", first)], None
+        more = [(name, open_source(source_path, None, art, seed)) for name, art in (controls or {}).items()]
+        return [("clean", open_source(source_path, seed=seed)), ("attacked", first), *more], None
     if sticker is None and patch is None:
         return [("recording", first)], None
     truth = replay.truth.file
@@ -162,13 +164,16 @@ def run_replay_job(
     seed: int | None = None,
     gt_file: Path | None = None,
     annotate: bool = True,
+    controls: dict | None = None,
 ) -> dict | None:
     """Replay every condition, write ``frames.csv``, ``metrics.json``, ``report.md``/``.html`` in
-    ``out`` and return the result. Raises when no frame at all could be read; on Ctrl-C, writes
-    the files for the frames judged so far, then raises ``KeyboardInterrupt``. Under torchrun the
-    ranks share the batches and rank 0 alone writes and returns the result (None elsewhere)."""
+    ``out`` and return the result. ``controls``: more patches to wear in a scene, by condition name
+    (e.g. a noise patch of the same size: ``{"noise_control": artefact}``). Raises when no frame at
+    all could be read; on Ctrl-C, writes the files for the frames judged so far, then raises
+    ``KeyboardInterrupt``. Under torchrun the ranks share the batches and rank 0 alone writes and
+    returns the result (None elsewhere)."""
     replay = for_inference(replay)
-    conditions, placed = _conditions(replay, source_path, sticker, patch, seed)
+    conditions, placed = _conditions(replay, source_path, sticker, patch, seed, controls)
     if not replay.ranks.main:
         for condition, source in conditions:
             serve_source(replay, source, condition)
@@ -215,7 +220,7 @@ def run_replay_job(
             f"{replay.truth.object_height_m} m tall and a horizontal field of view of "
             f"{replay.truth.hfov_deg}° (pinhole camera; no tilt correction)."
         )
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "metrics.json", result)
     if replayed == 0:
         first = next(iter(result["conditions"].values())).get("unread_frames", {})
         raise PhysadvError(

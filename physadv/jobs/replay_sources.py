@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from physadv.harness.tally import Tally
 from physadv.jobs.replay import for_inference, result_header
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
+from physadv.results import write_json
 
 ALL = "all recordings"
 
@@ -113,7 +113,7 @@ def run_sources_job(
             f"{replay.truth.object_height_m} m tall and a horizontal field of view of "
             f"{replay.truth.hfov_deg}° (pinhole camera; no tilt correction)."
         )
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "metrics.json", result)
     if replayed == 0:
         raise PhysadvError(f"no frame of the {len(listed)} recordings listed could be read")
     write_report(result, out)

@@ -15,6 +15,7 @@ from physadv.errors import PhysadvError
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
 from physadv.jobs.sticker_config import StickerJob
 from physadv.progress import progress_bar
+from physadv.results import write_json
 from physadv.scene.render import count_frames
 from physadv.scene.spec import SHIPPED_SCENES, load_spec
 
@@ -89,7 +90,7 @@ def write_summary(out: Path, attack: StickerAttack, record: dict, conditions: di
         "config": c.as_dict(),
         "files": files,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(out / "summary.json", summary)
     return summary
 
 

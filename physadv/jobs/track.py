@@ -15,6 +15,7 @@ from physadv.harness.annotate import VideoOut
 from physadv.harness.sign_track import SignSpec, as_ground_truth, draw_track, summarise, track_frames
 from physadv.harness.sources import SceneSource, open_source
 from physadv.progress import progress_bar
+from physadv.results import write_json
 
 
 def run_track_job(
@@ -64,5 +65,5 @@ def run_track_job(
         **summarise(points),
         "files": {"ground_truth": "track.jsonl", **({"review_video": "review.mp4"} if review else {})},
     }
-    (out / "track_summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "track_summary.json", summary)
     return as_ground_truth(lines), summary

@@ -6,8 +6,9 @@ inputs. Written as JSON, CSV and Markdown, with a bar chart."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
+
+from physadv.results import write_json
 
 KEYS = ("clean", "non_adaptive", "adaptive")
 MASKING_MARGIN = 0.05  # adaptive metric this much above non-adaptive → warn
@@ -43,7 +44,7 @@ def write_table(rows: list[dict], out: Path, title: str, metric: str, intro: str
     """defenses.json, defenses.csv and defenses.md (returned)."""
     for r in rows:
         r["strongest"] = strongest(r)
-    (out / "defenses.json").write_text(json.dumps(rows, indent=2))
+    write_json(out / "defenses.json", rows)
     certified = any(r.get("certified") for r in rows)
     flagged = any(r.get("flagged") for r in rows)
     success = any(r.get("success") for r in rows)

@@ -20,8 +20,9 @@ def _cond(result: dict, name: str) -> dict:
 def verdict(r: dict) -> str:
     sticker, lab, drive = r["sticker"], r["lab"], r["driveby"]
     patch = r["patch"]
-    patch_metrics = patch["conditions"]["default"]
+    patch_metrics = patch["conditions_independent"]["default"]
     ped_clean, ped_attacked = _cond(r["pedestrians"], "clean"), _cond(r["pedestrians"], "attacked")
+    ped_noise = _cond(r["pedestrians"], "noise_control")
     parts = [
         f"A graffiti sticker covering {100 * sticker['sticker_area_fraction']:.0f}% of a stop sign made the "
         f"embedded sign classifier read it as 'speed limit 45' in "
@@ -31,12 +32,13 @@ def verdict(r: dict) -> str:
         f"correctly in "
         f"{_pct(_cond(drive, 'clean').get('accuracy'))} of clean drive-by frames and "
         f"{_pct(_cond(drive, 'attacked').get('accuracy'))} with the sticker.",
-        f"A 40 cm patch worn on the torso cut the embedded YOLO's person true-positive rate on held-out "
-        f"photos from {_pct(patch_metrics['clean']['true_positive_rate@0.25'])} to "
+        f"A 40 cm patch worn on the torso, printed, cut the embedded YOLO's person true-positive rate on "
+        f"held-out photos from {_pct(patch_metrics['clean']['true_positive_rate@0.25'])} to "
         f"{_pct(patch_metrics['patched']['true_positive_rate@0.25'])} (a noise patch of the same size: "
-        f"{_pct(patch_metrics['noise_control']['true_positive_rate@0.25'])}); in a rendered street scene it "
-        f"was not made on, from {_pct(ped_clean.get('true_positive_rate'))} to "
-        f"{_pct(ped_attacked.get('true_positive_rate'))}.",
+        f"{_pct(patch_metrics['noise_control']['true_positive_rate@0.25'])}; pasted by an independent "
+        f"compositor, OpenCV, not the one it was optimised through); in the rendered street replay, from "
+        f"{_pct(ped_clean.get('true_positive_rate'))} to {_pct(ped_attacked.get('true_positive_rate'))} "
+        f"(noise patch: {_pct(ped_noise.get('true_positive_rate'))}).",
     ]
     defended = [row for row in r["defenses"] if row["defense"] != "none"]
     if defended:
@@ -104,19 +106,35 @@ def _patch_section(doc: Document, out: Path, r: dict) -> None:
         out / "patch" / "grid.jpg",
         "Held-out photos: clean (top) and with the patch (bottom); cyan: detections",
     )
-    metrics = r["patch"]["conditions"]["default"]
+    ours, theirs = r["patch"]["conditions"]["default"], r["patch"]["conditions_independent"]["default"]
+    doc.paragraph(
+        "Held-out photos, judged twice: pasted by an independent compositor (OpenCV resampling, 8-bit print, "
+        "OpenCV's JPEG) and by physadv's own, which the patch was optimised through. The figures that count "
+        f"are the independent ones; the two agree within {r['patch']['agreement_points']:.1f} points."
+    )
     doc.table(
-        ["held-out condition", "true-positive rate @0.25", "@0.5", "AP@0.5"],
+        ["held-out condition", "true-positive rate @0.25 (independent)", "@0.5", "physadv's compositor"],
         [
             [
                 name.replace("_", " "),
+                fmt_rate(theirs[name]["true_positive_rate@0.25"]) if name in theirs else "—",
+                fmt_rate(theirs[name]["true_positive_rate@0.5"]) if name in theirs else "—",
                 fmt_rate(m["true_positive_rate@0.25"]),
-                fmt_rate(m["true_positive_rate@0.5"]),
-                "—" if m["ap50"] is None else f"{m['ap50']:.3f}",
             ]
-            for name, m in metrics.items()
+            for name, m in ours.items()
         ],
     )
+    rows = []
+    for name in ("clean", "attacked", "noise_control"):
+        m = _cond(r["pedestrians"], name)
+        if m:
+            rows.append(
+                [
+                    {"attacked": "patch"}.get(name, name).replace("_", " "),
+                    fmt_rate(m.get("true_positive_rate")),
+                ]
+            )
+    doc.table(["rendered street replay", "true-positive rate @0.25"], rows)
     plot = out / "replay_pedestrians" / "plots" / "true_positive_rate_by_distance.png"
     doc.image(
         plot if plot.is_file() else None, "Rendered pedestrians: person found, by distance (95% intervals)"

@@ -50,6 +50,14 @@ class PersonSprite:
     def width_m(self) -> float:
         return self.height_m * self.rgba.shape[1] / self.rgba.shape[0]
 
+    @property
+    def patch_centre(self) -> tuple[float, float]:
+        """Where a patch is worn: 2/5 down the torso, centred (fractions of the sprite: x right, y down).
+        :data:`physadv.scene.wear.TORSO_Y` is this height for any person drawn here (2.6 of 7.5 heads)."""
+        x0, y0, x1, y1 = self.torso
+        h, w = self.rgba.shape[:2]
+        return (x0 + x1) / 2 / w, (y0 + 0.4 * (y1 - y0)) / h
+
 
 def _limb(draw: ImageDraw.ImageDraw, a, b, width: float, fill) -> None:
     draw.line([a, b], fill=fill, width=max(1, round(width)))

@@ -2,7 +2,9 @@
 
 A scene is a sequence of shots; a shot is a camera, objects placed in the world (sign faces,
 poles, people) and one draw of the effects. Objects are composited far to near with
-:func:`physadv.scene.compose.warp_texture`, the same warp the attacks optimise through. Ground
+:func:`physadv.scene.compose.warp_texture`, the same warp the sticker attack optimises through; a
+patch goes on each person's torso through :func:`physadv.scene.wear.composite_patches`, the same
+compositing the patch attack optimises through. Ground
 truth boxes cover what is seen: an object partly hidden behind a nearer one gets the box of its
 visible part and its visible fraction.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -24,8 +26,10 @@ from physadv.scene.effects import EffectParams, apply_effects, draw_effects
 from physadv.scene.persons import draw_person
 from physadv.scene.signs import SIGNS, render_face
 from physadv.scene.spec import FT
+from physadv.scene.wear import TorsoPlanes, composite_patches, fit_texture, planes_in_view, torso_anchor
 
 FACE_PX_PER_MM = 0.4
+MIN_VISIBLE = 0.5  # objects less visible than this are "difficult": not required, not hallucinations
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Placed:
     height_m: float
     yaw_deg: float
     support: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # tight alpha box, fractions
+    torso: tuple[float, float] | None = None  # people: the patch centre, fractions (x right, y down)
 
 
 @dataclass
@@ -114,26 +119,6 @@ def sticker_layer(face: torch.Tensor, sticker: Artefact) -> torch.Tensor:
     return torch.cat([rgb, alpha * face[3:]])
 
 
-def wear_patch(
-    texture: torch.Tensor, torso: tuple[int, int, int, int], height_m: float, patch: Artefact
-) -> torch.Tensor:
-    """Put ``patch`` (at its physical size) on a person sprite ``[4, h, w]``, centred on the chest.
-
-    Differentiable in ``patch.image``: the renderer and the patch attack share this placement.
-    """
-    from physadv.scene.compose import paste_in_texture
-
-    px_per_m = texture.shape[-2] / height_m
-    w = max(2, round(patch.size_mm[0] / 1000 * px_per_m))
-    h = max(2, round(patch.size_mm[1] / 1000 * px_per_m))
-    cx = (torso[0] + torso[2]) // 2
-    cy = torso[1] + (torso[3] - torso[1]) * 2 // 5  # a little above the torso's middle (Thys et al.)
-    x0, y0 = max(0, cx - w // 2), max(0, cy - h // 2)
-    x1, y1 = min(texture.shape[-1], x0 + w), min(texture.shape[-2], y0 + h)
-    alpha = None if patch.alpha is None else patch.alpha[None]
-    return paste_in_texture(texture[None], patch.image[None], (x0, y0, x1, y1), alpha)[0]
-
-
 def pole_object(centre_sign, sign_height_m: float, yaw_deg: float) -> Placed:
     """The grey post under a sign, a little behind it."""
     normal = facing_normal(yaw_deg)
@@ -148,13 +133,11 @@ def person_object(
     feet,
     height_px: int,
     facing_yaw: float,
-    patch: Artefact | None = None,
 ) -> Placed:
-    """A person standing with their feet at ``feet``, optionally wearing ``patch`` on the torso."""
+    """A person standing with their feet at ``feet``; a patch goes on their torso when the shot is
+    rendered (:func:`render_shot`)."""
     sprite = draw_person(rng, height_px)
     texture = torch.from_numpy(sprite.rgba).permute(2, 0, 1)
-    if patch is not None:
-        texture = wear_patch(texture, sprite.torso, sprite.height_m, patch)
     centre = (feet[0], sprite.height_m / 2, feet[2])
     return Placed(
         object_id,
@@ -165,6 +148,7 @@ def person_object(
         sprite.height_m,
         facing_yaw,
         _alpha_support(sprite.rgba),
+        sprite.patch_centre,
     )
 
 
@@ -215,22 +199,62 @@ def _truth(obj: Placed, camera: Camera, corners: np.ndarray, seen: torch.Tensor)
     )
 
 
-def render_shot(
-    shot: Shot, backdrop: Backdrop, index: int = 0, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, FrameTruth]:
-    """One frame ``[3, H, W]`` in [0, 1] and its ground truth."""
+@dataclass
+class Layers:
+    """A shot drawn before its effects, and what putting a patch on its people needs.
+
+    Attributes:
+        frame: ``[1, 3, H, W]`` RGB in [0, 1], no effects yet.
+        rank_map: ``[1, H, W]`` the draw rank (far to near) of the nearest object covering each pixel
+            (alpha > 0.5); -1 where only the background shows.
+        ranks: ``[N]`` the draw rank of each person who can wear a patch, far to near.
+        object_ids: their object ids (as in the ground truth).
+        planes: their torso planes in the camera's view (:mod:`physadv.scene.wear`).
+    """
+
+    frame: torch.Tensor
+    rank_map: torch.Tensor
+    ranks: torch.Tensor
+    object_ids: list[int]
+    planes: TorsoPlanes
+
+
+def _warp_in_window(texture: torch.Tensor, corners: np.ndarray, size: tuple[int, int]):
+    """:func:`~physadv.scene.compose.warp_texture` sampled only in the window the object covers (the
+    same sampling, shifted), then placed in frame-sized ``[1, 3, H, W]`` RGB and ``[1, 1, H, W]`` alpha."""
+    h, w = size
+    x0, y0 = (
+        int(max(0, min(v, lim))) for v, lim in zip(np.floor(corners.min(axis=0)) - 1, (w, h), strict=True)
+    )
+    x1, y1 = (
+        int(max(0, min(v, lim))) for v, lim in zip(np.ceil(corners.max(axis=0)) + 2, (w, h), strict=True)
+    )
+    rgb, alpha = torch.zeros(1, 3, h, w), torch.zeros(1, 1, h, w)
+    if x1 > x0 and y1 > y0:
+        local = torch.from_numpy(corners - np.array([x0, y0])).float()[None]
+        part_rgb, part_alpha = warp_texture(texture[None], local, (y1 - y0, x1 - x0))
+        rgb[..., y0:y1, x0:x1], alpha[..., y0:y1, x0:x1] = part_rgb, part_alpha
+    return rgb, alpha
+
+
+def draw_shot(shot: Shot, backdrop: Backdrop) -> tuple[Layers, list[ObjectTruth]]:
+    """Background and objects composited far to near (no effects), and the ground truth."""
     cam = shot.camera
     size = (cam.height, cam.width)
     frame = torch.from_numpy(render_background(cam, backdrop)).permute(2, 0, 1)[None]
+    rank_map = torch.full((1, *size), -1, dtype=torch.long)
     order = sorted(shot.objects, key=lambda o: -float(cam.to_camera(np.array([o.centre]))[0, 2]))
-    drawn = []  # (object, corners, alpha), far to near
+    drawn, wearers = [], []  # (object, corners, alpha), far to near; (rank, object) of patch wearers
     for obj in order:
         world = plane_corners(obj.centre, obj.width_m, obj.height_m, obj.yaw_deg)
         if (cam.to_camera(world)[:, 2] < 0.2).any():
             continue
         corners = cam.project(world)
-        rgb, alpha = warp_texture(obj.texture[None], torch.from_numpy(corners).float()[None], size)
+        rgb, alpha = _warp_in_window(obj.texture, corners, size)
         frame = frame * (1 - alpha) + rgb
+        rank_map[alpha[:, 0] > 0.5] = len(drawn)
+        if obj.torso is not None:
+            wearers.append((len(drawn), obj))
         drawn.append((obj, corners, alpha[0, 0]))
     truths = []
     cover = torch.zeros(size)  # how much of each pixel nearer objects hide
@@ -241,6 +265,37 @@ def render_shot(
                 truths.append(truth)
         cover = cover + alpha * (1 - cover)
     truths.reverse()
+    anchors = [torso_anchor(o.centre, o.width_m, o.height_m, o.yaw_deg, o.torso) for _, o in wearers]
+    planes = planes_in_view(cam, anchors or torch.zeros(0, 3), [o.yaw_deg for _, o in wearers])
+    ranks = torch.tensor([r for r, _ in wearers], dtype=torch.long)
+    return Layers(frame, rank_map, ranks, [o.object_id for _, o in wearers], planes), truths
+
+
+def wear_patch(frame: torch.Tensor, layers: Layers, patch: Artefact) -> torch.Tensor:
+    """``patch`` held straight, at its physical size, on the torso of every person of ``layers``:
+    through :func:`physadv.scene.wear.composite_patches`, as the patch attack composites it.
+    Differentiable in ``patch.image``."""
+    n = len(layers.ranks)
+    if not n:
+        return frame
+    alpha = torch.ones_like(patch.image[:1]) if patch.alpha is None else patch.alpha
+    quads = layers.planes.quads((patch.size_mm[0] / 1000, patch.size_mm[1] / 1000))
+    rgba = fit_texture(torch.cat([patch.image, alpha.to(patch.image)]), quads)[None].expand(n, -1, -1, -1)
+    owner = torch.zeros(n, dtype=torch.long)
+    return composite_patches(frame, rgba, quads, owner, layers.rank_map, layers.ranks)
+
+
+def render_shot(
+    shot: Shot,
+    backdrop: Backdrop,
+    index: int = 0,
+    generator: torch.Generator | None = None,
+    patch: Artefact | None = None,
+) -> tuple[torch.Tensor, FrameTruth]:
+    """One frame ``[3, H, W]`` in [0, 1] and its ground truth; ``patch`` on every person's torso."""
+    cam = shot.camera
+    layers, truths = draw_shot(shot, backdrop)
+    frame = layers.frame if patch is None else wear_patch(layers.frame, layers, patch)
     frame = apply_effects(frame, shot.effects, generator)[0]
     cam_info = {
         "position": [round(v, 3) for v in cam.position],
@@ -276,9 +331,7 @@ def _sign_centre(spec: dict, x: float, z: float) -> tuple[float, float, float]:
     return (x, spec["sign"]["height_m"] + s.height_m / 2, z)
 
 
-def lab_shots(
-    spec: dict, rng: np.random.Generator, sticker: Artefact | None = None, patch: Artefact | None = None
-) -> Iterator[Shot]:
+def lab_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
     """RP2's stationary table: each pose (distance, angle) several times, new light and aim each time."""
     centre = _sign_centre(spec, 0.0, 30.0)
     yaw = spec["sign"]["yaw_deg"]
@@ -293,9 +346,7 @@ def lab_shots(
             t += 1.0
 
 
-def driveby_shots(
-    spec: dict, rng: np.random.Generator, sticker: Artefact | None = None, patch: Artefact | None = None
-) -> Iterator[Shot]:
+def driveby_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
     """A car in its lane approaching the sign at constant speed, the camera (hand-held) on the sign."""
     d = spec["driveby"]
     z_sign = 40.0
@@ -319,9 +370,7 @@ def driveby_shots(
         z += speed / d["fps"]
 
 
-def pedestrian_shots(
-    spec: dict, rng: np.random.Generator, sticker: Artefact | None = None, patch: Artefact | None = None
-) -> Iterator[Shot]:
+def pedestrian_shots(spec: dict, rng: np.random.Generator, sticker: Artefact | None = None) -> Iterator[Shot]:
     """People walking across the view at 2–20 m, sometimes with a stop sign at the roadside."""
     p, c = spec["pedestrians"], spec["camera"]
     cam = Camera(
@@ -334,7 +383,7 @@ def pedestrian_shots(
         height_px = int(min(640, 1.3 * cam.focal_px * 1.95 / z))
         people.append(
             (
-                person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0, patch),
+                person_object(i + 1, rng, (x, 0.0, z), max(48, height_px), 0.0),
                 float(rng.uniform(-1.4, 1.4)),
             )
         )
@@ -353,18 +402,7 @@ def pedestrian_shots(
         moved = []
         for person, vx in people:
             cx, cy, cz = person.centre
-            moved.append(
-                Placed(
-                    person.object_id,
-                    "person",
-                    person.texture,
-                    (cx + vx * t, cy, cz),
-                    person.width_m,
-                    person.height_m,
-                    person.yaw_deg,
-                    person.support,
-                )
-            )
+            moved.append(replace(person, centre=(cx + vx * t, cy, cz)))
         yield Shot(cam, scenery + moved, effects, t)
 
 
@@ -391,5 +429,5 @@ def render_scene(
     rng = np.random.default_rng(spec["seed"])
     generator = torch.Generator().manual_seed(int(spec["seed"]))
     backdrop = make_backdrop(rng)
-    for index, shot in enumerate(SHOTS[spec["kind"]](spec, rng, sticker, patch)):
-        yield render_shot(shot, backdrop, index, generator)
+    for index, shot in enumerate(SHOTS[spec["kind"]](spec, rng, sticker)):
+        yield render_shot(shot, backdrop, index, generator, patch)
