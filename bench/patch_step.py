@@ -34,6 +34,7 @@ def measure(args, batch: int, size: int) -> dict:
     from physadv.attacks.losses import nps, total_variation
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
     from physadv.data.image_set import label_folder_for, load_image_set
+    from physadv.eot.person_eot import draw
     from physadv.eot.person_scenes import ScenePeople
     from physadv.eot.person_views import views
     from physadv.models import load_model
@@ -66,7 +67,7 @@ def measure(args, batch: int, size: int) -> dict:
         opt.zero_grad()
         composed = []
         for frames in attack.parts(gen):
-            params = c.eot.draw(len(frames.planes), len(frames.images), gen)
+            params = draw(c.eot, len(frames.planes), len(frames.images), gen)
             x, boxes = views(
                 patch, frames, params, c.eot, c.size_mm / 1000, model.imgsz, attack.transfer, gen
             )

@@ -136,7 +136,9 @@ def _describe(kind) -> str:
     names = {int: "a whole number", float: "a number", str: "text", bool: "true or false", Path: "a path"}
     plural = {int: "whole numbers", float: "numbers", str: "texts", Path: "paths"}
     args = [a for a in typing.get_args(kind) if a is not Ellipsis]
-    if typing.get_origin(kind) is tuple and len(set(args)) == 1 and args[0] in plural:
+    if typing.get_origin(kind) is list and args and args[0] in plural:
+        text = f"a list of {plural[args[0]]}"
+    elif typing.get_origin(kind) is tuple and len(set(args)) == 1 and args[0] in plural:
         count = "a list of" if Ellipsis in typing.get_args(kind) else f"{len(args)}"
         text = f"{count} {plural[args[0]]}"
     elif typing.get_origin(kind) is tuple:

@@ -71,3 +71,17 @@ def test_sticker_settings_errors_are_one_line(tmp_path):
     bad = run_physadv("sticker", "--out", tmp_path / "x", "--untargeted", "--task", "detekt")
     assert bad.returncode == 2 and "setting 'task' is 'detekt' (did you mean 'detect'?)" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_defend_reoptimises_a_patch_with_the_settings_it_was_made_with():
+    from physadv.jobs.defend_patch import adaptive_config
+    from physadv.jobs.patch_config import PatchJob
+
+    made = PatchJob().merged({"attack.size_mm": 250.0, "attack.eot.crease": 0.7, "attack.batch": 6})
+    sidecar = {"size_mm": [250.0, 250.0], "settings": made.to_dict()}
+    config, job = adaptive_config(sidecar, ["person"], steps=7, batch=0, resolution=64, seed=3)
+    assert job == made and config.size_mm == 250.0 and config.eot.crease == 0.7
+    assert (config.steps, config.batch, config.resolution, config.seed) == (7, 6, 64, 3)
+    # a patch from before patches carried their settings: its printed size, the defaults otherwise
+    old, job = adaptive_config({"size_mm": [300.0, 300.0]}, ["person"], 7, 4, 64, 3)
+    assert job is None and old.size_mm == 300.0 and old.eot.crease == 0.3 and old.batch == 4

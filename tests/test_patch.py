@@ -8,13 +8,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from physadv.attacks.objectives import object_scores, reduce_object_scores
 from physadv.boxes import box_iou
 from physadv.data.image_set import label_boxes, label_folder_for, load_image_set
 from physadv.data.images import letterbox
 from physadv.data.label_log import LabelLog
-from physadv.eot.person_eot import PersonEOT
+from physadv.eot.person_eot import PersonEOT, draw, straight
 from physadv.eot.person_views import photo_frames, wear
 from physadv.models.detector import Candidates
 from physadv.scene.wear import TORSO_Y
@@ -46,15 +47,15 @@ def test_black_patch_shows_through_an_explicit_alpha_and_gets_gradients():
     valid = torch.tensor([[True, False], [True, False]])
     frames = photo_frames(images, boxes, valid)
     patch = torch.zeros(3, 16, 16, requires_grad=True)  # black: "transparent where 0" would lose it
-    out = wear(patch, frames, eot.straight(2, 2), eot, 0.4)
+    out = wear(patch, frames, straight(2, 2), eot, 0.4)
     assert out.shape == images.shape
     centre_y = 20 + TORSO_Y * 100
     assert out[0, :, round(centre_y), 65].max() < 0.05  # the patch's middle, black, over the torso
     assert torch.equal(out[0, :, 125, 125], images[0, :, 125, 125])  # away from the person: unchanged
     out.sum().backward()
     assert patch.grad is not None and patch.grad.abs().sum() > 0
-    drawn = eot.draw(2, 2, torch.Generator().manual_seed(1))
-    again = eot.draw(2, 2, torch.Generator().manual_seed(1))
+    drawn = draw(eot, 2, 2, torch.Generator().manual_seed(1))
+    again = draw(eot, 2, 2, torch.Generator().manual_seed(1))
     assert all(torch.equal(drawn[k], again[k]) for k in drawn)  # a draw replays exactly
     jittered = wear(patch.detach(), frames, drawn, eot, 0.4)
     assert torch.equal(jittered, wear(patch.detach(), frames, again, eot, 0.4))
@@ -193,8 +194,16 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
     assert grid.shape[0] == 2 * 240 and grid.shape[1] == 320 * min(6, summary["heldout_images"])
     assert Image.open(out / "patch.png").size == (round(400 / 25.4 * 150),) * 2  # 400 mm at 150 dpi
 
-    resumed = run_physadv(*args, "--steps", 4, "--resume")
+    # the run's resolved settings: read back by --config (flags override it), carried by the sidecar
+    written = yaml.safe_load((out / "config.yaml").read_text())
+    assert written["attack"]["batch"] == 4 and written["attack"]["resolution"] == 48
+    assert written["images"] == str(persons / "images" / "train")
+    assert written["attack"]["classes"] == ["person"]
+    assert json.loads((out / "patch.json").read_text())["settings"] == written
+    resumed = run_physadv("patch", "--config", out / "config.yaml", "--out", out, "--steps", 4, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    again = yaml.safe_load((out / "config.yaml").read_text())
+    assert again == {**written, "attack": {**written["attack"], "steps": 4}}
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [1, 2, 3, 4]  # steps 1–2 came from the checkpoint
     changed = run_physadv(*args, "--steps", 4, "--lr", 0.1, "--resume")
@@ -220,6 +229,10 @@ def test_patch_cli_bad_input_is_one_line(persons, tmp_path):
         "patch", "--images", images, "--model", tmp_path / "yolov8n.pt", "--out", tmp_path / "d"
     )
     assert model.returncode == 2 and "not found" in model.stderr
+    (tmp_path / "run.yaml").write_text("images: x\nattack:\n  lrr: 0.1\n")
+    typo = run_physadv("patch", "--config", tmp_path / "run.yaml", "--out", tmp_path / "e")
+    assert typo.returncode == 2 and "unknown setting 'attack.lrr' (did you mean 'attack.lr'?)" in typo.stderr
+    assert "Traceback" not in typo.stderr
 
 
 def test_patch_cli_runs_on_yolo26_from_yaml_with_pseudo_labels_refused(persons, tmp_path):

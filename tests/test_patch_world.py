@@ -13,7 +13,7 @@ import torch
 from conftest import run_physadv
 
 from physadv.artefact import Artefact
-from physadv.eot.person_eot import COMPONENTS, PersonEOT, cloth, patch_textures
+from physadv.eot.person_eot import COMPONENTS, PersonEOT, cloth, draw, patch_textures, straight
 from physadv.eot.person_views import photo_frames, wear
 from physadv.harness import opencv_paste
 from physadv.scene.backgrounds import make_backdrop
@@ -73,7 +73,7 @@ def test_renderer_and_attack_composite_the_same_pixels():
         layers.ranks,
     )
     eot = PersonEOT()
-    attacked = wear(patch, frames, eot.straight(len(layers.ranks), 1), eot, 0.4)
+    attacked = wear(patch, frames, straight(len(layers.ranks), 1), eot, 0.4)
     assert (rendered - layers.frame).abs().amax() > 0.2  # the patch is there
     assert torch.allclose(rendered, attacked, atol=1e-5)
 
@@ -101,16 +101,18 @@ def test_eot_components_switch_off_and_cloth_follows_kornia():
     from kornia.geometry.transform import get_tps_transform, warp_image_tps
 
     gen = torch.Generator().manual_seed(0)
-    full = PersonEOT().draw(5, 2, gen)
+    full = draw(PersonEOT(), 5, 2, gen)
     for name in COMPONENTS:
-        off = PersonEOT().without(name).draw(5, 2, torch.Generator().manual_seed(0))
+        off = draw(PersonEOT().without(name), 5, 2, torch.Generator().manual_seed(0))
         assert off.keys() == full.keys()
         changed = {k for k in full if not torch.equal(full[k], off[k])}
         assert changed, name  # switching a component off changes its own parameters ...
     none = PersonEOT(components=())
-    assert none.straight(3, 1)["yaw"].abs().max() == 0 and none.straight(3, 1)["tps"].abs().max() == 0
+    assert (
+        draw(none, 3, 1, torch.Generator())["yaw"].abs().max() == 0 and straight(3, 1)["tps"].abs().max() == 0
+    )
     # ... and the cloth warp is Kornia's thin-plate spline (evaluated on a coarse grid)
-    p = PersonEOT(crease=0.0).draw(3, 1, torch.Generator().manual_seed(1))
+    p = draw(PersonEOT(crease=0.0), 3, 1, torch.Generator().manual_seed(1))
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 48), indexing="ij")
     smooth = torch.stack([xx, yy, xx * yy, torch.ones_like(xx)])[None].expand(3, -1, -1, -1)
     line = torch.linspace(-1, 1, 4)
@@ -119,7 +121,7 @@ def test_eot_components_switch_off_and_cloth_follows_kornia():
     reference = warp_image_tps(smooth, src + p["tps"], kernel, affine, align_corners=True)
     assert (cloth(smooth, p) - reference).abs().mean() < 0.01
     assert (smooth - reference).abs().mean() > 0.02  # the warp does something
-    textures = patch_textures(torch.rand(3, 20, 20), PersonEOT().draw(4, 1, gen))
+    textures = patch_textures(torch.rand(3, 20, 20), draw(PersonEOT(), 4, 1, gen))
     assert textures.shape == (4, 4, 20, 20) and 0 <= textures.min() and textures.max() <= 1
 
 
@@ -133,7 +135,7 @@ def test_independent_compositor_puts_the_same_print_in_the_same_place():
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 60), torch.linspace(0, 1, 60), indexing="ij")
     smooth = torch.stack([xx, yy, 1 - xx])
     for patch, limit in ((smooth, 0.03), (torch.rand(3, 60, 60), None)):
-        ours = wear(patch, frames, PersonEOT().straight(1, 1), PersonEOT(), 0.4)[0]
+        ours = wear(patch, frames, straight(1, 1), PersonEOT(), 0.4)[0]
         printed = (patch.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         theirs = opencv_paste.paste(
             (frame[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), printed, quad[0].numpy()

@@ -6,6 +6,12 @@ Every attack takes ``logits``, a function from images ``[B, 3, H, W]`` in [0, 1]
 logits (a classifier adapter's ``logits``, a defended one's, or a module being trained), the images
 and their true labels, and returns adversarial images in [0, 1]. ``eps`` is an L∞ budget in [0, 1]
 units; DeepFool and CW are minimum-norm L2 attacks and ignore it.
+
+Against a detection defense (one that flags inputs), PGD and CW take ``penalty``: a function from
+images to ``[B]`` non-negative costs, 0 where the input goes unflagged (the defense's
+``evasion_penalties``). PGD subtracts it from the loss it ascends and CW adds it to its objective
+and counts only unflagged results as successes — Carlini & Wagner (2017)'s way of attacking a
+classifier and its detector together.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import torch
 import torch.nn.functional as F
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
+Penalty = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _grad(logits: Logits, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _grad(logits: Logits, x: torch.Tensor, y: torch.Tensor, penalty: Penalty | None = None) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(logits(x), y)
-    return torch.autograd.grad(loss, x)[0]
+    loss = F.cross_entropy(logits(x), y, reduction="none")
+    if penalty is not None:
+        loss = loss - penalty(x)
+    return torch.autograd.grad(loss.sum(), x)[0]
 
 
 def gaussian_noise(logits, x, y, eps=8 / 255, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -47,16 +56,24 @@ def fgsm(logits, x, y, eps=8 / 255, generator=None, random_start: bool = False, 
 
 
 def pgd(
-    logits, x, y, eps=8 / 255, generator=None, steps: int = 10, alpha=None, random_start: bool = True
+    logits,
+    x,
+    y,
+    eps=8 / 255,
+    generator=None,
+    steps: int = 10,
+    alpha=None,
+    random_start: bool = True,
+    penalty: Penalty | None = None,
 ) -> torch.Tensor:
     """Projected gradient descent on the cross-entropy in the L∞ ball (Madry et al.: random start,
-    step ``alpha`` default ``eps / 4``)."""
+    step ``alpha`` default ``eps / 4``), minus ``penalty`` where a detection defense is attacked too."""
     alpha = eps / 4 if alpha is None else alpha
     adv = x.clone()
     if random_start:
         adv = (x + (torch.rand(x.shape, generator=generator).to(x) * 2 - 1) * eps).clamp(0, 1)
     for _ in range(steps):
-        adv = adv + alpha * _grad(logits, adv, y).sign()
+        adv = adv + alpha * _grad(logits, adv, y, penalty).sign()
         adv = (x + (adv - x).clamp(-eps, eps)).clamp(0, 1)
     return adv.detach()
 
@@ -109,10 +126,12 @@ def cw_l2(
     searches: int = 3,
     lr: float = 0.01,
     kappa: float = 0.0,
+    penalty: Penalty | None = None,
 ) -> torch.Tensor:
     """Carlini–Wagner L2: Adam in tanh space on ``‖δ‖² + c·max(Z_y − max_{i≠y} Z_i, −κ)``, with a
     binary search over ``c`` per image; returns the smallest successful perturbation found (or the
-    clean image where none was)."""
+    clean image where none was). With ``penalty``, ``c·penalty`` joins the objective and a success
+    must also go unflagged."""
     n = len(x)
     lo, hi = torch.zeros(n, device=x.device), torch.full((n,), 1e10, device=x.device)
     const = torch.full((n,), c, device=x.device)
@@ -128,12 +147,13 @@ def cw_l2(
             own = out.gather(1, y[:, None])[:, 0]
             other = out.masked_fill(F.one_hot(y, out.shape[1]).bool(), float("-inf")).amax(dim=1)
             l2 = (adv - x).flatten(1).pow(2).sum(dim=1)
-            loss = (l2 + const * (own - other).clamp(min=-kappa)).sum()
+            cost = penalty(adv) if penalty is not None else torch.zeros_like(l2)
+            loss = (l2 + const * ((own - other).clamp(min=-kappa) + cost)).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
             with torch.no_grad():
-                ok = out.argmax(1) != y
+                ok = (out.argmax(1) != y) & (cost <= 0)
                 better = ok & (l2 < best_l2)
                 best_l2 = torch.where(better, l2, best_l2)
                 best[better] = adv.detach()[better]

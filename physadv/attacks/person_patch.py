@@ -10,15 +10,16 @@ patch at its physical size on every person's torso plane under a random physical
 
 with Adam, where ``det`` is each person's detection score (the best of the candidates over their
 box — v8/11/26 have no objectness — or the top-k mean, or the thresholded sum), averaged over the
-persons, summed or maxed over the models of an ensemble.
+persons, summed or maxed over the models of an ensemble. A model behind a defense that raises alarms
+(Jedi, SAC, Ad-YOLO) also charges its ``evasion_penalty`` — the adaptive attacker stays unflagged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,63 +28,15 @@ import torch.nn.functional as F
 from physadv.attacks import objectives
 from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_checkpoint
 from physadv.attacks.losses import nps, total_variation
+from physadv.attacks.patch_config import PatchConfig  # noqa: F401  (re-exported: the attack's settings)
 from physadv.data.image_set import ImageSet
 from physadv.eot.colour import ColourTransfer
-from physadv.eot.person_eot import PersonEOT
+from physadv.eot.person_eot import draw
 from physadv.eot.person_scenes import ScenePeople
 from physadv.eot.person_views import PersonFrames, photo_frames, views
 from physadv.errors import PhysadvError
-from physadv.scene.wear import DEFAULT_HFOV_DEG, PERSON_HEIGHT_M
 
 DETECTED = 0.25  # the progress bar's "still detected" score (Ultralytics' default confidence)
-
-
-@dataclass
-class PatchConfig:
-    """Everything that decides the result (saved in checkpoints and the summary).
-
-    Fields (unit, meaning):
-        classes: the attacked class names (e.g. ``["person"]``), looked up in each model by name.
-        size_mm: millimetres, the printed side of the square patch: its size on the torso plane.
-        steps: optimisation steps (Adam updates); batch: people-frames per step (photos and/or
-            street frames).
-        lr: Adam's learning rate on the patch colours (in [0, 1]).
-        resolution: patch pixels per side (the printed PNG is resampled to the print's dpi).
-        loss: per-person detection score reduced by ``max`` (Thys), the mean of the ``topk``
-            highest, or the sum above ``threshold`` (a confidence in [0, 1]).
-        ensemble: ``sum`` or ``max`` of the per-model losses.
-        lambda_nps, lambda_tv, tv_floor: weights (unitless) of non-printability and total variation,
-            the latter floored at ``tv_floor`` (Thys et al.).
-        init: the starting patch, ``grey`` or ``random``; seed: of every random draw.
-        scene_share: fraction of each batch taken from rendered streets when there are photos too.
-        hfov_deg: degrees, the field of view across a photo's long side; person_height_m: metres, the
-            height a person's box spans (the camera and people assumed for photos:
-            :func:`physadv.scene.wear.planes_from_boxes`).
-        eot: the physical EOT's ranges and which components are on (:class:`PersonEOT`).
-    """
-
-    classes: list[str]
-    size_mm: float = 400.0
-    steps: int = 1000
-    lr: float = 0.03
-    batch: int = 8
-    resolution: int = 150
-    loss: str = "max"  # max | topk | threshold
-    topk: int = 5
-    threshold: float = 0.25
-    ensemble: str = "sum"  # sum | max over models
-    lambda_nps: float = 0.01
-    lambda_tv: float = 2.5
-    tv_floor: float = 0.1
-    init: str = "grey"  # grey | random
-    seed: int = 0
-    scene_share: float = 0.5
-    hfov_deg: float = DEFAULT_HFOV_DEG
-    person_height_m: float = PERSON_HEIGHT_M
-    eot: PersonEOT = field(default_factory=PersonEOT)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class PatchAttack:
@@ -103,6 +56,8 @@ class PatchAttack:
     ):
         if images is None and scenes is None:
             raise PhysadvError("a patch needs people to train on: photos, a scene, or both")
+        if config.batch == 0:  # the settings' default: as many as the device takes in stride
+            config = dataclasses.replace(config, batch=32 if models[0].device.type == "cuda" else 8)
         self.models, self.config, self.images, self.scenes = models, config, images, scenes
         self.start = start  # a patch to continue from (e.g. re-optimising through a defense)
         self.model_names = model_names or [f"model{k}" for k in range(len(models))]
@@ -149,14 +104,17 @@ class PatchAttack:
         c = self.config
         per_model = [patch.new_zeros(()) for _ in self.models]
         detected = people = 0
+        evasion = []  # what defenses that raise alarms charge (Jedi, SAC, Ad-YOLO)
         for frames in self.parts(gen):
-            params = c.eot.draw(len(frames.planes), len(frames.images), gen)
+            params = draw(c.eot, len(frames.planes), len(frames.images), gen)
             for k, (model, ids) in enumerate(zip(self.models, self.class_ids, strict=True)):
                 x, boxes = views(
                     patch, frames, params, c.eot, c.size_mm / 1000, model.imgsz, self.transfer, gen
                 )
                 score = self.detection_scores(model, ids, x, boxes, frames.valid)
                 per_model[k] = per_model[k] + score.sum()
+                if hasattr(model, "evasion_penalty"):
+                    evasion.append(model.evasion_penalty(x))
                 detected += int(((score.detach() >= DETECTED) & frames.valid).sum())
             people += int(frames.valid.sum())
         det = torch.stack(per_model) / max(1, people)
@@ -167,6 +125,9 @@ class PatchAttack:
             "tv": total_variation(patch),
         }
         total = det + c.lambda_nps * terms["nps"] + torch.clamp(c.lambda_tv * terms["tv"], min=c.tv_floor)
+        if evasion:  # a defense that raises alarms stands in front: the adaptive attack keeps it silent
+            terms["evasion"] = torch.stack(evasion).mean()
+            total = total + terms["evasion"]
         info = {k: round(v.item(), 5) for k, v in terms.items()}
         info.update(objects=people * len(self.models), detected=detected)
         return total, info

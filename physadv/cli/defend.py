@@ -38,7 +38,15 @@ def defend(
         "jpeg:75,median:3,lgs",
         help="Comma-separated: jpeg:Q, median:K, gauss:SIGMA, bits:B, resize:MIN_SCALE, lgs, "
         "patchcleanser:PATCH_FRACTION (classifiers), objectseeker:LINES (detectors), mcdropout:P "
-        "(classifiers).",
+        "(classifiers); classifiers also: trained:MODEL (a model from 'physadv train classifier "
+        "--defense …' in place of --model), detector-net:FILE, kd:FILE, lid:FILE (from 'physadv "
+        "train detector-net'); patch detectors for detectors: jedi:MIN_REGION, "
+        "sac:SEGMENTER.safetensors ('physadv train patch-segmenter'), adyolo:BEST.pt "
+        "('physadv train detector --patch-class').",
+    ),
+    digital: str = typer.Option(
+        "",
+        help="Stickers on classifiers: digital attacks for extra columns, pgd and/or cw_l2 (e.g. pgd,cw_l2).",
     ),
     model: str = typer.Option("default", help="Model file, model yaml or 'default'."),
     classes: list[str] = typer.Option(["person"], help="Patches: classes the patch hides."),
@@ -72,7 +80,10 @@ def defend(
     if sidecar.get("attack") == "rp2":
         task = "detect" if sidecar.get("goal") in ("hide", "relabel") else "classify"
         victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
-        table = _defend_sticker(victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out)
+        chosen_digital = _digital(digital, victim.kind)
+        table = _defend_sticker(
+            victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out, chosen_digital
+        )
     else:
         victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end)
         if victim.kind != "detector":
@@ -82,9 +93,9 @@ def defend(
             )
         if source is None:
             raise PhysadvError("patches need --source: photos with people for the adaptive attack")
-        from physadv.attacks.person_patch import PatchConfig
         from physadv.defenses.catalogue import parse_defenses
-        from physadv.jobs.defend_patch import run_patch_defenses
+        from physadv.eot.colour import ColourTransfer
+        from physadv.jobs.defend_patch import adaptive_config, run_patch_defenses
         from physadv.jobs.patch_data import class_names, load_train_val
         from physadv.printing.export import load_artefact_image
         from physadv.printing.palette import Palette
@@ -95,23 +106,33 @@ def defend(
         train, held_out = load_train_val(
             victim, names, source, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
         )
-        config = PatchConfig(
-            classes=names,
-            size_mm=float((sidecar.get("size_mm") or [400.0])[0]),  # as made: patch.json says
-            steps=adaptive_steps,
-            batch=batch or (32 if victim.device.type == "cuda" else 8),
-            resolution=resolution,
-            seed=seed,
-        )
+        # as the patch was made (patch.json carries its settings): size, EOT, palette, printer calibration
+        config, made = adaptive_config(sidecar, names, adaptive_steps, batch, resolution, seed)
+        palette = Palette.load(made.palette) if made and made.palette else Palette.default()
+        transfer = ColourTransfer.load(made.calibration) if made and made.calibration else None
         ids = [victim.names.id(n) for n in names]
         _, table = run_patch_defenses(
-            victim, ids, chosen, patch, train, held_out, config, Palette.default().colours, out
+            victim, ids, chosen, patch, train, held_out, config, palette.colours, out, transfer
         )
     typer.echo(table)
     typer.echo(f"wrote {out}/defenses.md, defenses.csv, defenses.json, defenses.png")
 
 
-def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out) -> str:
+def _digital(text: str, kind: str) -> tuple[str, ...]:
+    from physadv.jobs.defend_digital import DIGITAL
+
+    chosen = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in DIGITAL]
+    if unknown:
+        raise PhysadvError(f"unknown digital attack '{unknown[0]}': use {', '.join(DIGITAL)}")
+    if chosen and kind != "classifier":
+        raise PhysadvError("--digital is for stickers against classifiers")
+    return chosen
+
+
+def _defend_sticker(
+    victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out, digital=()
+) -> str:
     import torch.nn.functional as F
 
     from physadv.artefact import Artefact
@@ -141,5 +162,5 @@ def _defend_sticker(victim, artefact: Path, sidecar: dict, defenses: str, views,
         sticker.provenance,
     )
     attack = StickerAttack(victim, config, palette.colours, transfer)
-    _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps)
+    _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps, digital)
     return table

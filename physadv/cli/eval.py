@@ -59,6 +59,16 @@ def _gt_class(source: Path, judged: str, given: str | None) -> str:
     return judged
 
 
+def _defended(victim, spec: str, seed: int | None):
+    """``victim`` behind the one defense ``spec`` names (the catalogue of ``physadv defend``)."""
+    from physadv.defenses.catalogue import parse_defenses, wrap
+
+    chosen = parse_defenses(spec, victim.kind)
+    if len(chosen) != 1:
+        raise PhysadvError(f"--defense takes one defense, got {len(chosen)} ('{spec}')")
+    return wrap(chosen[0], victim, seed or 0)
+
+
 def _system_rules(
     acquire: str, speed_kmh, reaction_s: float, deceleration: float, hidden_s: float, source: Path
 ):
@@ -155,6 +165,11 @@ def eval_command(
         help="Object height for distances estimated from box height (default: known signs, person 1.7 m).",
     ),
     hfov_deg: float = typer.Option(60.0, help="Camera's horizontal field of view, for estimated distances."),
+    defense: str = typer.Option(
+        None,
+        help="One defense in front of the model, as in 'physadv defend --defenses' (jpeg:75, lgs, "
+        "objectseeker:3, jedi, sac, adyolo, …); defenses that detect patches also count their alarms.",
+    ),
     crop_model: str = typer.Option(
         None, help="classify without ground truth: a detector that finds the object to crop."
     ),
@@ -206,6 +221,8 @@ def eval_command(
             f"--task {task} needs a {'detector' if task == 'detect' else 'classifier'}; "
             f"'{model}' is a {victim.kind}"
         )
+    if defense:
+        victim = _defended(victim, defense, seed)
     judged = _judged_class(victim, target_class, source)
     judged_name = victim.names[judged]
     if gt is not None:
@@ -250,13 +267,14 @@ def eval_command(
         )
         if patch_art is not None:
             patch_art.provenance["person_height_m"] = person_height_m
+        shown = f"{model} behind {victim.name}" if defense else model
         if listed:
             from physadv.jobs.replay_sources import run_sources_job
 
             truths = [_listed_truth(s, truth, victim, judged_name, gt_class, class_map) for s in listed]
-            result = run_sources_job(replay, listed, truths, out, model, video)
+            result = run_sources_job(replay, listed, truths, out, shown, video)
         else:
-            result = run_replay_job(replay, str(source), out, model, sticker_art, patch_art, seed, gt, video)
+            result = run_replay_job(replay, str(source), out, shown, sticker_art, patch_art, seed, gt, video)
     finally:
         distributed.stop()
     if result is not None:  # rank 0 (or the one process) reports
@@ -324,6 +342,8 @@ def _echo_result(result: dict, out: Path, video: bool) -> None:
                 f"{name:>10}: no ground truth for {seen['frames']} frames (not judged); "
                 f"a '{result['true_class']}' detected in {fmt_rate(seen.get('detection_rate'))} of them"
             )
+        if "flagged" in m:
+            typer.echo(f"{name:>10}: the defense raised an alarm on {fmt_rate(m['flagged'])} of the frames")
         if "unread_frames" in m:
             u = m["unread_frames"]
             typer.echo(f"{name:>10}: {u['count']} frames unreadable; first bad frame {u['first']}")

@@ -117,3 +117,29 @@ def _split_root(source) -> Path | None:
     """The folder a split's images are listed under (relative paths in the copy keep sub-folders)."""
     items = source if isinstance(source, list) else [source]
     return Path(items[0]) if len(items) == 1 and Path(items[0]).is_dir() else None
+
+
+def dataset_items(data: Path) -> tuple[dict[int, str], dict[str, list[tuple[Path, list]]], LabelLog]:
+    """A dataset's class names and, per split, each image with its checked boxes (``(class id,
+    normalised xyxy)``; bad lines dropped and counted in the returned log) — for jobs that derive a
+    new dataset from it.
+
+    Raises:
+        PhysadvError: the yaml cannot be read or its image folders do not exist (one line).
+    """
+    from ultralytics.data.utils import check_det_dataset, img2label_paths
+
+    try:
+        info = check_det_dataset(str(data), autodownload=False)
+    except Exception as exc:  # Ultralytics raises plain exceptions with a readable message
+        raise PhysadvError(f"dataset '{data}': {' '.join(str(exc).split())}") from None
+    names = {int(k): v for k, v in info["names"].items()}
+    log, splits = LabelLog(), {}
+    for split in SPLITS:
+        if info.get(split):
+            splits[split] = []
+            for image in _image_files(info[split]):
+                label = Path(img2label_paths([image])[0])
+                boxes = read_yolo_file(label, log, set(names)) if label.is_file() else []
+                splits[split].append((image, boxes))
+    return names, splits, log

@@ -65,6 +65,14 @@ class MCDropout(ModelWrapper):
         probs = torch.stack([F.softmax(self.logits(images), dim=1) for _ in range(draws)])
         return probs.var(dim=0).sum(dim=1).mean() / max(self.threshold, 1e-8)
 
+    def evasion_penalties(self, images: torch.Tensor, draws: int = 4) -> torch.Tensor:
+        """``[B]`` differentiable: how far each input's spread over ``draws`` passes is above the
+        threshold, in thresholds (0: not flagged, or not calibrated yet) — what a digital attack pays."""
+        if self.threshold is None:
+            return images.new_zeros(len(images))
+        probs = torch.stack([F.softmax(self.logits(images), dim=1) for _ in range(draws)])
+        return (probs.var(dim=0).sum(dim=1) / max(self.threshold, 1e-8) - 1).clamp(min=0)
+
     @torch.no_grad()
     def _probs(self, images: torch.Tensor) -> torch.Tensor:
         """``[samples, B, nc]`` softmax outputs."""

@@ -27,7 +27,6 @@ and replayed; :meth:`PersonEOT.straight` is the patch held straight (no componen
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +34,9 @@ from kornia.geometry import create_meshgrid
 from kornia.geometry.transform import get_tps_transform, warp_points_tps
 
 from physadv.eot.colour import ColourTransfer, clamp_straight_through
+from physadv.eot.person_ranges import COMPONENTS, PersonEOT
 from physadv.scene.effects import jpeg_each, kelvin_to_rgb_gain
 
-COMPONENTS = ("sizes", "angle", "cloth", "light", "camera", "printer")
 TPS_GRID = 4  # control points per side
 TPS_EVAL = 17  # points per side where the spline is evaluated (then interpolated)
 
@@ -46,103 +45,67 @@ def _kelvin_gains(kelvin: torch.Tensor) -> torch.Tensor:
     return torch.tensor([kelvin_to_rgb_gain(float(k)) for k in kelvin]).view(-1, 3)
 
 
-@dataclass
-class PersonEOT:
-    """Ranges of the random transformations (uniform unless said) and which components are on."""
+def draw(eot: PersonEOT, places: int, frames: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Parameters of ``eot`` for ``places`` placements on ``frames`` frames (CPU tensors); components
+    that are off get neutral values, so a draw has the same keys (and consumes the same random numbers)
+    whatever is switched on."""
+    n, b, g = places, frames, generator
 
-    components: tuple[str, ...] = COMPONENTS
-    zoom: tuple[float, float] = (0.5, 1.0)  # sizes: photo scale, log-uniform
-    yaw_deg: float = 60.0  # angle: |yaw| ≤ this; normal with σ = yaw_deg / 2 (people mostly face the camera)
-    pitch_deg: float = 15.0
-    tps: float = 0.03  # cloth: control-point displacement, fraction of the side (σ of a normal)
-    crease: float = 0.3  # cloth: probability of a fold
-    crease_shade: float = 0.3
-    shift_m: float = 0.03  # cloth: where on the torso it is worn
-    gain: tuple[float, float] = (0.7, 1.3)
-    offset: tuple[float, float] = (-0.05, 0.05)
-    kelvin: tuple[float, float] = (4000.0, 8000.0)
-    shadow: tuple[float, float] = (0.0, 0.4)
-    motion_blur_px: tuple[float, float] = (0.0, 2.0)  # camera, in the detector's input pixels
-    defocus_px: tuple[float, float] = (0.0, 0.8)  # camera: Gaussian σ, detector input pixels
-    noise_std: tuple[float, float] = (0.0, 0.02)
-    jpeg_quality: tuple[int, int] = (50, 95)
-    jpeg_probability: float = 0.3
-    printer_jitter: float = 0.04
+    def uniform(low, high, *shape, count=n):
+        return torch.rand(count, *shape, generator=g) * (high - low) + low
 
-    def __post_init__(self):
-        unknown = set(self.components) - set(COMPONENTS)
-        if unknown:
-            raise ValueError(f"unknown EOT component(s) {sorted(unknown)}: use {', '.join(COMPONENTS)}")
+    p = {
+        "yaw": (torch.randn(n, generator=g) * eot.yaw_deg / 2).clamp(-eot.yaw_deg, eot.yaw_deg),
+        "pitch": uniform(-eot.pitch_deg, eot.pitch_deg),
+        "tps": torch.randn(n, TPS_GRID * TPS_GRID, 2, generator=g) * eot.tps * 2,
+        "crease": (torch.rand(n, generator=g) < eot.crease).float(),
+        "crease_angle": uniform(0, math.pi),
+        "crease_offset": uniform(-0.4, 0.4),
+        "crease_shade": uniform(0.0, eot.crease_shade),
+        "shift": uniform(-eot.shift_m, eot.shift_m, 2),
+        "gain": uniform(*eot.gain),
+        "offset": uniform(*eot.offset),
+        "kelvin": _kelvin_gains(uniform(*eot.kelvin)),
+        "shadow": uniform(*eot.shadow),
+        "shadow_angle": uniform(0, 2 * math.pi),
+        "shadow_offset": uniform(-0.5, 0.5),
+        "printer_gain": uniform(1 - eot.printer_jitter, 1 + eot.printer_jitter, 3),
+        "printer_offset": uniform(-eot.printer_jitter / 2, eot.printer_jitter / 2, 3),
+        "zoom": torch.exp(uniform(math.log(eot.zoom[0]), math.log(eot.zoom[1]), count=b)),
+        "zoom_at": uniform(0, 1, 2, count=b),
+        "motion_blur": uniform(*eot.motion_blur_px, count=b),
+        "motion_angle": uniform(0, math.pi, count=b),
+        "defocus": uniform(*eot.defocus_px, count=b),
+        "noise": uniform(*eot.noise_std, count=b),
+        "noise_seed": torch.randint(2**31, (b,), generator=g),
+        "jpeg": torch.where(
+            torch.rand(b, generator=g) < eot.jpeg_probability,
+            torch.randint(eot.jpeg_quality[0], eot.jpeg_quality[1] + 1, (b,), generator=g),
+            torch.zeros(b, dtype=torch.long),
+        ),
+    }
+    return _neutral(p, [c for c in COMPONENTS if not eot.on(c)])
 
-    def on(self, name: str) -> bool:
-        return name in self.components
 
-    def without(self, *names: str) -> PersonEOT:
-        """The same ranges with ``names`` switched off."""
-        from dataclasses import replace
+def _neutral(p: dict, off: list[str]) -> dict:
+    keys = {
+        "angle": {"yaw": 0.0, "pitch": 0.0},
+        "cloth": {"tps": 0.0, "crease": 0.0, "shift": 0.0},
+        "light": {"gain": 1.0, "offset": 0.0, "kelvin": 1.0, "shadow": 0.0},
+        "camera": {"motion_blur": 0.0, "defocus": 0.0, "noise": 0.0, "jpeg": 0},
+        "printer": {"printer_gain": 1.0, "printer_offset": 0.0},
+        "sizes": {"zoom": 1.0},
+    }
+    for name in off:
+        for key, value in keys[name].items():
+            p[key] = torch.full_like(p[key], value)
+    p["printer_off"] = torch.tensor(float("printer" in off))
+    return p
 
-        return replace(self, components=tuple(c for c in self.components if c not in names))
 
-    def draw(self, places: int, frames: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Parameters for ``places`` placements on ``frames`` frames (CPU tensors); components that are
-        off get neutral values, so a draw has the same keys (and consumes the same random numbers)
-        whatever is switched on."""
-        n, b, g = places, frames, generator
-
-        def uniform(low, high, *shape, count=n):
-            return torch.rand(count, *shape, generator=g) * (high - low) + low
-
-        p = {
-            "yaw": (torch.randn(n, generator=g) * self.yaw_deg / 2).clamp(-self.yaw_deg, self.yaw_deg),
-            "pitch": uniform(-self.pitch_deg, self.pitch_deg),
-            "tps": torch.randn(n, TPS_GRID * TPS_GRID, 2, generator=g) * self.tps * 2,
-            "crease": (torch.rand(n, generator=g) < self.crease).float(),
-            "crease_angle": uniform(0, math.pi),
-            "crease_offset": uniform(-0.4, 0.4),
-            "crease_shade": uniform(0.0, self.crease_shade),
-            "shift": uniform(-self.shift_m, self.shift_m, 2),
-            "gain": uniform(*self.gain),
-            "offset": uniform(*self.offset),
-            "kelvin": _kelvin_gains(uniform(*self.kelvin)),
-            "shadow": uniform(*self.shadow),
-            "shadow_angle": uniform(0, 2 * math.pi),
-            "shadow_offset": uniform(-0.5, 0.5),
-            "printer_gain": uniform(1 - self.printer_jitter, 1 + self.printer_jitter, 3),
-            "printer_offset": uniform(-self.printer_jitter / 2, self.printer_jitter / 2, 3),
-            "zoom": torch.exp(uniform(math.log(self.zoom[0]), math.log(self.zoom[1]), count=b)),
-            "zoom_at": uniform(0, 1, 2, count=b),
-            "motion_blur": uniform(*self.motion_blur_px, count=b),
-            "motion_angle": uniform(0, math.pi, count=b),
-            "defocus": uniform(*self.defocus_px, count=b),
-            "noise": uniform(*self.noise_std, count=b),
-            "noise_seed": torch.randint(2**31, (b,), generator=g),
-            "jpeg": torch.where(
-                torch.rand(b, generator=g) < self.jpeg_probability,
-                torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (b,), generator=g),
-                torch.zeros(b, dtype=torch.long),
-            ),
-        }
-        return self._neutral(p, [c for c in COMPONENTS if not self.on(c)])
-
-    @staticmethod
-    def _neutral(p: dict, off: list[str]) -> dict:
-        keys = {
-            "angle": {"yaw": 0.0, "pitch": 0.0},
-            "cloth": {"tps": 0.0, "crease": 0.0, "shift": 0.0},
-            "light": {"gain": 1.0, "offset": 0.0, "kelvin": 1.0, "shadow": 0.0},
-            "camera": {"motion_blur": 0.0, "defocus": 0.0, "noise": 0.0, "jpeg": 0},
-            "printer": {"printer_gain": 1.0, "printer_offset": 0.0},
-            "sizes": {"zoom": 1.0},
-        }
-        for name in off:
-            for key, value in keys[name].items():
-                p[key] = torch.full_like(p[key], value)
-        p["printer_off"] = torch.tensor(float("printer" in off))
-        return p
-
-    def straight(self, places: int, frames: int) -> dict[str, torch.Tensor]:
-        """The patch held straight: every component off (the printer too)."""
-        return PersonEOT(components=()).draw(places, frames, torch.Generator().manual_seed(0))
+def straight(places: int, frames: int) -> dict[str, torch.Tensor]:
+    """The patch held straight: every component off (the printer too)."""
+    return draw(PersonEOT(components=()), places, frames, torch.Generator().manual_seed(0))
 
 
 def print_colours(patch: torch.Tensor, p: dict, transfer: ColourTransfer | None) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 
 from physadv.data.image_set import ImageSet
 from physadv.eot.colour import ColourTransfer
-from physadv.eot.person_eot import PersonEOT
+from physadv.eot.person_eot import PersonEOT, draw, straight
 from physadv.eot.person_scenes import ScenePeople
 from physadv.eot.person_views import PersonFrames, photo_frames, views, wear
 from physadv.harness import opencv_paste
@@ -108,11 +108,11 @@ def physadv_view(
     """A condition through physadv's compositor; returns the frames and the judged boxes."""
     n, b = len(frames.planes), len(frames.images)
     if trial.eot_seed is not None:
-        params = judge.eot.draw(n, b, gen)
+        params = draw(judge.eot, n, b, gen)
         return views(trial.patch, frames, params, judge.eot, judge.size_m, imgsz, judge.transfer, gen)
     x = frames.images
     if trial.patch is not None:
-        params = judge.eot.straight(n, b)
+        params = straight(n, b)
         x = wear(trial.patch, frames, params, judge.eot, judge.size_m, judge.print_transfer)
     x = _world(x, frames)
     return torch.cat(jpeg_each([x.clamp(0, 1)], [judge.jpeg])), frames.boxes

@@ -5,9 +5,10 @@ sign (drawn from the sticker's own view range with a seed the optimisation never
 - ``non_adaptive``: with the given sticker, made against the bare model;
 - ``adaptive``: with a sticker re-optimised through the defense from the given one (same mask).
 
-A detection defense (MC dropout) flags inputs: a flagged clean view counts as an error (a false
-alarm), a flagged attacked view as a stopped attack. PatchCleanser also reports the fraction of
-clean views it certifies.
+A detection defense (MC dropout, a detector network, KD, LID) flags inputs: a flagged clean view
+counts as an error (a false alarm), a flagged attacked view as a stopped attack. PatchCleanser also
+reports the fraction of clean views it certifies. For a classifier, ``digital`` adds PGD and CW on
+the same views (:mod:`physadv.jobs.defend_digital`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.rp2 import StickerAttack
 from physadv.attacks.sticker_config import StickerConfig
-from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
+from physadv.defenses.catalogue import FLAGGING, Choice, adaptive_paths, wrap
 from physadv.eot.sign_views import render_views, scaled_boxes
 from physadv.errors import PhysadvError
 from physadv.harness.crops import model_inputs
 from physadv.harness.metrics import Rate
 from physadv.harness.sign_eval import SignGoal, judge_frames
 from physadv.harness.sources import batched
+from physadv.jobs.defend_digital import digital_columns, digital_inputs, digital_warnings, run_attack
 from physadv.jobs.sticker_config import StickerJob
 from physadv.report.defense_table import masking_warnings, plot_rows, write_table
 
@@ -102,8 +104,10 @@ def measure_sticker_defense(
     views: list,
     steps: int,
     out: Path,
+    digital: tuple | None = None,
 ) -> dict:
-    """One row of the table (``defense`` None: the bare model)."""
+    """One row of the table (``defense`` None: the bare model); ``digital``: the clean crops, their
+    labels and the digital attacks made on the bare model, for the PGD and CW columns."""
     from physadv.printing.export import save_png
 
     c = attack.config
@@ -140,16 +144,27 @@ def measure_sticker_defense(
     if judged["clean"]["certified"]:
         row["certified"] = Rate(sum(judged["clean"]["certified"]), len(views)).as_dict()
     row["warnings"] = masking_warnings(row)
+    if digital:
+        x, y, made = digital
+        row["digital"] = digital_columns(defended, x, y, made, c.seed, bare=defense is None)
+        row["warnings"] += digital_warnings(row["digital"])
     return row
 
 
 def run_sticker_defenses(
-    attack: StickerAttack, defenses: list[Choice], sticker: Artefact, out: Path, views: int, steps: int
+    attack: StickerAttack,
+    defenses: list[Choice],
+    sticker: Artefact,
+    out: Path,
+    views: int,
+    steps: int,
+    digital: tuple[str, ...] = (),
 ) -> tuple[list[dict], str]:
+    """The table's rows, the bare model first; ``digital``: attacks (pgd, cw_l2) for extra columns."""
     out.mkdir(parents=True, exist_ok=True)
     metric = "tpr" if attack.detector else "accuracy"
     label = "True-positive rate of the sign" if attack.detector else "Top-1 accuracy on the sign"
-    flags = any(d.name.startswith("mcdropout") for d in defenses)
+    flags = any(d.name.split(":")[0] in FLAGGING for d in defenses)
     intro = (
         f"{label} in {views} held-out views (95 % Wilson intervals)"
         + (
@@ -160,9 +175,14 @@ def run_sticker_defenses(
         + ". A defense helps if its adaptive number stays\nclose to its clean one."
     )
     held_out = attack.views(views, seed=2)  # the optimisation drew from seed 1
+    cases = None
+    if digital:
+        x, y = digital_inputs(attack, held_out)
+        cases = (x, y, {name: run_attack(name, attack.model, x, y, attack.config.seed) for name in digital})
+        intro += f"\n{', '.join(digital)}: the same views, made on the bare model (non-adaptive → adaptive)."
     rows = []
     for defense in [None, *defenses]:
-        rows.append(measure_sticker_defense(attack, defense, sticker, held_out, steps, out))
+        rows.append(measure_sticker_defense(attack, defense, sticker, held_out, steps, out, cases))
         write_table(rows, out, TITLE, metric, intro)  # a crash keeps what was done
     plot_rows(rows, out / "defenses.png", f"{metric.replace('tpr', 'true-positive rate')} (%)")
     return rows, write_table(rows, out, TITLE, metric, intro)

@@ -5,6 +5,7 @@ are the independent compositor's)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from physadv.attacks.person_patch import PatchAttack
 from physadv.data.image_set import ImageSet
 from physadv.data.images import LETTERBOX_FILL
 from physadv.eot.person_scenes import ScenePeople
+from physadv.errors import PhysadvError
 from physadv.harness.annotate import GREEN, RED, WHITE, draw_box, draw_detections, draw_label
 from physadv.harness.patch_eval import (
     INDEPENDENT,
@@ -30,7 +32,9 @@ from physadv.harness.patch_eval import (
     held_out_frames,
     physadv_view,
 )
+from physadv.jobs.patch_config import PatchJob
 from physadv.progress import progress_bar
+from physadv.results import write_json
 from physadv.scene.video import to_bgr8
 
 GRID_IMAGES = 6
@@ -175,12 +179,16 @@ def run_patch_job(
     paper: str = "letter",
     eval_batch: int = 16,
     scene_val: ScenePeople | None = None,
+    job: PatchJob | None = None,
 ) -> dict:
     """Optimise, write the printables, judge on the held-out photos (``val``) and rendered frames
     (``scene_val``) through both compositors, and write ``summary.json``. ``size_mm``: the printed
-    side (default: the attack's)."""
+    side (default: the attack's); ``job``: the command's settings, written to ``config.yaml`` and into
+    the patch's sidecar (so ``physadv defend`` judges the patch as it was made)."""
     size_mm = size_mm or attack.config.size_mm
     out.mkdir(parents=True, exist_ok=True)
+    if job is not None:
+        job.write_yaml(out / "config.yaml", "physadv patch: the resolved settings of this run")
     held = {k: v for k, v in (("photos", val), ("scene", scene_val)) if v is not None}
     warnings = training_warnings(attack, sum(held_out_people(v) for v in held.values()))
     for line in warnings:
@@ -189,6 +197,8 @@ def run_patch_job(
     patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
     made = {k: v for k, v in attack.config.as_dict().items() if k != "size_mm"}  # the artefact has it
     provenance = {"attack": "thys_patch", "models": attack.model_names, **made}
+    if job is not None:
+        provenance["settings"] = job.to_dict()
     artefact = Artefact(patch, (size_mm, size_mm), provenance=provenance)
     files = write_printables(artefact, out, dpi, paper)
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in record["history"]))
@@ -228,8 +238,59 @@ def run_patch_job(
         "config": attack.config.as_dict(),
         "files": files,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(out / "summary.json", summary)
     return summary
+
+
+def run_patch(job: PatchJob, out: Path, resume: bool = False) -> dict:
+    """``physadv patch`` from its settings: load the detectors, the photos and/or the street, optimise
+    and judge (:func:`run_patch_job`); the resolved settings go to ``OUT/config.yaml``.
+
+    Raises:
+        PhysadvError: no people to train on, a classifier given as a detector, an unknown class.
+    """
+    from physadv.data.class_map import parse_class_map
+    from physadv.eot.colour import ColourTransfer
+    from physadv.jobs.patch_data import class_names, load_scenes, load_train_val
+    from physadv.models import load_model
+    from physadv.printing.palette import Palette
+
+    if job.images is None and job.scene is None:
+        raise PhysadvError("give --images (photos of people), --scene (a pedestrians scene spec), or both")
+    victims = [
+        load_model(m, task="detect", device=job.device, amp=job.amp, imgsz=job.imgsz, end2end=job.end2end)
+        for m in job.model
+    ]
+    for spec, victim in zip(job.model, victims, strict=True):
+        if victim.kind != "detector":
+            raise PhysadvError(f"'{spec}' is a classifier; patches attack detectors")
+    names = class_names(victims[0], job.classes)
+    config = dataclasses.replace(job.attack, classes=names)
+    train_set = val_set = None
+    if job.images is not None:
+        train_set, val_set = load_train_val(
+            victims[0], names, job.images, job.labels, job.val, job.val_labels, job.holdout,
+            job.pseudo_conf, job.min_box, config.seed, parse_class_map(job.class_map),
+        )  # fmt: skip
+    scenes = scene_held_out = None
+    if job.scene is not None:
+        if "person" not in names:
+            raise PhysadvError(
+                f"--scene trains on rendered people: --classes must include person, not {names}"
+            )
+        scenes, scene_held_out = load_scenes(
+            job.scene, job.scene_frames, job.scene_refresh, job.scene_val, config.seed, victims[0].imgsz
+        )
+    colours = (Palette.load(job.palette) if job.palette else Palette.default()).colours
+    transfer = ColourTransfer.load(job.calibration) if job.calibration else None
+    attack = PatchAttack(
+        victims, config, train_set, colours, transfer, model_names=list(job.model), scenes=scenes
+    )
+    job = dataclasses.replace(job, attack=attack.config)  # classes and batch as resolved
+    return run_patch_job(
+        attack, val_set, out, config.size_mm, resume, job.checkpoint_every, job.dpi, job.paper,
+        scene_val=scene_held_out, job=job,
+    )  # fmt: skip
 
 
 def held_out_people(held_out) -> int:

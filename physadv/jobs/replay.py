@@ -15,7 +15,7 @@ from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
 from physadv.models.classes import ClassNames
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
-from physadv.results import write_json
+from physadv.results import Rate, write_json
 
 
 def default_object_height_m(class_name: str) -> float | None:
@@ -119,6 +119,16 @@ def _ground_truth_note(replay: Replay, source, gt_file: Path | None) -> str:
     return "none given: detections are reported, not judged"
 
 
+def _alarms(replay: Replay) -> list | None:
+    """The alarms a patch-detecting defense raised on the condition just replayed (None without such
+    a defense); under torchrun every rank's, on rank 0 (each rank's model saw only its batches)."""
+    alarms = getattr(replay.model, "alarms", None)
+    if alarms is None:
+        return None
+    every = replay.ranks.gather(alarms.take())
+    return None if every is None else [flag for flags in every for flag in flags]
+
+
 def for_inference(replay: Replay) -> Replay:
     """``replay`` with its detectors' BatchNorms folded into their convolutions (as Ultralytics'
     ``predict``; :mod:`physadv.models.fused`): the same detections, a faster forward."""
@@ -177,6 +187,7 @@ def run_replay_job(
     if not replay.ranks.main:
         for condition, source in conditions:
             serve_source(replay, source, condition)
+            _alarms(replay)  # sent to rank 0
         return None
     out.mkdir(parents=True, exist_ok=True)
     group = (
@@ -194,6 +205,9 @@ def run_replay_job(
         for condition, source in conditions:
             with progress_bar(f"replaying {condition}", source.expected) as advance:
                 metrics = replay_source(replay, source, condition, out, csv_file, advance, annotate, group)
+            flags = _alarms(replay)  # a defense that detects patches (--defense)
+            if flags is not None:
+                metrics["flagged"] = Rate(sum(flags), len(flags)).as_dict()
             result["conditions"][condition] = metrics
             if isinstance(source, InsertedSource):
                 metrics["insertion"] = {**source.summary(), **({"people": placed} if placed else {})}

@@ -26,7 +26,7 @@ from physadv.harness.tally import Tally
 from physadv.jobs.replay import for_inference, result_header
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
-from physadv.results import write_json
+from physadv.results import Rate, write_json
 
 ALL = "all recordings"
 
@@ -52,6 +52,10 @@ def _replay_one(replay: Replay, index: int, listed: ListedSource, truth: Truth, 
     with progress_bar(f"replaying {listed.name}", source.expected) as advance:
         run, metrics = run_source(one, source, listed.name, out, rows, advance, annotate)
     metrics = {"source": str(listed.path), **metrics}
+    alarms = getattr(one.model, "alarms", None)  # a defense that detects patches (--defense)
+    if alarms is not None:
+        flags = alarms.take()
+        metrics["flagged"] = Rate(sum(flags), len(flags)).as_dict()
     if truth.notes:
         metrics["ground_truth_read"] = truth.notes
     untruthed = run.untruthed.counts() if run.untruthed is not None else None

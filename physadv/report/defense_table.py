@@ -11,6 +11,7 @@ from pathlib import Path
 from physadv.results import write_json
 
 KEYS = ("clean", "non_adaptive", "adaptive")
+DIGITAL_NAMES = {"pgd": "PGD", "cw_l2": "CW-L2"}
 MASKING_MARGIN = 0.05  # adaptive metric this much above non-adaptive → warn
 
 
@@ -48,12 +49,14 @@ def write_table(rows: list[dict], out: Path, title: str, metric: str, intro: str
     certified = any(r.get("certified") for r in rows)
     flagged = any(r.get("flagged") for r in rows)
     success = any(r.get("success") for r in rows)
+    digital = list(next((r["digital"] for r in rows if r.get("digital")), {}))
     with (out / "defenses.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
             ["defense", *(f"{k}_{metric}" for k in KEYS), *(f"{k}_ci95" for k in KEYS), f"strongest_{metric}"]
             + ["certified", *(f"flagged_{k}" for k in KEYS), "success_non_adaptive", "success_adaptive"]
             + ["ms_per_frame", "warnings"]
+            + [f"{a}_{k}" for a in digital for k in KEYS[1:]]
         )
         for r in rows:
             flags = r.get("flagged") or {}
@@ -69,10 +72,12 @@ def write_table(rows: list[dict], out: Path, title: str, metric: str, intro: str
                 + [flags[k]["rate"] if k in flags else "" for k in KEYS]
                 + [wins[k]["rate"] if k in wins else "" for k in KEYS[1:]]
                 + [r["ms_per_frame"], "; ".join(r["warnings"])]
+                + [r["digital"][a][k]["rate"] for a in digital for k in KEYS[1:]]
             )
     head = ["defense", "clean", "non-adaptive", "adaptive", "strongest attack"]
     head += ["certified"] * certified + ["flagged clean / non-adaptive / adaptive"] * flagged
-    head += ["attack success non-adaptive → adaptive"] * success + ["ms/frame"]
+    head += ["attack success non-adaptive → adaptive"] * success
+    head += [f"{DIGITAL_NAMES.get(a, a)} non-adaptive → adaptive" for a in digital] + ["ms/frame"]
     lines = [f"# {title}", "", intro, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["defense"], _cell(r["clean"]), _cell(r["non_adaptive"])]
@@ -86,6 +91,9 @@ def write_table(rows: list[dict], out: Path, title: str, metric: str, intro: str
         if success:
             wins = r.get("success") or {}
             cells.append(f"{_pct(wins.get('non_adaptive'))} → {_pct(wins.get('adaptive'))}")
+        for a in digital:
+            c = r["digital"][a]
+            cells.append(f"{_pct(c['non_adaptive'])} → {_pct(c['adaptive'])}")
         cells.append(f"{r['ms_per_frame']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {r['defense']}: {w}" for r in rows for w in r["warnings"]]

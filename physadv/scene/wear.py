@@ -31,9 +31,9 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-PERSON_HEIGHT_M = 1.75  # a person's height when only their box is known (adult mean, both sexes)
+from physadv.scene.assumptions import DEFAULT_HFOV_DEG, PERSON_HEIGHT_M  # noqa: F401  (re-exported)
+
 TORSO_Y = 2.6 / 7.5  # patch centre below the top of the head, as a fraction of the person's height
-DEFAULT_HFOV_DEG = 60.0  # a photo's horizontal field of view when nobody says (a phone's main camera ~65°)
 
 
 @dataclass

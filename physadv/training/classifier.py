@@ -15,6 +15,7 @@ from physadv.data.image_folder import ImageFolderData, load_image_folder
 from physadv.errors import PhysadvError
 from physadv.models.architectures import build_architecture
 from physadv.models.loading import save_classifier
+from physadv.models.robust_nets import from_base
 from physadv.statefile import load_state, save_state
 from physadv.training.robust import TrainingDefense
 
@@ -34,19 +35,29 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ImageFolderData, device: torch.device, batch: int = 512) -> float:
-    """Top-1 accuracy of a raw module on normalised inputs."""
-    model.eval()
-    correct = 0
-    for i in range(0, len(data.labels), batch):
-        x = (data.images[i : i + batch].float().to(device) / 255 - MEAN[0]) / STD[0]
-        correct += int((model(x).argmax(1).cpu() == data.labels[i : i + batch]).sum())
-    return correct / len(data.labels)
-
-
 def _normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - MEAN[0]) / STD[0]
+
+
+def _pixels(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def takes_pixels(model: torch.nn.Module) -> bool:
+    """Whether ``model`` takes RGB in [0, 1] (a defense layer in front) rather than normalised input."""
+    return bool(getattr(model, "takes_pixels", False))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: ImageFolderData, device: torch.device, batch: int = 512) -> float:
+    """Top-1 accuracy of a raw module (inputs normalised unless it takes pixels)."""
+    model.eval()
+    normalise = _pixels if takes_pixels(model) else _normalise
+    correct = 0
+    for i in range(0, len(data.labels), batch):
+        x = normalise(data.images[i : i + batch].float().to(device) / 255)
+        correct += int((model(x).argmax(1).cpu() == data.labels[i : i + batch]).sum())
+    return correct / len(data.labels)
 
 
 def _teacher(architecture: str, classes: int, state: dict, device) -> torch.nn.Module:
@@ -56,7 +67,9 @@ def _teacher(architecture: str, classes: int, state: dict, device) -> torch.nn.M
 
 
 def _initial_weights(init: str | None, architecture: str, names: list[str]) -> dict | None:
-    """The state dict to start from (``None``: random), checked against the architecture and classes."""
+    """The state dict to start from (``None``: random), checked against the architecture and classes:
+    the same architecture, or its base where a defense adds layers (``lisa_cnn`` for
+    ``lisa_cnn+denoise``; :func:`physadv.models.robust_nets.from_base` maps the weights)."""
     if init is None:
         return None
     from physadv.models import load_model
@@ -66,13 +79,34 @@ def _initial_weights(init: str | None, architecture: str, names: list[str]) -> d
         raise PhysadvError(f"--init '{init}' is not a classifier")
     if [start.names[i] for i in range(len(start.names))] != list(names):
         raise PhysadvError(f"--init '{init}' has other classes than the data (or in another order)")
-    state = start.module.state_dict()
+    state = dict(start.module.state_dict())
     probe = build_architecture(architecture, len(names))
+    if set(state) != set(probe.state_dict()):
+        state = from_base(probe, state, start.mean, start.std)
     try:
-        probe.load_state_dict(state)
+        start_from(probe, state)
     except RuntimeError:
         raise PhysadvError(f"--init '{init}' is not a {architecture} (choose its --arch)") from None
     return state
+
+
+def start_from(model: torch.nn.Module, state: dict) -> None:
+    """Load ``state`` into ``model``: all of it, or (weights of its base, mapped by ``from_base``)
+    everything but the defense's own layers, which keep their fresh values.
+
+    Raises:
+        RuntimeError: ``state`` does not fit.
+    """
+    own = model.state_dict()
+    if set(state) == set(own):
+        model.load_state_dict(state)
+        return
+    if not state or any(k not in own or own[k].shape != v.shape for k, v in state.items()):
+        raise RuntimeError("the weights are not of this architecture or its base")
+    fresh = {k.split(".")[0] for k in own if k not in state}
+    if not fresh <= {"denoise", "autoencoder"}:
+        raise RuntimeError("the weights are not of this architecture or its base")
+    model.load_state_dict(state, strict=False)
 
 
 def train_classifier(
@@ -95,9 +129,21 @@ def train_classifier(
     ``resume`` continues from it.
 
     ``defense``: a trained defense (:mod:`physadv.training.robust`; distillation runs ``epochs``
-    twice, teacher then student). ``init``: start from these weights (a classifier file or
-    ``"default"``) instead of random ones — fine-tuning."""
+    twice, teacher then student; ``denoise``, ``thermometer`` and ``reconstruct`` train
+    ``architecture`` with their layers built in). ``init``: start from these weights (a classifier
+    file or ``"default"``) instead of random ones — fine-tuning; required by ``reconstruct``, whose
+    classifier stays as it is.
+
+    Raises:
+        PhysadvError: unreadable data, an ``init`` of other classes or architecture, a checkpoint
+            made for another run, ``reconstruct`` without ``init``."""
     defense = defense or TrainingDefense()
+    if defense.name == "reconstruct" and init is None:
+        raise PhysadvError(
+            "reconstruct trains an autoencoder in front of a trained classifier: give it with --init "
+            "(e.g. --init default)"
+        )
+    architecture = defense.architecture(architecture)
     device = torch.device(device)
     out = Path(out)
     data = load_image_folder(data_dir)
@@ -109,13 +155,15 @@ def train_classifier(
     first = _initial_weights(init, architecture, data.names)
 
     def fresh():
-        model = build_architecture(architecture, len(data.names)).to(device)
+        model = build_architecture(architecture, len(data.names))
         if first is not None:
-            model.load_state_dict(first)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+            start_from(model, first)
+        model = model.to(device)
+        opt = torch.optim.Adam(defense.trainable(model), lr=lr)
         return model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
 
     model, opt, sched = fresh()
+    normalise = _pixels if takes_pixels(model) else _normalise
     teacher = None
     start, ckpt_path = 0, out.with_suffix(".ckpt.safetensors")
     if resume and ckpt_path.is_file():
@@ -147,7 +195,7 @@ def train_classifier(
         for i in range(0, len(perm), batch):
             idx = perm[i : i + batch]
             x = _augment(train.images[idx].float() / 255, g).to(device)
-            loss = defense.loss(model, _normalise, x, train.labels[idx].to(device), teacher, g)
+            loss = defense.loss(model, normalise, x, train.labels[idx].to(device), teacher, g)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -171,13 +219,14 @@ def train_classifier(
         )
         if on_epoch:
             on_epoch(epoch, total / len(perm), val_acc)
+    pixels = takes_pixels(model)
     save_classifier(
         model.cpu(),
         out,
         architecture,
         data.names,
-        mean=MEAN,
-        std=STD,
+        mean=None if pixels else MEAN,
+        std=None if pixels else STD,
         extra={
             "val_accuracy": val_acc,
             "epochs": epochs,
@@ -185,6 +234,7 @@ def train_classifier(
             "defense": defense.name,
             "eps": defense.eps if defense.name in ("pgd", "fast") else None,
             "temperature": defense.temperature if defense.name == "distill" else None,
+            "defense_settings": defense.record(),
             "init": init,
         },
     )

@@ -42,6 +42,27 @@ def _checked(data: Path, work: Path) -> Path:
     return checked.data
 
 
+def _with_patch_class(data: Path, patches: list[Path], work: Path) -> Path:
+    """Ad-YOLO's training set: ``data`` with ``patches`` on half its people, and a ``patch`` class."""
+    import torch
+
+    from physadv.data.images import read_image
+    from physadv.data.yolo_dataset import dataset_items
+    from physadv.progress import progress_bar
+    from physadv.training.patch_class import write_patch_class_set
+
+    pictures = []
+    for path in patches:
+        if not Path(path).is_file():
+            raise PhysadvError(f"patch image '{path}' not found")
+        pictures.append(torch.from_numpy(read_image(path, "patch image").rgb).permute(2, 0, 1).contiguous())
+    count = sum(len(items) for items in dataset_items(data)[1].values())
+    with progress_bar("putting patches on the people", count) as advance:
+        out = write_patch_class_set(data, pictures, work, progress=advance)
+    print(f"training with a 'patch' class on {out} ({len(patches)} patch image(s) and random textures)")
+    return out
+
+
 def train_detector(
     data: str | Path,
     model: str = "pico",
@@ -53,10 +74,14 @@ def train_detector(
     device: str = "cpu",
     resume: bool = False,
     workers: int = 2,
+    patch_class: list[Path] | None = None,
 ) -> Path:
     """Train (or resume) and return the path of ``best.pt``.
 
-    ``model``: ``"pico"`` (physadv's small YOLOv8), an Ultralytics yaml, or a local ``.pt`` to fine-tune.
+    ``model``: ``"pico"`` (physadv's small YOLOv8), an Ultralytics yaml, ``"default"`` (the embedded
+    detector) or a local ``.pt`` to fine-tune. ``patch_class``: patch images — train Ad-YOLO (Ji et al.
+    2021) on a copy of the data with these patches on half the people and a ``patch`` class
+    (:mod:`physadv.training.patch_class`).
     """
     import logging
 
@@ -80,9 +105,15 @@ def train_detector(
             )
         if model == "pico":
             model = str(pico_yaml(run_dir))
+        elif model == "default":
+            from physadv.models.loading import EMBEDDED
+
+            model = str(EMBEDDED["detect"])
         elif model.endswith(".pt") and not Path(model).is_file():
             raise PhysadvError(f"model '{model}' is not a local file; physadv never downloads weights")
         data = _checked(data, run_dir / "checked_data")
+        if patch_class:
+            data = _with_patch_class(data, patch_class, run_dir / "patch_class_data")
         YOLO(model).train(
             data=str(data.resolve()),
             epochs=epochs,
