@@ -77,6 +77,14 @@ class Ranks:
         dist.gather_object(obj, out, dst=0)
         return out
 
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every rank (what rank 0 alone computed, e.g. while writing files)."""
+        if not self.active:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()

@@ -106,7 +106,12 @@ def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path
 
 def eval_command(
     source: Path = typer.Argument(
-        ..., help="A video (mp4, avi, mov, mkv), a folder of frames, or a scene spec (.yaml)."
+        None, help="A video (mp4, avi, mov, mkv), a folder of frames, or a scene spec (.yaml)."
+    ),
+    sources: Path = typer.Option(
+        None,
+        help="Instead of SOURCE: a text file listing recordings, one a line, each optionally followed by its "
+        "ground truth; replayed into one report, a condition per recording (docs/replay.md).",
     ),
     out: Path = typer.Option(
         ..., help="Output folder: metrics.json, frames.csv, annotated.mp4, plots/, report.md/html."
@@ -185,15 +190,16 @@ def eval_command(
 ) -> None:
     """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
     intervals, an annotated video and a report. A scene spec with --artefact/--patch is replayed
-    clean and attacked from the same draws (scenes/lab_rp2.yaml gives RP2's lab table)."""
+    clean and attacked from the same draws (scenes/lab_rp2.yaml gives RP2's lab table). Under
+    `torchrun --nproc-per-node N -m physadv eval …` the ranks share the frames (or the --sources)."""
+    from physadv import distributed
     from physadv.harness.frame_judge import ReplayGoal
     from physadv.harness.replay import Replay, Truth
     from physadv.harness.tally import Bins
     from physadv.jobs.ground_truth import load_file_truth
-    from physadv.jobs.replay import default_object_height_m, lab_rows, run_replay_job
+    from physadv.jobs.replay import default_object_height_m, run_replay_job
     from physadv.models import load_model
     from physadv.printing.export import load_sized_artefact
-    from physadv.report.replay_report import main_metric
 
     if task not in ("detect", "classify"):
         raise PhysadvError(f"unknown task '{task}': use detect or classify")
@@ -201,6 +207,8 @@ def eval_command(
         raise PhysadvError(f"unknown unit '{unit}': use ft or m")
     if gt is not None and track:
         raise PhysadvError("give either --gt or --track, not both")
+    listed = _listed_sources(source, sources, gt, track, artefact, patch)
+    source = listed[0].path if listed else source
     if not source.exists():
         raise PhysadvError(
             f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
@@ -222,42 +230,105 @@ def eval_command(
     goal = ReplayGoal(
         task,
         judged,
-        judged_name if gt is not None else _gt_class(source, judged_name, gt_class),
+        judged_name if gt is not None or listed else _gt_class(source, judged_name, gt_class),
         victim.names.id(target) if target else None,
         conf,
     )
     truth.object_height_m = object_height_m or default_object_height_m(goal.gt_class or judged_name)
-    if track:
-        truth.file, truth.tracked = _track(source, track, goal.gt_class or judged_name, hfov_deg, out, video)
-    sticker_art = patch_art = None
-    if artefact is not None:
-        from physadv.scene.signs import SIGNS
+    ranks = distributed.start(victim.device)  # under torchrun: the ranks share the frames or recordings
+    try:
+        if track:  # rank 0 tracks (and writes track.jsonl); every rank judges against its result
+            truth.file, truth.tracked = ranks.broadcast(
+                _track(source, track, goal.gt_class or judged_name, hfov_deg, out, video)
+                if ranks.main
+                else None
+            )
+        sticker_art = patch_art = None
+        if artefact is not None:
+            from physadv.scene.signs import SIGNS
 
-        sign = SIGNS.get(goal.gt_class or "stop", SIGNS["stop"])
-        sticker_art, size = load_sized_artefact(artefact, f"{sign.width_mm}x{sign.height_mm}")
-        typer.echo(f"artefact spans the sign's face: {size.note}")
-    if patch is not None:
-        patch_art, size = load_sized_artefact(patch, patch_mm)
-        typer.echo(f"patch: {size.note}")
-    cropper = load_model(crop_model, task="detect", device=device, amp=amp) if crop_model else None
-    replay = Replay(
-        victim,
-        goal,
-        Bins(_numbers(bins, "--bins"), unit, _numbers(angle_bins, "--angle-bins")),
-        truth,
-        batch or (32 if victim.device.type == "cuda" else 8),
-        cropper,
-        _crop_class(cropper, judged_name) if cropper else None,
-        rules,
-    )
-    if patch_art is not None:
-        patch_art.provenance["person_height_m"] = person_height_m
-    shown = f"{model} behind {victim.name}" if defense else model
-    result = run_replay_job(replay, str(source), out, shown, sticker_art, patch_art, seed, gt, video)
-    metric = main_metric(result)
+            sign = SIGNS.get(goal.gt_class or "stop", SIGNS["stop"])
+            sticker_art, size = load_sized_artefact(artefact, f"{sign.width_mm}x{sign.height_mm}")
+            _say(ranks, f"artefact spans the sign's face: {size.note}")
+        if patch is not None:
+            patch_art, size = load_sized_artefact(patch, patch_mm)
+            _say(ranks, f"patch: {size.note}")
+        cropper = load_model(crop_model, task="detect", device=device, amp=amp) if crop_model else None
+        replay = Replay(
+            victim,
+            goal,
+            Bins(_numbers(bins, "--bins"), unit, _numbers(angle_bins, "--angle-bins")),
+            truth,
+            batch or (32 if victim.device.type == "cuda" else 8),
+            cropper,
+            _crop_class(cropper, judged_name) if cropper else None,
+            rules,
+            ranks,
+        )
+        if patch_art is not None:
+            patch_art.provenance["person_height_m"] = person_height_m
+        shown = f"{model} behind {victim.name}" if defense else model
+        if listed:
+            from physadv.jobs.replay_sources import run_sources_job
+
+            truths = [_listed_truth(s, truth, victim, judged_name, gt_class, class_map) for s in listed]
+            result = run_sources_job(replay, listed, truths, out, shown, video)
+        else:
+            result = run_replay_job(replay, str(source), out, shown, sticker_art, patch_art, seed, gt, video)
+    finally:
+        distributed.stop()
+    if result is not None:  # rank 0 (or the one process) reports
+        _echo_result(result, out, video)
+
+
+def _say(ranks, text: str) -> None:
+    if ranks.main:
+        typer.echo(text)
+
+
+def _listed_sources(source, sources, gt, track, artefact, patch) -> list:
+    """The recordings ``--sources`` lists ([] without it), after checking what goes with it."""
+    if sources is None:
+        if source is None:
+            raise PhysadvError("give SOURCE (a video, a folder of frames or a scene spec) or --sources LIST")
+        return []
+    if source is not None:
+        raise PhysadvError("give either SOURCE or --sources, not both")
+    if gt is not None or track or artefact is not None or patch is not None:
+        raise PhysadvError(
+            "--sources replays recordings as they are: give each one's ground truth in the list, "
+            "not --gt, --track, --artefact or --patch"
+        )
+    from physadv.data.source_list import read_source_list
+
+    listed = read_source_list(sources)
+    scenes = [s.path for s in listed if s.path.suffix.lower() in (".yaml", ".yml")]
+    if scenes:
+        raise PhysadvError(f"--sources lists recordings, not scene specs ('{scenes[0]}')")
+    return listed
+
+
+def _listed_truth(listed, like, victim, judged_name: str, gt_class, class_map):
+    """A recording's own ground truth (its file from the list, if any), judged as ``like`` says."""
+    import dataclasses
+
+    from physadv.jobs.ground_truth import load_file_truth
+
+    truth = dataclasses.replace(like, notes={})
+    if listed.gt is not None:
+        truth.file, truth.notes = load_file_truth(
+            listed.gt, listed.path, victim, judged_name, gt_class, class_map
+        )
+    return truth
+
+
+def _echo_result(result: dict, out: Path, video: bool) -> None:
+    """What the replay found, in a few lines (the report has the rest)."""
+    from physadv.jobs.replay import lab_rows
     from physadv.report.document import fmt_rate
-    from physadv.report.replay_report import verdict
+    from physadv.report.replay_report import main_metric, verdict
 
+    metric = main_metric(result)
     typer.echo(verdict(result))
     for name, m in result["conditions"].items():
         if m["frames"] or metric in m:  # frames with ground truth: the metric is judged on them

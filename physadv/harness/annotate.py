@@ -3,6 +3,9 @@ frame's verdict, written as frames arrive (flat memory)."""
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -76,10 +79,22 @@ def draw_frame(frame: Frame, truth, rows: list[dict], detections, names, conf: f
 
 
 class VideoOut:
-    """An mp4 written frame by frame; opened on the first frame (its size)."""
+    """An mp4 written frame by frame; opened on the first frame (its size).
 
-    def __init__(self, path: Path, fps: float):
+    With ``background``, frames handed to :meth:`submit` are drawn and encoded in a thread of their
+    own, in order, while the caller goes on (OpenCV releases the GIL while it draws and encodes):
+    at most ``depth`` frames wait, so memory stays flat. An error in that thread is raised by the
+    next :meth:`submit` or by :meth:`close`; :meth:`close` waits for every frame handed over.
+    """
+
+    def __init__(self, path: Path, fps: float, background: bool = False, depth: int = 16):
         self.path, self.fps, self.writer = Path(path), fps, None
+        self.error: BaseException | None = None
+        self._queue: queue.Queue | None = queue.Queue(depth) if background else None
+        self._thread = None
+        if background:
+            self._thread = threading.Thread(target=self._work, name=f"video {self.path.name}", daemon=True)
+            self._thread.start()
 
     def write(self, image: np.ndarray) -> None:
         if self.writer is None:
@@ -89,9 +104,32 @@ class VideoOut:
                 raise PhysadvError(f"cannot write video '{self.path}'")
         self.writer.write(image)
 
+    def submit(self, draw: Callable[[], np.ndarray]) -> None:
+        """Write the frame ``draw()`` returns: later, in the writer's thread (``background``), or now."""
+        if self._queue is None:
+            self.write(draw())
+            return
+        if self.error is not None:
+            raise self.error
+        self._queue.put(draw)
+
+    def _work(self) -> None:
+        while (draw := self._queue.get()) is not None:
+            if self.error is None:  # after an error, only drain (the caller learns of it and stops)
+                try:
+                    self.write(draw())
+                except BaseException as e:  # noqa: BLE001  (handed to the caller's thread)
+                    self.error = e
+
     def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
         if self.writer is not None:
             self.writer.release()
+        if self.error is not None:
+            raise self.error
 
 
 def side_by_side(left: Path, right: Path, out: Path, fps: float, titles: tuple[str, str]) -> Path | None:

@@ -1,6 +1,12 @@
 """Replay a source through a model: frames stream in batches through the model, each frame is
 judged against its ground truth, and rows go to ``frames.csv``, the tallies and the annotated
 video as they come, so memory stays flat however long the video.
+
+Under ``torchrun`` (``Replay.ranks`` active) every rank reads the same frames, batches them the
+same way and runs the model on every ``world``-th batch (rank r on batches r, r + world, …); the
+predictions of each round of ``world`` batches are gathered on rank 0, which judges and writes
+them in frame order through the same :meth:`Run.feed` as one process — so the files are the
+single-process files (the same batches go through the same model).
 """
 
 from __future__ import annotations
@@ -8,11 +14,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from physadv.data.groundtruth import GroundTruth, GtObject, distance_from_box, focal_px
+from physadv.distributed import Ranks
 from physadv.harness.annotate import VideoOut, draw_frame
 from physadv.harness.frame_judge import (
     AP_CONF,
@@ -22,7 +30,7 @@ from physadv.harness.frame_judge import (
     judge_crops,
     judge_detections,
 )
-from physadv.harness.sources import Frame, batched
+from physadv.harness.sources import Frame, batched, prefetched
 from physadv.harness.system import SystemRules, Timelines
 from physadv.harness.tally import Bins, Tally
 
@@ -58,6 +66,8 @@ class Replay:
     crop_detector: object | None = None  # classify without ground truth: find the object with this detector
     crop_class: int | None = None
     system: SystemRules = field(default_factory=SystemRules)
+    ranks: Ranks = field(default_factory=Ranks)  # torchrun: the ranks share the batches
+    pipelined: bool = True  # decode ahead, draw and encode the video in threads of their own
 
 
 def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, bool]]:
@@ -137,9 +147,19 @@ class Run:
             per_frame[k].rows.append(row)
         return per_frame
 
-    def feed(self, chunk: list[tuple[Frame, bool]], advance: Callable | None = None) -> None:
+    def predict(self, chunk: list[tuple[Frame, bool]]) -> list[tuple[FrameResult, list | None]]:
+        """The model's results on ``chunk`` with each frame's ground truth (the crop detector
+        supplies it when classifying without any): what a rank sends to rank 0."""
+        return [(r, f.truth) for (f, _), r in zip(chunk, self._results(chunk), strict=True)]
+
+    def feed(
+        self, chunk: list[tuple[Frame, bool]], advance: Callable | None = None, predicted: list | None = None
+    ) -> None:
+        """Judge, tally, write and draw ``chunk``; ``predicted``: its :meth:`predict` (computed
+        here if None, or by another rank)."""
         names = self.r.model.names
-        for (frame, judged), result in zip(chunk, self._results(chunk), strict=True):
+        for (frame, judged), (result, truth) in zip(chunk, predicted or self.predict(chunk), strict=True):
+            frame.truth = truth  # as the predicting rank saw it (the crop detector may have set it)
             objs = self.r.goal.judged(frame.truth) if frame.truth is not None else []
             group = self.group(frame.index) if self.group else None
             rows = []
@@ -188,16 +208,9 @@ class Run:
                     }
                 ]
             )
-            if self.video is not None:
-                self.video.write(
-                    draw_frame(
-                        frame,
-                        objs,
-                        result.rows,
-                        result.detections,
-                        names,
-                        self.r.goal.conf,
-                    )
+            if self.video is not None:  # nothing drawn on is changed after this: safe to draw later
+                self.video.submit(
+                    partial(draw_frame, frame, objs, result.rows, result.detections, names, self.r.goal.conf)
                 )
             if advance:
                 advance(1, self.status())
@@ -235,20 +248,52 @@ def _timeline_entry(row: dict, time_s: float) -> tuple[int | None, float, float 
     return (None if track in ("", None) else int(track), time_s, row.get("distance_m"), detected)
 
 
+def _predicted_chunks(run: Run, source) -> Iterator[tuple[list, list | None]]:
+    """(chunk, its predictions) in frame order; one process leaves the predictions to
+    :meth:`Run.feed` (None); under torchrun each round of ``world`` chunks is shared out, one
+    chunk per rank, and the predictions arrive on rank 0 (other ranks get nothing to feed)."""
+    chunks = batched(_with_truth(source.frames(), run.r.truth), run.r.batch)
+    if run.r.pipelined:
+        chunks = prefetched(chunks)  # the next batch decodes while the model runs on this one
+    ranks = run.r.ranks
+    if not ranks.active:
+        yield from ((chunk, None) for chunk in chunks)
+        return
+    for round_ in batched(chunks, ranks.world):
+        mine = round_[ranks.rank] if ranks.rank < len(round_) else []
+        everyone = ranks.gather(run.predict(mine) if mine else [])
+        if ranks.main:
+            yield from zip(round_, everyone, strict=False)  # a last, short round: fewer chunks than ranks
+
+
+def serve_source(replay: Replay, source, condition: str) -> None:
+    """A rank other than 0 under torchrun: run the model on this rank's share of ``source`` and
+    send the predictions to rank 0 (which writes everything)."""
+    for _ in _predicted_chunks(Run(replay, condition, None, None), source):
+        pass
+
+
 def replay_source(
     replay: Replay, source, condition: str, out: Path, csv_file, advance=None, annotate=True, group=None
 ) -> dict:
     """Replay ``source`` for one condition; rows are appended to the open ``csv_file``, the
     annotated video goes to ``out/annotated[_CONDITION].mp4``. Returns the condition's metrics;
     on Ctrl-C, the metrics of the frames judged so far, marked ``interrupted``."""
+    return run_source(replay, source, condition, out, csv_file, advance, annotate, group)[1]
+
+
+def run_source(
+    replay: Replay, source, condition: str, out: Path, csv_file, advance=None, annotate=True, group=None
+) -> tuple[Run, dict]:
+    """:func:`replay_source`, also returning the :class:`Run` (its tallies, to add up over sources)."""
     writer = csv.DictWriter(csv_file, COLUMNS, extrasaction="ignore", restval="")
     name = "annotated.mp4" if condition in ("attacked", "recording") else f"annotated_{condition}.mp4"
-    video = VideoOut(out / name, source.fps) if annotate else None
+    video = VideoOut(out / name, source.fps, replay.pipelined) if annotate else None
     run = Run(replay, condition, writer, video, group)
     interrupted = False
     try:
-        for chunk in batched(_with_truth(source.frames(), replay.truth), replay.batch):
-            run.feed(chunk, advance)
+        for chunk, predicted in _predicted_chunks(run, source):
+            run.feed(chunk, advance, predicted)
             csv_file.flush()  # rows judged so far are on disk: a crash keeps them, a user can follow them
     except KeyboardInterrupt:
         interrupted = True
@@ -269,4 +314,4 @@ def replay_source(
         metrics["annotated_video"] = name
     if interrupted:
         metrics["interrupted"] = True
-    return metrics
+    return run, metrics

@@ -8,6 +8,9 @@ live in :mod:`physadv.data` (:mod:`~physadv.data.video`, :mod:`~physadv.data.ima
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -28,6 +31,7 @@ __all__ = [
     "Unread",
     "VideoSource",
     "batched",
+    "prefetched",
     "from_bgr8",
     "open_source",
 ]
@@ -45,6 +49,53 @@ def batched(items: Iterable, n: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable, depth: int = 2) -> Iterator:
+    """``items`` pulled by a thread of their own, up to ``depth`` ahead: decoding the next frames
+    overlaps the model's work on these (OpenCV and torch release the GIL). The same items in the same
+    order; an error raised while pulling is raised here; leaving early stops the thread and closes
+    ``items`` (a video is released)."""
+    ahead: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def pull() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        ahead.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            ahead.put((_DONE, None))
+        except BaseException as e:  # noqa: BLE001  (raised in the caller's thread)
+            ahead.put((_DONE, e))
+        finally:
+            getattr(iterator, "close", lambda: None)()
+
+    thread = threading.Thread(target=pull, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a thread waiting to hand over an item, then let it finish
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.1)
+        thread.join()
 
 
 class FolderSource:

@@ -101,6 +101,30 @@ class Tally:
                     k, n = counts.get(name, (0, 0))
                     counts[name] = (k + int(bool(test(row))), n + 1)
 
+    def counts(self) -> dict:
+        """The plain counts, picklable (to send between ranks) and addable (:meth:`add`)."""
+        groups = {by: {key: dict(c) for key, c in g.items()} for by, g in self.groups.items()}
+        return {
+            "frames": self.frames,
+            "hallucinations": self.hallucinations,
+            "positives": self.positives,
+            "ap_hist": self.ap_hist.copy(),
+            "groups": groups,
+        }
+
+    def add(self, counts: dict) -> None:
+        """Add another tally's :meth:`counts` (recordings replayed apart, one table over all)."""
+        self.frames += counts["frames"]
+        self.hallucinations += counts["hallucinations"]
+        self.positives += counts["positives"]
+        self.ap_hist += counts["ap_hist"]
+        for by, g in counts["groups"].items():
+            for key, c in g.items():
+                mine = self.groups[by][key]
+                for name, (k, n) in c.items():
+                    k0, n0 = mine.get(name, (0, 0))
+                    mine[name] = (k0 + k, n0 + n)
+
     def ap50(self) -> float | None:
         """AP@0.5, all-point interpolated, from the score histogram (None without ground truth)."""
         if self.positives == 0:

@@ -3,13 +3,14 @@ an artefact, attacked, from the same draws), ``frames.csv``, ``metrics.json`` an
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from physadv.errors import PhysadvError
 from physadv.harness.annotate import side_by_side
 from physadv.harness.insertion import InsertedSource
-from physadv.harness.replay import COLUMNS, Replay, replay_source
+from physadv.harness.replay import COLUMNS, Replay, replay_source, serve_source
 from physadv.harness.sources import MIN_VISIBLE, SceneSource, open_source
 from physadv.models.classes import ClassNames
 from physadv.progress import progress_bar
@@ -118,6 +119,51 @@ def _ground_truth_note(replay: Replay, source, gt_file: Path | None) -> str:
     return "none given: detections are reported, not judged"
 
 
+def _alarms(replay: Replay) -> list | None:
+    """The alarms a patch-detecting defense raised on the condition just replayed (None without such
+    a defense); under torchrun every rank's, on rank 0 (each rank's model saw only its batches)."""
+    alarms = getattr(replay.model, "alarms", None)
+    if alarms is None:
+        return None
+    every = replay.ranks.gather(alarms.take())
+    return None if every is None else [flag for flags in every for flag in flags]
+
+
+def for_inference(replay: Replay) -> Replay:
+    """``replay`` with its detectors' BatchNorms folded into their convolutions (as Ultralytics'
+    ``predict``; :mod:`physadv.models.fused`): the same detections, a faster forward."""
+    from physadv.models.fused import fused_for_inference
+
+    return dataclasses.replace(
+        replay,
+        model=fused_for_inference(replay.model),
+        crop_detector=fused_for_inference(replay.crop_detector),
+    )
+
+
+def result_header(replay: Replay, source: str, kind: str, model_name: str, ground_truth: str) -> dict:
+    """What ``metrics.json`` says before its conditions: the source, the model, what is judged and how."""
+    names = replay.model.names
+    return {
+        "source": source,
+        "source_kind": kind,
+        "model": model_name,
+        "task": replay.goal.task,
+        "true_class": names[replay.goal.true_class],
+        "target": None if replay.goal.target is None else names[replay.goal.target],
+        "conf": replay.goal.conf,
+        "ground_truth": ground_truth,
+        **({"ground_truth_read": replay.truth.notes} if replay.truth.notes else {}),
+        "bins": {
+            "distance": list(replay.bins.distance),
+            "unit": replay.bins.unit,
+            "angle_deg": list(replay.bins.angle),
+        },
+        "device": str(getattr(replay.model, "device", "cpu")),
+        "conditions": {},
+    }
+
+
 def run_replay_job(
     replay: Replay,
     source_path: str,
@@ -129,47 +175,38 @@ def run_replay_job(
     gt_file: Path | None = None,
     annotate: bool = True,
     controls: dict | None = None,
-) -> dict:
+) -> dict | None:
     """Replay every condition, write ``frames.csv``, ``metrics.json``, ``report.md``/``.html`` in
     ``out`` and return the result. ``controls``: more patches to wear in a scene, by condition name
     (e.g. a noise patch of the same size: ``{"noise_control": artefact}``). Raises when no frame at
     all could be read; on Ctrl-C, writes the files for the frames judged so far, then raises
-    ``KeyboardInterrupt``."""
-    out.mkdir(parents=True, exist_ok=True)
+    ``KeyboardInterrupt``. Under torchrun the ranks share the batches and rank 0 alone writes and
+    returns the result (None elsewhere)."""
+    replay = for_inference(replay)
     conditions, placed = _conditions(replay, source_path, sticker, patch, seed, controls)
+    if not replay.ranks.main:
+        for condition, source in conditions:
+            serve_source(replay, source, condition)
+            _alarms(replay)  # sent to rank 0
+        return None
+    out.mkdir(parents=True, exist_ok=True)
     group = (
         lab_pose_of(conditions[0][1].spec)
         if isinstance(conditions[0][1], SceneSource) and conditions[0][1].spec["kind"] == "lab"
         else None
     )
-    names = replay.model.names
-    result = {
-        "source": str(source_path),
-        "source_kind": conditions[0][1].kind,
-        "model": model_name,
-        "task": replay.goal.task,
-        "true_class": names[replay.goal.true_class],
-        "target": None if replay.goal.target is None else names[replay.goal.target],
-        "conf": replay.goal.conf,
-        "ground_truth": _ground_truth_note(replay, conditions[0][1], gt_file),
-        **({"ground_truth_read": replay.truth.notes} if replay.truth.notes else {}),
-        "bins": {
-            "distance": list(replay.bins.distance),
-            "unit": replay.bins.unit,
-            "angle_deg": list(replay.bins.angle),
-        },
-        "device": str(getattr(replay.model, "device", "cpu")),
-        "conditions": {},
-    }
+    result = result_header(
+        replay, str(source_path), conditions[0][1].kind, model_name,
+        _ground_truth_note(replay, conditions[0][1], gt_file),
+    )  # fmt: skip
     started = time.perf_counter()
     with open(out / "frames.csv", "w", newline="") as csv_file:
         csv_file.write(",".join(COLUMNS) + "\n")
         for condition, source in conditions:
             with progress_bar(f"replaying {condition}", source.expected) as advance:
                 metrics = replay_source(replay, source, condition, out, csv_file, advance, annotate, group)
-            alarms = getattr(replay.model, "alarms", None)  # a defense that detects patches (--defense)
-            if alarms is not None:
-                flags = alarms.take()
+            flags = _alarms(replay)  # a defense that detects patches (--defense)
+            if flags is not None:
                 metrics["flagged"] = Rate(sum(flags), len(flags)).as_dict()
             result["conditions"][condition] = metrics
             if isinstance(source, InsertedSource):
