@@ -30,7 +30,7 @@ run 20 "machine" bash -c "nvidia-smi --query-gpu=name,memory.total,driver_versio
 $PY -c 'import torch, kornia, ultralytics; print(torch.__version__, torch.version.cuda, \
 torch.cuda.get_device_name(0), kornia.__version__, ultralytics.__version__)'"
 run 45 "scene for replay" $PY -m physadv scene render scenes/driveby_stop.yaml --out "$OUT/driveby"
-run 90 "sticker step, classifier (views/s; target >= 10000)" \
+run 75 "sticker step, classifier (views/s; target >= 10000)" \
     $PY bench/sticker_step.py --device cuda --batches 128,512,2048 --steps 10
 run 45 "sticker step, classifier, AMP" $PY bench/sticker_step.py --device cuda --amp --batches 512,2048 --steps 10
 run 45 "sticker step, detector" $PY bench/sticker_step.py --task detect --device cuda --batches 32,128 --steps 5
@@ -40,8 +40,8 @@ run 120 "patch step, yolov8s.yaml batch 32 at 640 (detector share; target >= 85 
     --steps 5 --device cuda
 run 45 "patch step, AMP" $PY bench/patch_step.py "$OUT/persons/images/train" --model yolov8s.yaml \
     --batches 32 --sizes 640 --steps 5 --device cuda --amp
-run 60 "replay against decode-only (target >= 0.9x)" \
-    $PY bench/replay_fps.py "$OUT/driveby/scene.mp4" --device cuda --batch 32 --rounds 2
+run 90 "replay against decode-only (target >= 0.9x)" \
+    $PY bench/replay_fps.py "$OUT/driveby/scene.mp4" --device cuda --batch 32 --rounds 1
 run 60 "torchrun, one GPU, NCCL: sticker" torchrun --standalone --nproc-per-node 1 -m physadv sticker \
     --out "$OUT/ddp_sticker" --steps 20 --eval-views 20 --no-scenes --device cuda
 echo "log: $LOG"
