@@ -10,12 +10,19 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("PHYSADV_HOME", tempfile.mkdtemp(prefix="physadv-test-home-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs one worker per core: one thread each (and in the commands they start), so
+    # the workers share the cores instead of fighting over them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import physadv  # noqa: E402,F401  (prepares the offline environment before ultralytics is imported)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def make_lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

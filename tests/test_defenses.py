@@ -302,14 +302,14 @@ def test_defend_cli_on_a_sticker(tmp_path):
     result = run_physadv(
         "defend", "--artefact", tmp_path / "sticker" / "sticker.png",
         "--defenses", "jpeg:75,median:3,lgs,patchcleanser:0.25,mcdropout",
-        "--views", 16, "--adaptive-steps", 2, "--batch", 4, "--out", out,
+        "--views", 8, "--adaptive-steps", 2, "--batch", 4, "--out", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = {r["defense"]: r for r in json.loads((out / "defenses.json").read_text())}
     assert list(rows) == ["none", "jpeg:75", "median:3", "lgs", "patchcleanser:0.25", "mcdropout:0.2"]
     for r in rows.values():
         for key in ("clean", "non_adaptive", "adaptive"):
-            assert r[key]["n"] == 16
+            assert r[key]["n"] == 8
         assert set(r["success"]) == {"non_adaptive", "adaptive"}
     assert rows["none"]["clean"]["rate"] > 0.8  # the embedded classifier reads the clean sign
     assert 0 <= rows["patchcleanser:0.25"]["certified"]["rate"] <= rows["patchcleanser:0.25"]["clean"]["rate"]
@@ -320,7 +320,7 @@ def test_defend_cli_on_a_sticker(tmp_path):
     assert (out / "adaptive_patchcleanser_0p25.png").is_file() and (out / "defenses.png").is_file()
     again = run_physadv(
         "defend", "--artefact", tmp_path / "sticker" / "sticker.png", "--defenses", "jpeg:75",
-        "--views", 16, "--adaptive-steps", 2, "--batch", 4, "--out", out,
+        "--views", 8, "--adaptive-steps", 2, "--batch", 4, "--out", out,
     )  # fmt: skip
     assert again.returncode == 0 and "resumed at step 2" in again.stdout + again.stderr  # no work redone
     assert json.loads((out / "defenses.json").read_text())[1]["adaptive"] == rows["jpeg:75"]["adaptive"]
