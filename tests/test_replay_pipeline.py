@@ -108,9 +108,11 @@ def test_a_folded_detector_finds_what_the_detector_finds_and_leaves_it_alone(liv
     assert folded is not detector and not any(
         isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.modules()
     )
-    images = torch.rand(2, 3, 200, 256)
+    images = torch.rand(2, 3, 200, 256, generator=torch.Generator().manual_seed(0))
     for a, b in zip(detector.predict(images, conf=0.05), folded.predict(images, conf=0.05), strict=True):
         assert len(a.boxes) == len(b.boxes) > 0
-        assert torch.allclose(a.boxes, b.boxes, atol=1e-2) and torch.allclose(a.scores, b.scores, atol=1e-4)
+        # folding re-rounds every convolution: equal to float rounding (scores of this untrained net
+        # move by up to ~1e-4 with the thread count), not bit for bit
+        assert torch.allclose(a.boxes, b.boxes, atol=1e-2) and torch.allclose(a.scores, b.scores, atol=1e-3)
     after = detector.model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

@@ -149,7 +149,7 @@ def _check_setting(key: str, value: str, item: str) -> None:
             embedded = " (none is embedded yet)" if key in EMBEDDED_FILES else ""
             raise PhysadvError(f"defense '{item}' needs a file, {key}:PATH: {FILES[key]}{embedded}")
         if not Path(value).is_file():
-            raise PhysadvError(f"defense '{item}': file '{value}' not found ({FILES[key]})")
+            raise PhysadvError(f"defense '{item}': '{value}' is not a file ({FILES[key]})")
         return
     if not value:
         return  # the defense's default
