@@ -1,11 +1,12 @@
-"""One table of defenses from several ``physadv defend`` runs against the same artefact.
+"""One table of defenses from ``physadv defend`` runs, one group of runs per artefact.
 
-``python bench/defense_table.py runs/defend/a runs/defend/b …`` reads each folder's ``defenses.json``
-and prints one Markdown table: a row per defense (the bare model's row once), the clean,
+``python bench/defense_table.py "patch=runs/defend/p" "sticker=runs/defend/a,runs/defend/b"`` reads
+each folder's ``defenses.json`` and prints one Markdown table: per group (the artefact it was
+measured against, first column) a row per defense (the bare model's row once), the clean,
 non-adaptive, adaptive and strongest-attack rates with their 95 % Wilson intervals, the flag rates
 of the defenses that raise alarms, and the cost in ms per frame. The runs must share the protocol:
-their bare-model rows must agree (same artefact, views or photos, seed), or the script says which
-run differs and stops. Used for the table in README.md and docs/defenses.md.
+within a group their bare-model rows must agree (same artefact, views or photos, seed), or the
+script says which run differs and stops. Used for the table in README.md and docs/defenses.md.
 """
 
 from __future__ import annotations
@@ -69,24 +70,27 @@ def merged_rows(folders: list[Path]) -> list[dict]:
 
 
 def _digital(row: dict) -> str:
-    digital = row.get("digital") or {}
+    digital = row.get("digital")
+    if not digital:
+        return "—"
     return " / ".join(_short(digital.get(k, {}).get("adaptive")) for k in ("pgd", "cw_l2"))
 
 
-def table(rows: list[dict]) -> str:
-    with_digital = any(row.get("digital") for row in rows)
+def table(groups: dict[str, list[dict]]) -> str:
+    with_digital = any(row.get("digital") for rows in groups.values() for row in rows)
     head = (
-        "| defense | clean | non-adaptive | adaptive | strongest attack "
+        "| against | defense | clean | non-adaptive | adaptive | strongest attack "
         "| flagged clean / non-adaptive / adaptive | ms/frame |"
     )
     if with_digital:
         head = head[: -len(" ms/frame |")] + " adaptive PGD / CW-L2 | ms/frame |"
-    lines = [head, "|---" * (8 if with_digital else 7) + "|"]
-    for row in rows:
+    lines = [head, "|---" * (9 if with_digital else 8) + "|"]
+    for label, row in ((label, row) for label, rows in groups.items() for row in rows):
         strongest = row.get("strongest") or min(
             (row[k] for k in ("non_adaptive", "adaptive")), key=lambda e: e["rate"]
         )
         cells = [
+            label,
             _name(row),
             _rate(row["clean"]),
             _rate(row["non_adaptive"]),
@@ -102,9 +106,15 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="physadv defend --out folders, same artefact")
+    parser.add_argument(
+        "groups", nargs="+", help="LABEL=FOLDER[,FOLDER…]: defend --out folders, one artefact"
+    )
     args = parser.parse_args()
-    print(table(merged_rows(args.folders)))
+    groups = {}
+    for group in args.groups:
+        label, _, folders = group.rpartition("=")
+        groups[label or "artefact"] = merged_rows([Path(f) for f in folders.split(",")])
+    print(table(groups))
 
 
 if __name__ == "__main__":
