@@ -104,17 +104,40 @@ def table(groups: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def compact(groups: dict[str, list[dict]]) -> str:
+    """The README's form: short rates, no intervals."""
+    lines = [
+        "| against | defense | clean | non-adaptive → adaptive | flagged clean / adaptive | ms/frame |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, row in ((label, row) for label, rows in groups.items() for row in rows):
+        flagged = row.get("flagged") or {}
+        flags = f"{_short(flagged.get('clean'))} / {_short(flagged.get('adaptive'))}" if flagged else "—"
+        warn = " ⚠" if row.get("warnings") else ""
+        cells = [
+            label,
+            f"`{_name(row)}`",
+            _short(row["clean"]),
+            f"{_short(row['non_adaptive'])} → {_short(row['adaptive'])}{warn}",
+            flags,
+            f"{row['ms_per_frame']:.0f}" if row.get("ms_per_frame") is not None else "—",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "groups", nargs="+", help="LABEL=FOLDER[,FOLDER…]: defend --out folders, one artefact"
     )
+    parser.add_argument("--compact", action="store_true", help="short rates, no intervals (README)")
     args = parser.parse_args()
     groups = {}
     for group in args.groups:
         label, _, folders = group.rpartition("=")
         groups[label or "artefact"] = merged_rows([Path(f) for f in folders.split(",")])
-    print(table(groups))
+    print(compact(groups) if args.compact else table(groups))
 
 
 if __name__ == "__main__":
