@@ -325,3 +325,25 @@ def test_frames_without_objects_or_ground_truth(tmp_path):
     assert recording["without_ground_truth"]["frames"] == 1
     with open(tmp_path / "out" / "frames.csv", newline="") as f:
         assert [r["frame"] for r in csv.DictReader(f)] == [str(i) for i in range(6)]
+
+
+def test_verdict_warns_when_the_clean_model_finds_nothing():
+    """A new user's tracked box on a video without the sign: the clean rate was 0 % and the report
+    said the artefact hid "100 % of them outright"."""
+    from physadv.report.replay_report import verdict
+
+    def rate(k, n):
+        return {"rate": k / n, "k": k, "n": n}
+
+    result = {
+        "task": "detect",
+        "true_class": "stop sign",
+        "conditions": {
+            "clean": {"true_positive_rate": rate(0, 30)},
+            "attacked": {"true_positive_rate": rate(0, 30), "hidden_rate": rate(30, 30)},
+        },
+    }
+    text = verdict(result)
+    assert text.startswith("⚠ Without the artefact the detector finds only 0.0%") and "hidden" not in text
+    result["conditions"]["clean"]["true_positive_rate"] = rate(27, 30)
+    assert "90.0 points fewer" in verdict(result) and not verdict(result).startswith("⚠")
