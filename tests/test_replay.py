@@ -284,14 +284,19 @@ def test_ctrl_c_keeps_what_was_judged(tmp_path):
         # a test run started in the background (`… &`) inherits an ignored SIGINT: give Ctrl-C back
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if (out / "frames.csv").is_file() and (out / "frames.csv").read_text().count("\n") > 40:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "the replay ended before it could be interrupted"
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=240)  # writing the report under a loaded CPU
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if (out / "frames.csv").is_file() and (out / "frames.csv").read_text().count("\n") > 40:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the replay ended before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=240)  # writing the report under a loaded CPU
+    finally:
+        if process.poll() is None:  # never leave the replay running after a failed test
+            process.kill()
+            process.communicate()
     assert process.returncode == 130 and "physadv: interrupted; what was written is kept" in stderr, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     recording = metrics["conditions"]["recording"]
