@@ -258,6 +258,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--sticker-batch", type=int, default=32, help="views per sticker step")
     parser.add_argument("--patch-batch", type=int, default=8, help="photos per patch step")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="one process's CPU threads (0: torch's default)"
+    )
     parser.add_argument("--links", default=LINKS, help="NAME:GB/s:µs,… for the estimate")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
@@ -271,6 +274,8 @@ def main() -> None:
     import torch
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # torch imports its compiler here: not timed
+    if args.threads:
+        torch.set_num_threads(args.threads)
     gpus = torch.cuda.device_count() if args.device.startswith("cuda") else args.ranks
     with tempfile.TemporaryDirectory() as tmp:
         args.images = _images(args, tmp)
@@ -282,7 +287,11 @@ def main() -> None:
             one = {b: time_step(task, b, args) for b in shares}
             ranked = on_ranks(args, task) if args.ranks > 1 and gpus >= args.ranks else None
             _report(task, unit, one, ranked, args)
-    print(f"\n(torch {torch.__version__}, {os.cpu_count()} CPU cores; one process: torch's default threads)")
+    threads = max(1, (os.cpu_count() or 1) // max(1, args.ranks))
+    print(
+        f"\n(torch {torch.__version__}, {os.cpu_count()} CPU cores; one process: {torch.get_num_threads()} "
+        f"threads, each rank: {threads})"
+    )
 
 
 if __name__ == "__main__":
