@@ -11,12 +11,6 @@ import typer
 from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
 
-# what the ranks do not share out (said in one line on rank 0)
-NOT_SPLIT = (
-    "every rank prepares the held-out views or photos (and --digital's attacks on the bare model), "
-    "rank 0 writes the table"
-)
-
 
 def _sidecar(artefact: Path) -> dict:
     path = artefact.with_suffix(".json")
@@ -79,58 +73,51 @@ def defend(
     (adaptive: exact gradients, BPDA or EOT over the defense's randomness), with the cost per frame,
     the certified fraction (PatchCleanser) and the flag rates (MC dropout). Under `torchrun
     --nproc-per-node N -m physadv defend …` the ranks share the defenses; rank 0 writes the table."""
-    from physadv import distributed
     from physadv.models import load_model
 
     if not artefact.is_file():
         raise PhysadvError(f"artefact '{artefact}' not found")
     sidecar = _sidecar(artefact)
-    sticker = sidecar.get("attack") == "rp2"
-    task = "classify" if sticker and sidecar.get("goal") not in ("hide", "relabel") else "detect"
-    victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
-    ranks = distributed.start(victim.device)  # under torchrun: the ranks share the table's rows
-    try:
-        if ranks.active and ranks.main:
-            typer.echo(f"{ranks.world} ranks share the defenses; {NOT_SPLIT}")
-        if sticker:
-            chosen_digital = _digital(digital, victim.kind)
-            table = _defend_sticker(
-                victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out, chosen_digital, ranks
+    if sidecar.get("attack") == "rp2":
+        task = "detect" if sidecar.get("goal") in ("hide", "relabel") else "classify"
+        victim = load_model(model, task=task, device=device, amp=amp, imgsz=imgsz, end2end=end2end)
+        chosen_digital = _digital(digital, victim.kind)
+        table = _defend_sticker(
+            victim, artefact, sidecar, defenses, views, adaptive_steps, batch, out, chosen_digital
+        )
+    else:
+        victim = load_model(model, task="detect", device=device, amp=amp, imgsz=imgsz, end2end=end2end)
+        if victim.kind != "detector":
+            raise PhysadvError(
+                f"'{artefact}' is not a sticker (no sticker.json beside it says so), and patches are "
+                f"measured against detectors; '{model}' is a classifier"
             )
-        else:
-            if victim.kind != "detector":
-                raise PhysadvError(
-                    f"'{artefact}' is not a sticker (no sticker.json beside it says so), and patches are "
-                    f"measured against detectors; '{model}' is a classifier"
-                )
-            if source is None:
-                raise PhysadvError("patches need --source: photos with people for the adaptive attack")
-            from physadv.defenses.catalogue import parse_defenses
-            from physadv.eot.colour import ColourTransfer
-            from physadv.jobs.defend_patch import adaptive_config, run_patch_defenses
-            from physadv.jobs.patch_data import class_names, load_train_val
-            from physadv.printing.export import load_artefact_image
-            from physadv.printing.palette import Palette
+        if source is None:
+            raise PhysadvError("patches need --source: photos with people for the adaptive attack")
+        from physadv.defenses.catalogue import parse_defenses
+        from physadv.eot.colour import ColourTransfer
+        from physadv.jobs.defend_patch import adaptive_config, run_patch_defenses
+        from physadv.jobs.patch_data import class_names, load_train_val
+        from physadv.printing.export import load_artefact_image
+        from physadv.printing.palette import Palette
 
-            chosen = parse_defenses(defenses, victim.kind)
-            patch = load_artefact_image(artefact, (1.0, 1.0)).image
-            names = class_names(victim, classes)
-            train, held_out = load_train_val(
-                victim, names, source, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
-            )
-            # as the patch was made (patch.json carries its settings): size, EOT, palette, printer calibration
-            config, made = adaptive_config(sidecar, names, adaptive_steps, batch, resolution, seed)
-            palette = Palette.load(made.palette) if made and made.palette else Palette.default()
-            transfer = ColourTransfer.load(made.calibration) if made and made.calibration else None
-            ids = [victim.names.id(n) for n in names]
-            done = run_patch_defenses(
-                victim, ids, chosen, patch, train, held_out, config, palette.colours, out, transfer, ranks
-            )
-            table = done[1] if done else None
-    finally:
-        distributed.stop()
+        chosen = parse_defenses(defenses, victim.kind)
+        patch = load_artefact_image(artefact, (1.0, 1.0)).image
+        names = class_names(victim, classes)
+        train, held_out = load_train_val(
+            victim, names, source, labels, val, val_labels, holdout, pseudo_conf, min_box, seed
+        )
+        # as the patch was made (patch.json carries its settings): size, EOT, palette, printer calibration
+        config, made = adaptive_config(sidecar, names, adaptive_steps, batch, resolution, seed)
+        palette = Palette.load(made.palette) if made and made.palette else Palette.default()
+        transfer = ColourTransfer.load(made.calibration) if made and made.calibration else None
+        ids = [victim.names.id(n) for n in names]
+        done = run_patch_defenses(
+            victim, ids, chosen, patch, train, held_out, config, palette.colours, out, transfer
+        )
+        table = done[1] if done else None
     if table is None:
-        return  # another rank: rank 0 writes the table and says so
+        return  # a rank other than 0 under torchrun: rank 0 writes the table and says so
     typer.echo(table)
     typer.echo(f"wrote {out}/defenses.md, defenses.csv, defenses.json, defenses.png")
 
@@ -148,7 +135,7 @@ def _digital(text: str, kind: str) -> tuple[str, ...]:
 
 
 def _defend_sticker(
-    victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out, digital, ranks
+    victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out, digital=()
 ) -> str | None:
     import torch.nn.functional as F
 
@@ -179,7 +166,7 @@ def _defend_sticker(
         (F.interpolate(sticker.alpha[None], size=size, mode="area")[0] > 0.5).float(),
         sticker.provenance,
     )
-    # the held-out views and the bare model's rows; no data-parallel run (the ranks share the rows)
+    # the held-out views and the bare model's row; never run data parallel (the ranks share the rows)
     attack = StickerAttack(victim, config, palette.colours, transfer, ranks=Ranks())
-    done = run_sticker_defenses(attack, chosen, sticker, out, views, steps, digital, ranks)
+    done = run_sticker_defenses(attack, chosen, sticker, out, views, steps, digital)
     return done[1] if done else None

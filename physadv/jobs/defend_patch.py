@@ -145,10 +145,9 @@ def run_patch_defenses(
     palette: torch.Tensor,
     out: Path,
     transfer: ColourTransfer | None = None,
-    ranks: Ranks = Ranks(),
 ) -> tuple[list[dict], str] | None:
-    """The table's rows, the bare model first; ``ranks``: torchrun's, which share the rows
-    (:mod:`physadv.jobs.defend_ranks`; None on ranks other than 0)."""
+    """The table's rows, the bare model first. Under torchrun the ranks share the rows
+    (:mod:`physadv.jobs.defend_ranks`): None on ranks other than 0."""
     out.mkdir(parents=True, exist_ok=True)
     choices = [None, *defenses]
 
@@ -159,7 +158,7 @@ def run_patch_defenses(
 
     names = [d.name if d else "none" for d in choices]
     rows = spread_rows(
-        ranks, names, config.seed, measure, lambda rows: write_table(rows, out, TITLE, "tpr", INTRO)
+        model.device, names, config.seed, measure, lambda rows: write_table(rows, out, TITLE, "tpr", INTRO)
     )
     if rows is None:
         return None

@@ -24,10 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from physadv import distributed
 from physadv.artefact import Artefact
 from physadv.distributed import Ranks
 
 Keep = Callable[[Artefact, Path], None]  # where an adaptive artefact's picture goes
+NOT_SPLIT = (
+    "every rank prepares the held-out views or photos (and --digital's attacks on the bare model), "
+    "rank 0 writes the table"
+)
 
 
 def row_seed(seed: int, name: str) -> int:
@@ -44,15 +49,26 @@ def save_picture(artefact: Artefact, path: Path) -> None:
 
 
 def spread_rows(
-    ranks: Ranks,
+    device: torch.device,
     names: list[str],
     seed: int,
     measure: Callable[[int, Keep], dict],
     write: Callable[[list[dict]], object],
 ) -> list[dict] | None:
-    """Measure row ``k`` (``measure(k, keep)``, defense ``names[k]``) for this rank's share of the rows;
-    returns every row in order on rank 0 (None on the other ranks). Rank 0 calls ``write`` with the
-    rows it has after each of its own, so a crash keeps what was done."""
+    """Measure row ``k`` (``measure(k, keep)``, defense ``names[k]``) for this rank's share of the rows
+    (all of them without torchrun; the process group is joined on ``device`` and left here); returns
+    every row in order on rank 0 (None on the other ranks). Rank 0 calls ``write`` with the rows it
+    has after each of its own, so a crash keeps what was done."""
+    ranks = distributed.start(device)
+    try:
+        if ranks.active and ranks.main:
+            print(f"{ranks.world} ranks share the defenses; {NOT_SPLIT}", flush=True)
+        return _spread(ranks, names, seed, measure, write)
+    finally:
+        distributed.stop()
+
+
+def _spread(ranks: Ranks, names, seed, measure, write) -> list[dict] | None:
     pictures: list[tuple[Artefact, Path]] = []
 
     def keep(artefact: Artefact, path: Path) -> None:

@@ -162,11 +162,10 @@ def run_sticker_defenses(
     views: int,
     steps: int,
     digital: tuple[str, ...] = (),
-    ranks: Ranks = Ranks(),
 ) -> tuple[list[dict], str] | None:
-    """The table's rows, the bare model first; ``digital``: attacks (pgd, cw_l2) for extra columns;
-    ``ranks``: torchrun's, which share the rows (:mod:`physadv.jobs.defend_ranks`; None on ranks
-    other than 0)."""
+    """The table's rows, the bare model first; ``digital``: attacks (pgd, cw_l2) for extra columns.
+    Under torchrun the ranks share the rows (:mod:`physadv.jobs.defend_ranks`): None on ranks other
+    than 0."""
     out.mkdir(parents=True, exist_ok=True)
     metric = "tpr" if attack.detector else "accuracy"
     label = "True-positive rate of the sign" if attack.detector else "Top-1 accuracy on the sign"
@@ -193,7 +192,11 @@ def run_sticker_defenses(
 
     names = [d.name if d else "none" for d in choices]
     rows = spread_rows(
-        ranks, names, attack.config.seed, measure, lambda rows: write_table(rows, out, TITLE, metric, intro)
+        attack.device,
+        names,
+        attack.config.seed,
+        measure,
+        lambda rows: write_table(rows, out, TITLE, metric, intro),
     )
     if rows is None:
         return None
