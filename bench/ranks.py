@@ -1,7 +1,7 @@
 """One process against N ranks for the sticker step and the patch step, where the time goes, and an
 estimate for more GPUs or machines — in one run.
 
-    python bench/ranks.py [--images runs/persons/images/train] [--ranks 2] [--steps 6]
+    python bench/ranks.py [--images runs/persons/images/train] [--ranks 2] [--steps 6] [--threads 1]
         [--sticker-batch 32] [--patch-batch 8] [--device cpu|cuda] [--links NAME:GB/s:us,…]
 
 For the RP2 sticker step (the embedded sign classifier) and the person-patch step (the embedded
@@ -19,7 +19,9 @@ detector on photos; without ``--images`` a small set is rendered first), with th
    (a ring all-reduce of s bytes), with t₁(B/N) the one-process step measured at the share. It assumes
    every rank's device is the one measured and that nothing else grows with N.
 
-Timings are wall-clock on whatever else the machine runs: compare rows of one run, not runs.
+Timings are wall-clock on whatever else the machine runs: compare rows of one run, not runs. On a
+loaded CPU give the one process one thread (``--threads 1``), as each rank has: torch's default team
+of threads stalls when other processes hold the cores.
 """
 
 from __future__ import annotations
