@@ -159,7 +159,9 @@ class Settings:
     @classmethod
     def _fields(cls) -> dict[str, tuple[dataclasses.Field, Any]]:
         hints = typing.get_type_hints(cls)
-        return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+        own = cls.__dict__.get("__annotations__", {})  # a job's own settings first, shared ones after
+        ordered = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+        return {f.name: (f, hints[f.name]) for f in ordered}
 
     def __post_init__(self) -> None:
         for name, (f, kind) in self._fields().items():

@@ -459,3 +459,13 @@ def test_phone_rotation_gives_upright_frames(tmp_path, degrees):
     assert all(np.abs(f.bgr.astype(int) - u).mean() < 6 for f, u in zip(read, upright, strict=True))
     assert source.notes == [f"rotated {degrees}° clockwise for display (phone video): frames are upright"]
     assert torch.equal(read[1].image, torch.from_numpy(read[1].bgr[..., ::-1].copy()).permute(2, 0, 1) / 255)
+
+
+def test_rounding_overshoot_of_six_decimal_labels_is_silent(tmp_path):
+    # physadv's own dataset writer (6 decimals) leaves overshoots like 5e-07: no warning for those
+    path = tmp_path / "a.txt"
+    path.write_text("0 0.950000 0.500000 0.100001 0.200000\n0 0.50 0.50 0.10 1.0004\n")
+    log = LabelLog()
+    boxes = read_yolo_file(path, log, {0})
+    assert len(boxes) == 2 and boxes[0][1][2] == 1.0
+    assert log.clipped == 1 and log.kept == 2  # only the real overshoot (4e-4) is counted

@@ -291,8 +291,8 @@ def test_ctrl_c_keeps_what_was_judged(tmp_path):
         time.sleep(0.2)
     assert process.poll() is None, "the replay ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    _, stderr = process.communicate(timeout=240)  # writing the report under a loaded CPU
+    assert process.returncode == 130 and "physadv: interrupted; what was written is kept" in stderr, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     recording = metrics["conditions"]["recording"]
     with open(out / "frames.csv", newline="") as f:
