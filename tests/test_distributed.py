@@ -97,7 +97,7 @@ def _defend(sticker: Path, out: Path, ranks: int) -> subprocess.CompletedProcess
     # --tee 3: every output line says which rank wrote it ("[default1]:…")
     command = [TORCHRUN, "--standalone", f"--nproc-per-node={ranks}", "--tee", "3", "-m", "physadv"]
     command += list(map(str, args))
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
 def _table(out: Path) -> list[dict]:
