@@ -60,6 +60,14 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error in one line, with the line and column where the parser stopped."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None:
+        return str(exc).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem or str(exc).splitlines()[0]}"
+
+
 def nearest(word: str, options) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``options`` (dotted keys also by their last part),
     or the list of them."""
@@ -159,7 +167,9 @@ class Settings:
     @classmethod
     def _fields(cls) -> dict[str, tuple[dataclasses.Field, Any]]:
         hints = typing.get_type_hints(cls)
-        return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+        own = cls.__dict__.get("__annotations__", {})  # a job's own settings first, shared ones after
+        ordered = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+        return {f.name: (f, hints[f.name]) for f in ordered}
 
     def __post_init__(self) -> None:
         for name, (f, kind) in self._fields().items():
@@ -223,7 +233,7 @@ class Settings:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise PhysadvError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise PhysadvError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
         try:
             return cls.from_dict(data)
         except PhysadvError as exc:

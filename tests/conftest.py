@@ -80,4 +80,4 @@ PHYSADV = str(Path(sys.executable).with_name("physadv"))
 
 def run_physadv(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess:
     """Run the ``physadv`` console script as a user would; capture its output."""
-    return subprocess.run([PHYSADV, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([PHYSADV, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)

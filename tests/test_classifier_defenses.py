@@ -133,8 +133,10 @@ def trained(signs, tmp_path_factory):
     return make
 
 
+# ⚠ the thermometer model's first layer sees a new input (the code), so it is retrained, not fine-tuned:
+# 1 epoch on these 320 crops leaves it at 26 % clean, and 5 epochs at lr 3e-3 collapsed it (6 %)
 THERMOMETER_SHORT = pytest.mark.xfail(
-    reason="1 epoch on 320 crops leaves the thermometer model at 26 % clean (last run): needs more epochs"
+    reason="1 epoch on 320 crops leaves the thermometer model at 26 % clean: the schedule is too short"
 )
 
 
@@ -220,7 +222,7 @@ BIG = 32 / 255
 @pytest.mark.parametrize(
     "key",
     [
-        pytest.param("kd", marks=pytest.mark.xfail(reason="failed in the last run; cause not examined yet")),
+        "kd",
         "lid",
     ],
 )

@@ -137,6 +137,12 @@ def test_eval_reads_a_folder_of_yolo_labels(people, tmp_path):
         shutil.copy(image, frames / image.name)
         shutil.copy(people / "labels" / "train" / f"{image.stem}.txt", labels / f"{image.stem}.txt")
         objects += len(_pixel_boxes(labels / f"{image.stem}.txt", image))
+    # a new user's first try: person labels, the judged class left at its default 'stop sign' (the
+    # report said "No ground truth was given" and the run exited 0)
+    default_class = run_physadv("eval", frames, "--gt", labels, "--no-video", "--out", tmp_path / "d")
+    assert default_class.returncode == 2 and len(default_class.stderr.strip().splitlines()) == 1
+    assert "holds no 'stop sign' box (it holds 'person' ×" in default_class.stderr
+    assert '--target-class "person"' in default_class.stderr
     args = ["eval", frames, "--gt", labels, "--target-class", "person", "--no-video", "--out", tmp_path / "o"]
     result = run_physadv(*args)
     assert result.returncode == 0, result.stderr
@@ -459,3 +465,13 @@ def test_phone_rotation_gives_upright_frames(tmp_path, degrees):
     assert all(np.abs(f.bgr.astype(int) - u).mean() < 6 for f, u in zip(read, upright, strict=True))
     assert source.notes == [f"rotated {degrees}° clockwise for display (phone video): frames are upright"]
     assert torch.equal(read[1].image, torch.from_numpy(read[1].bgr[..., ::-1].copy()).permute(2, 0, 1) / 255)
+
+
+def test_rounding_overshoot_of_six_decimal_labels_is_silent(tmp_path):
+    # physadv's own dataset writer (6 decimals) leaves overshoots like 5e-07: no warning for those
+    path = tmp_path / "a.txt"
+    path.write_text("0 0.950000 0.500000 0.100001 0.200000\n0 0.50 0.50 0.10 1.0004\n")
+    log = LabelLog()
+    boxes = read_yolo_file(path, log, {0})
+    assert len(boxes) == 2 and boxes[0][1][2] == 1.0
+    assert log.clipped == 1 and log.kept == 2  # only the real overshoot (4e-4) is counted

@@ -51,6 +51,15 @@ def _root() -> None:
     """
 
 
+def _say_interrupted() -> None:
+    print(
+        "physadv: interrupted; what was written is kept: sticker, patch and train continue from their last "
+        "checkpoint with --resume, demo when run again with the same --out",
+        file=sys.stderr,
+    )
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``physadv`` and ``python cli.py``."""
     try:
@@ -59,8 +68,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"physadv: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("physadv: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _say_interrupted()
+    except SystemExit as exc:  # Typer turns Ctrl-C into a silent exit 130
+        if exc.code == 130:
+            _say_interrupted()
+        raise
     except Exception as exc:  # never a bare traceback for a user; PHYSADV_DEBUG=1 shows it
         if os.environ.get("PHYSADV_DEBUG"):
             raise

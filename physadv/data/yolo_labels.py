@@ -28,6 +28,7 @@ from physadv.data.label_log import LabelLog
 from physadv.errors import PhysadvError
 
 OVERSHOOT = 0.01  # normalised coordinates this far outside [0, 1] are clipped, further out dropped
+ROUNDING = 1e-5  # overshoots up to this are the text's rounding (6 decimals): clipped without a word
 NormBox = tuple[float, float, float, float]  # x1, y1, x2, y2 as fractions of the image
 
 
@@ -62,7 +63,7 @@ def check_box(box: NormBox, where: str, log: LabelLog, limit: float = 1.0) -> No
         log.drop(where, reason, "outside the image")
         return None
     clipped = tuple(min(max(v, 0.0), limit) for v in box)
-    if clipped != tuple(box):
+    if worst > ROUNDING * limit:
         log.clip(where, f"overshoot of {worst / limit:.2g} clipped")
     if clipped[2] - clipped[0] <= 0 or clipped[3] - clipped[1] <= 0:
         log.drop(where, "nothing left inside the image", "outside the image")

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from physadv.attacks.patch_config import PatchConfig
-from physadv.config import Settings, setting
+from physadv.config import setting
 from physadv.eot.person_ranges import PersonEOT
-from physadv.jobs.sticker_config import PAPERS
+from physadv.jobs.attack_job import PAPERS, AttackJob
 
 
 @dataclass
-class PatchJob(Settings):
+class PatchJob(AttackJob):
     """Every setting of ``physadv patch`` (one source of defaults; ``--config`` reads this as YAML)."""
 
     images: Path | None = setting(None, "folder of photos with the people to hide (or scene, or both)")
@@ -43,18 +43,6 @@ class PatchJob(Settings):
     )
     imgsz: int | None = setting(None, "detector input size (default: the model's own; 640 for yamls)",
                                 unit="px", minimum=32)  # fmt: skip
-    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
-    amp: bool = setting(True, "mixed precision on CUDA")
-    end2end: bool | None = setting(
-        None,
-        "detectors with an NMS-free head (YOLO26): attack the one-to-one head (true) or the one-to-many "
-        "branch with NMS (false); empty: as Ultralytics' predict",
-    )
-    palette: Path | None = setting(None, "printable colours (r,g,b lines); default: physadv's estimate")
-    calibration: Path | None = setting(
-        None, "colour_transfer.json from 'physadv calibrate photo': optimise as the print will look"
-    )
-    checkpoint_every: int = setting(25, "steps between checkpoints", minimum=1)
     paper: str = setting("letter", "paper for the tiled PDF", choices=PAPERS)
     dpi: int = setting(150, "print resolution of the printables", unit="dpi", minimum=72, maximum=1200)
     # the command trains with more folds than the library's default (the demo's): folds are what a

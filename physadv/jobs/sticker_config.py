@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from physadv.attacks.sticker_config import StickerConfig
-from physadv.config import Settings, setting
+from physadv.config import setting
+from physadv.jobs.attack_job import PAPERS, AttackJob
 
 TASKS = ("classify", "detect")
-PAPERS = ("letter", "a4", "a3", "legal")
 
 
 @dataclass
-class StickerJob(Settings):
+class StickerJob(AttackJob):
     """Every setting of ``physadv sticker`` (one source of defaults; ``--config`` reads this as YAML)."""
 
     model: str = setting("default", "a classifier or detector file, a model yaml, or 'default'")
@@ -25,18 +25,6 @@ class StickerJob(Settings):
     )
     untargeted: bool = setting(False, "classifier: any class but the true one")
     true_class: str | None = setting(None, "the sign's class in the model (default: 'stop sign' or 'stop')")
-    palette: Path | None = setting(None, "printable colours (r,g,b lines); default: physadv's estimate")
-    calibration: Path | None = setting(
-        None, "colour_transfer.json from 'physadv calibrate photo': optimise as the print will look"
-    )
-    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
-    amp: bool = setting(True, "mixed precision on CUDA")
-    end2end: bool | None = setting(
-        None,
-        "detectors with an NMS-free head (YOLO26): attack the one-to-one head (true) or the one-to-many "
-        "branch with NMS (false); empty: as Ultralytics' predict",
-    )
-    checkpoint_every: int = setting(25, "steps between checkpoints", minimum=1)
     eval_views: int = setting(200, "held-out EOT views for the evaluation", minimum=0)
     lab: Path | None = setting(None, "lab-table scene spec (default: scenes/lab_rp2.yaml)")
     driveby: Path | None = setting(None, "drive-by scene spec (default: scenes/driveby_stop.yaml)")
