@@ -216,3 +216,18 @@ def test_patch_in_a_rendered_street(tmp_path):
     assert none.returncode == 2 and "--scene" in none.stderr
     off = run_physadv("patch", "--scene", spec, "--eot-off", "wind", "--out", tmp_path / "off")
     assert off.returncode == 2 and "wind" in off.stderr
+
+
+def test_wear_on_people_draws_and_covers():
+    """The segmenter's training data (``physadv train patch-segmenter``): a patch worn under a random
+    draw and held straight, with the cover mask of the same draw (the call broke on a moved helper)."""
+    from physadv.training.patch_wear import wear_on_people
+
+    images = torch.rand(2, 3, 256, 256)
+    boxes = torch.tensor([[[60.0, 40.0, 120.0, 220.0]], [[100.0, 30.0, 170.0, 240.0]]])
+    worn = torch.ones(2, 1, dtype=torch.bool)
+    for generator in (None, torch.Generator().manual_seed(0)):
+        out, quads, cover = wear_on_people(images, boxes, worn, torch.rand(3, 64, 64), 0.4, generator)
+        assert out.shape == images.shape and quads.shape == (2, 4, 2) and cover.shape == (2, 1, 256, 256)
+        assert 0.005 < float(cover.mean()) < 0.2  # a 0.4 m patch on a ~180-px person
+        assert (out - images).abs()[cover.expand_as(out) > 0].mean() > 0.1  # the patch is there

@@ -85,7 +85,7 @@ def draw(eot: PersonEOT, places: int, frames: int, generator: torch.Generator) -
             torch.zeros(b, dtype=torch.long),
         ),
     }
-    return _neutral(p, [c for c in COMPONENTS if not eot.on(c)])
+    return neutral(p, [c for c in COMPONENTS if not eot.on(c)])
 
 
 FRAME_KEYS = ("zoom", "zoom_at", "motion_blur", "motion_angle", "defocus", "noise", "noise_seed", "jpeg")
@@ -103,7 +103,9 @@ def share_of_draw(p: dict, frames: slice, places: slice) -> dict:
     return out
 
 
-def _neutral(p: dict, off: list[str]) -> dict:
+def neutral(p: dict, off: list[str]) -> dict:
+    """The draw ``p`` with the components named in ``off`` set to their no-effect values (in place:
+    pass a copy to keep ``p``); e.g. the same placement unlit and unprinted."""
     keys = {
         "angle": {"yaw": 0.0, "pitch": 0.0},
         "cloth": {"tps": 0.0, "crease": 0.0, "shift": 0.0},

@@ -50,7 +50,7 @@ def wear_on_people(
     out = wear(patch, frames, params, eot, size_m)
     if generator is not None and eot.on("camera"):
         out = person_eot.camera(out, params)
-    plain = PersonEOT._neutral(dict(params), ["light", "printer"])  # noqa: SLF001 — the same draw, unlit
+    plain = person_eot.neutral(dict(params), ["light", "printer"])  # the same draw, unlit
     black = PersonFrames(torch.zeros_like(images), boxes, worn, planes, owner)
     cover = wear(torch.ones_like(patch), black, plain, eot, size_m).mean(dim=1, keepdim=True) > 0.5
     shift = params["shift"].to(dev)
