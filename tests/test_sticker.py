@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from physadv.harness.metrics import judge_object, wilson_interval
 from physadv.models.detector import Candidates, Detections
 from physadv.scene.signs import render_face
 from physadv.statefile import load_state
-from tests.conftest import run_physadv
+from tests.conftest import PHYSADV, run_physadv
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +245,7 @@ def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         StickerAttack(classifier, _config(pool=16), colours).run(ckpt, checkpoint_every=2, progress=stop_at_4)
-    assert load_state(ckpt)["state"]["step"] == 2  # steps 3-4 are redone
+    assert load_state(ckpt)["state"]["step"] == 4  # Ctrl-C wrote the steps since the last checkpoint
     resumed, record = StickerAttack(classifier, _config(pool=16), colours).run(ckpt, resume=True)
     assert [h["step"] for h in record["history"]] == list(range(1, 7))
     assert torch.allclose(resumed.image, whole.image, atol=1e-5)
@@ -315,6 +317,61 @@ def test_sticker_cli_detector_hiding_and_errors(tmp_path):
     assert few.returncode == 2  # a 2-class model: every class is named, so the user can pick one
     assert "unknown class 'cat': the model's 2 classes are 'person', 'stop sign'" in few.stderr
     assert not any((tmp_path / d).exists() for d in "xyzw")  # refused before any work
+
+
+def interrupt_after_first_step(args: list, out) -> subprocess.CompletedProcess:
+    """Run ``physadv *args`` and send it SIGINT (Ctrl-C) once its log shows the first step done."""
+    process = subprocess.Popen(
+        [PHYSADV, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a test run started in the background (`… &`) inherits an ignored SIGINT: give Ctrl-C back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        for line in process.stdout:  # one log line a step (--steps 20: a line every 5 %)
+            if ": 1/" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = process.communicate(timeout=120)
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sticker_cli_ctrl_c_keeps_the_steps_and_reruns_are_refused_or_resumed(tmp_path):
+    out = tmp_path / "run"
+    args = ["sticker", "--out", out, "--untargeted", "--mask", "blocks", "--pool", "8", "--batch", "4"]
+    args += ["--eval-views", "2", "--no-scenes", "--dpi", "72", "--checkpoint-every", "100"]
+    stopped = interrupt_after_first_step([*args, "--steps", "20"], out)
+    assert stopped.returncode == 130 and "physadv: interrupted; what was written is kept" in stopped.stderr
+    step = load_state(out / "checkpoint.safetensors")["state"]["step"]
+    assert 1 <= step < 20  # written at Ctrl-C although no checkpoint was due before step 100
+    # again without --resume: refused (it would start at 0 and overwrite the checkpoint)
+    again = run_physadv(*args, "--steps", "20")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.strip() == (
+        f"physadv: error: {out} holds a checkpoint at step {step} of this command: add --resume to "
+        "continue it, or choose another --out"
+    )
+    # --resume with another goal: refused, naming what changed (old → new)
+    other = run_physadv(*args, "--steps", "20", "--no-untargeted", "--target", "speed limit 45", "--resume")
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1
+    assert (
+        "different settings (goal, target): goal: 'untargeted' → 'targeted'; target: None → " in other.stderr
+    )
+    assert "choose another --out" in other.stderr and not (out / "summary.json").exists()
+    # --resume with more steps (a fixed mask may run on for longer) continues from the checkpoint
+    resumed = run_physadv(*args, "--steps", step + 1, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == list(range(1, step + 2))
+    assert f"resumed at step {step}" in resumed.stdout
+    finished = run_physadv(*args, "--steps", step + 1)  # a finished run counts the same
+    assert finished.returncode == 2 and f"holds a checkpoint at step {step + 1}" in finished.stderr
 
 
 def test_poster_starts_as_the_sign_and_stickers_start_grey(classifier):

@@ -111,7 +111,7 @@ def train_segmenter(
         gen.set_state(saved["generator"])
         state = saved["state"]
         if progress:
-            progress(state["step"], f"resumed at step {state['step']}")
+            progress(state["step"], f"resumed at step {state['step']}", resumed=True)
     net.train()
     started = time.perf_counter() - state["seconds"]
     for step in range(state["step"], s.steps):
