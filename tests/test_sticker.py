@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ from physadv.harness.metrics import judge_object, wilson_interval
 from physadv.models.detector import Candidates, Detections
 from physadv.scene.signs import render_face
 from physadv.statefile import load_state
-from tests.conftest import PHYSADV, run_physadv
+from tests.conftest import interrupt_after_first_step, run_physadv
 
 
 @pytest.fixture(scope="module")
@@ -319,34 +317,12 @@ def test_sticker_cli_detector_hiding_and_errors(tmp_path):
     assert not any((tmp_path / d).exists() for d in "xyzw")  # refused before any work
 
 
-def interrupt_after_first_step(args: list, out) -> subprocess.CompletedProcess:
-    """Run ``physadv *args`` and send it SIGINT (Ctrl-C) once its log shows the first step done."""
-    process = subprocess.Popen(
-        [PHYSADV, *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # a test run started in the background (`… &`) inherits an ignored SIGINT: give Ctrl-C back
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        for line in process.stdout:  # one log line a step (--steps 20: a line every 5 %)
-            if ": 1/" in line:
-                process.send_signal(signal.SIGINT)
-                break
-        stdout, stderr = process.communicate(timeout=120)
-        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
+@pytest.mark.slow  # two optimisations, one judged
 def test_sticker_cli_ctrl_c_keeps_the_steps_and_reruns_are_refused_or_resumed(tmp_path):
     out = tmp_path / "run"
     args = ["sticker", "--out", out, "--untargeted", "--mask", "blocks", "--pool", "8", "--batch", "4"]
     args += ["--eval-views", "2", "--no-scenes", "--dpi", "72", "--checkpoint-every", "100"]
-    stopped = interrupt_after_first_step([*args, "--steps", "20"], out)
+    stopped = interrupt_after_first_step(*args, "--steps", "20")
     assert stopped.returncode == 130 and "physadv: interrupted; what was written is kept" in stopped.stderr
     step = load_state(out / "checkpoint.safetensors")["state"]["step"]
     assert 1 <= step < 20  # written at Ctrl-C although no checkpoint was due before step 100
