@@ -129,3 +129,10 @@ def test_attack_help_shows_the_settings_defaults():
         for flag, value in (("--steps", job.attack.steps), ("--lr", job.attack.lr), ("--dpi", job.dpi)):
             assert f"[default: ({value})]" in _option_help(shown, flag), (command, flag)
         assert "(dpi) [default:" in _option_help(shown, "--dpi")  # the unit survives too
+
+
+def test_version_is_the_installed_one():
+    from importlib.metadata import version
+
+    result = run(PHYSADV, "--version")
+    assert result.returncode == 0 and result.stdout == f"physadv {version('physadv')}\n", result.stderr
