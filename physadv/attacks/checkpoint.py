@@ -18,7 +18,7 @@ def save_checkpoint(path: Path, config: dict, **state) -> None:
     save_state(path, {"config": config, **state})
 
 
-def _changes(saved: dict, config: dict, may_change: tuple[str, ...]) -> list[str]:
+def setting_changes(saved: dict, config: dict, may_change: tuple[str, ...]) -> list[str]:
     """``key: old → new`` for each setting of ``config`` that differs from ``saved``'s."""
     return [
         f"{k}: {saved.get(k)!r} → {v!r}"
@@ -33,7 +33,7 @@ def load_checkpoint(path: Path, config: dict, may_change: tuple[str, ...] = ()) 
     saved = load_state(path, "attack checkpoint")
     if "config" not in saved:
         raise PhysadvError(f"'{path}' is not a physadv attack checkpoint")
-    changed = _changes(saved["config"], config, may_change)
+    changed = setting_changes(saved["config"], config, may_change)
     if changed:
         keys = ", ".join(c.split(":")[0] for c in changed)
         raise PhysadvError(
