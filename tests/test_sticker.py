@@ -198,12 +198,12 @@ def test_attack_lowers_its_loss_on_the_embedded_classifier(classifier):
     )
 
 
-def test_graffiti_learns_its_places_then_colours_them(classifier):
+def test_graffiti_learns_its_places_then_colours_them(classifier, tmp_path):
     from physadv.attacks.rp2 import StickerAttack
     from physadv.printing.palette import Palette
 
     attack = StickerAttack(classifier, _config(steps=10, mask="graffiti"), Palette.default().colours)
-    sticker, record = attack.run()
+    sticker, record = attack.run(tmp_path / "checkpoint.safetensors")
     history = record["history"]
     placing, colouring = history[:4], history[4:]  # 40 % of the steps find the places
     assert placing[0]["area"] == pytest.approx(0.15, abs=0.01)  # every cell starts at the budget's share
@@ -216,6 +216,16 @@ def test_graffiti_learns_its_places_then_colours_them(classifier):
     on_sign = (face[0, 0] > 0.5).reshape(8, 16, 8, 16)
     kept = cells.amax(dim=(1, 3)) > 0
     assert torch.equal((cells > 0) | ~kept[:, None, :, None], on_sign | ~kept[:, None, :, None])
+    # resumed for longer: the places found in the first 4 steps stay, the colours go on
+    colours = Palette.default().colours
+    longer = StickerAttack(classifier, _config(steps=12, mask="graffiti"), colours)
+    more, again = longer.run(tmp_path / "checkpoint.safetensors", resume=True)
+    assert [h["step"] for h in again["history"]] == list(range(1, 13)) and again["history"][:10] == history
+    assert torch.equal(more.alpha, sticker.alpha) and not torch.equal(more.image, sticker.image)
+    with pytest.raises(PhysadvError, match="--steps 4 ends before the checkpoint's 4 steps that find"):
+        StickerAttack(classifier, _config(steps=4, mask="graffiti"), colours).run(
+            tmp_path / "checkpoint.safetensors", resume=True
+        )
 
 
 def test_one_rate_format_for_terminal_and_reports():

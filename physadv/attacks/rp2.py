@@ -154,7 +154,9 @@ class StickerAttack:
     def learns_places(self) -> bool:
         return self.start is None and self.config.mask in LEARNED_CELLS
 
-    def stages(self) -> list[Stage]:
+    def stages(self, place_steps: int | None = None) -> list[Stage]:
+        """The optimisation's stages; ``place_steps``: a resumed learned mask's place-finding length
+        (kept from its first run, so a longer run only colours for longer)."""
         c = self.config
         alpha = self.face[3:].cpu()
         if self.start is not None:  # keep the sticker's own mask
@@ -162,7 +164,12 @@ class StickerAttack:
             mask = F.interpolate(self.start.alpha[None].float().cpu(), size=size, mode="area")[0]
             return [Stage((mask > 0.5).float(), 2, c.steps)]
         if self.learns_places():
-            first = round(c.steps * c.place_share)
+            first = round(c.steps * c.place_share) if place_steps is None else place_steps
+            if first >= c.steps:
+                raise PhysadvError(
+                    f"--steps {c.steps} ends before the checkpoint's {first} steps that find the sticker "
+                    "places: give more --steps"
+                )
             return [Stage(None, 1, first), Stage(None, 2, c.steps - first)]
         return [Stage(sticker_mask(c.mask, alpha, (c.resolution,) * 2), 2, c.steps)]
 
@@ -193,8 +200,12 @@ class StickerAttack:
             image = F.interpolate(self.start.image[None].float(), size=size, mode="area")[0].to(self.device)
         state = {"step": 0, "history": [], "seconds": 0.0, "masks": [s.mask for s in stages]}
         opt_state = None
+        if places is not None:
+            state["place_steps"] = stages[0].steps
         if resume and checkpoint is not None and checkpoint.is_file():
             image, state, opt_state = self._load(checkpoint, gen)
+            if places is not None:  # run on for longer: the places stage keeps its length
+                stages = self.stages(state["place_steps"])
             for s, m in zip(stages, state["masks"], strict=True):
                 s.mask = m
             if places is not None:
@@ -293,11 +304,14 @@ class StickerAttack:
         )
 
     def may_change(self) -> tuple[str, ...]:
-        """Settings a resumed run may change: a fixed mask can run on for longer (``steps``); a
-        learned one's stages are split by the step count."""
-        return () if self.learns_places() else ("steps",)
+        """Settings a resumed run may change: ``steps`` (run on for longer; a learned mask keeps its
+        place-finding stage and colours for longer)."""
+        return ("steps",)
 
     def _load(self, path: Path, gen: torch.Generator):
-        saved = load_checkpoint(path, self.config.as_dict(), may_change=self.may_change())
+        c = self.config
+        saved = load_checkpoint(path, c.as_dict(), may_change=self.may_change())
+        if self.learns_places():  # checkpoints from before place_steps was kept: the run's own split
+            saved["state"].setdefault("place_steps", round(saved["config"]["steps"] * c.place_share))
         gen.set_state(saved["generator"])
         return saved["image"].to(self.device), saved["state"], saved["optimizer"]
