@@ -60,6 +60,14 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error in one line, with the line and column where the parser stopped."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None:
+        return str(exc).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem or str(exc).splitlines()[0]}"
+
+
 def nearest(word: str, options) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``options`` (dotted keys also by their last part),
     or the list of them."""
@@ -225,7 +233,7 @@ class Settings:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise PhysadvError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise PhysadvError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
         try:
             return cls.from_dict(data)
         except PhysadvError as exc:

@@ -44,6 +44,11 @@ class Ranks:
         start = self.rank * n // self.world
         return items[start : (self.rank + 1) * n // self.world]
 
+    def deal(self, items: list) -> list:
+        """This rank's items dealt round-robin (item k on rank k mod world): for items of unequal cost
+        in a list order that groups alike ones, such as the rows of the defense table."""
+        return items[self.rank :: self.world]
+
     def sum_grads(self, params: list[torch.Tensor]) -> None:
         """Sum each parameter's ``.grad`` over the ranks, in place (all-reduce)."""
         if not self.active:
@@ -110,6 +115,8 @@ def start(device: torch.device | str) -> Ranks:
     ranks = ranks_from_env()
     if ranks.active and not dist.is_initialized():
         cuda = torch.device(device).type == "cuda"
+        if cuda:  # NCCL's object collectives (gather, broadcast) run on the current device: this rank's
+            torch.cuda.set_device(torch.device(device))
         dist.init_process_group("nccl" if cuda else "gloo")
     return ranks
 

@@ -81,7 +81,7 @@ PHYSADV = str(Path(sys.executable).with_name("physadv"))
 
 def run_physadv(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess:
     """Run the ``physadv`` console script as a user would; capture its output."""
-    return subprocess.run([PHYSADV, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([PHYSADV, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
 def interrupt_after_first_step(*args: str) -> subprocess.CompletedProcess:
@@ -100,7 +100,7 @@ def interrupt_after_first_step(*args: str) -> subprocess.CompletedProcess:
             if line.startswith("optimising") and ": 1/" in line:
                 process.send_signal(signal.SIGINT)
                 break
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=900)  # loaded CI machines
         return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     finally:
         if process.poll() is None:

@@ -23,6 +23,8 @@ def test_ranks_share_a_batch_without_gaps():
     shares = [Ranks(r, 3).share(items) for r in range(3)]
     assert shares == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
     assert Ranks().share(items) == items and Ranks().main and not Ranks().active
+    # the defense table's rows: dealt round-robin, every row on exactly one rank
+    assert [Ranks(r, 2).deal(list(range(5))) for r in range(2)] == [[0, 2, 4], [1, 3]]
 
 
 def _sticker(out: Path, steps: int, ranks: int = 1, *extra: str) -> subprocess.CompletedProcess:
@@ -85,3 +87,51 @@ def test_two_gloo_ranks_make_the_single_process_patch(tmp_path):
         assert b["objects"] == a["objects"] > 0
     png = [np.asarray(Image.open(tmp_path / d / "patch.png"), dtype=np.int16) for d in ("one", "two")]
     assert png[0].shape == png[1].shape and np.abs(png[0] - png[1]).max() <= 1
+
+
+def _defend(sticker: Path, out: Path, ranks: int) -> subprocess.CompletedProcess:
+    args = ["defend", "--artefact", sticker, "--defenses", "jpeg:75,bits:4", "--out", out]
+    args += ["--views", "8", "--adaptive-steps", "2", "--batch", "4"]
+    if ranks == 1:
+        return run_physadv(*args)
+    # --tee 3: every output line says which rank wrote it ("[default1]:…")
+    command = [TORCHRUN, "--standalone", f"--nproc-per-node={ranks}", "--tee", "3", "-m", "physadv"]
+    command += list(map(str, args))
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def _table(out: Path) -> list[dict]:
+    rows = json.loads((out / "defenses.json").read_text())
+    for r in rows:
+        assert r.pop("ms_per_frame") > 0  # each rank's own clock: the one figure that may differ
+    return rows
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_share_the_defenses_and_write_the_single_process_table(tmp_path):
+    made = _sticker(tmp_path / "sticker", 2)
+    assert made.returncode == 0, made.stderr
+    sticker = tmp_path / "sticker" / "sticker.png"
+    single = _defend(sticker, tmp_path / "one", 1)
+    assert single.returncode == 0, single.stderr
+    two = _defend(sticker, tmp_path / "two", 2)
+    assert two.returncode == 0, two.stderr
+    said = two.stdout + two.stderr
+    assert said.count("wrote ") == 1 and "[default0]:wrote " in said  # rank 0 alone writes the table
+    assert "[default0]:2 ranks share the defenses; every rank prepares" in said
+    # the rows dealt round-robin: rank 0 the bare model and bits, rank 1 jpeg
+    assert "[default1]:adaptive attack through jpeg:75" in said
+    assert (
+        "[default0]:adaptive attack through bits:4" in said
+        and "[default1]:adaptive attack through bits" not in said
+    )
+    one, both = _table(tmp_path / "one"), _table(tmp_path / "two")
+    assert [r["defense"] for r in both] == ["none", "jpeg:75", "bits:4"]
+    assert both == one
+    # rank 0 wrote both adaptive stickers' pictures, the one rank 1 made too
+    for name in ("jpeg_75", "bits_4"):
+        png = [
+            np.asarray(Image.open(tmp_path / d / f"adaptive_{name}.png"), dtype=np.int16)
+            for d in ("one", "two")
+        ]
+        assert np.abs(png[0] - png[1]).max() <= 1

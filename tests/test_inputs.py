@@ -137,6 +137,12 @@ def test_eval_reads_a_folder_of_yolo_labels(people, tmp_path):
         shutil.copy(image, frames / image.name)
         shutil.copy(people / "labels" / "train" / f"{image.stem}.txt", labels / f"{image.stem}.txt")
         objects += len(_pixel_boxes(labels / f"{image.stem}.txt", image))
+    # a new user's first try: person labels, the judged class left at its default 'stop sign' (the
+    # report said "No ground truth was given" and the run exited 0)
+    default_class = run_physadv("eval", frames, "--gt", labels, "--no-video", "--out", tmp_path / "d")
+    assert default_class.returncode == 2 and len(default_class.stderr.strip().splitlines()) == 1
+    assert "holds no 'stop sign' box (it holds 'person' ×" in default_class.stderr
+    assert '--target-class "person"' in default_class.stderr
     args = ["eval", frames, "--gt", labels, "--target-class", "person", "--no-video", "--out", tmp_path / "o"]
     result = run_physadv(*args)
     assert result.returncode == 0, result.stderr

@@ -96,6 +96,37 @@ def test_tracker_finds_the_sign_again_after_occlusion_and_drops_out(short_driveb
     assert status[18:20] == ["tracked"] * 2 and set(status[20:]) == {"outside"}, status  # left, stays out
 
 
+def test_tracker_places_the_corners_of_a_known_sign_without_a_half_pixel_shift():
+    """A stop sign drawn by the renderer's own warp (92–98 px, where the tracker aligns to the drawn
+    face), marked by a box a pixel off: the corners come back within a fifth of a pixel of where the
+    face's corners are drawn, with no shift (it was +0.5 px in x and y: a resized template's pixel
+    centres read as its pixel corners), in the key frame and in a tracked one."""
+    from kornia.geometry.linalg import transform_points
+
+    from physadv.scene.compose import composite, plan_warp
+    from physadv.scene.signs import render_face
+    from physadv.scene.video import to_bgr8
+
+    face = torch.from_numpy(np.array(render_face("stop"))).permute(2, 0, 1)[None]
+    tracker = PlanarTracker({0: corners_from_box([101, 80, 199, 180])}, "stop")
+    for index, corners in enumerate(
+        [
+            [[101.3, 80.6], [197.8, 83.2], [196.1, 178.9], [99.7, 176.4]],
+            [[104.6, 82.1], [201.9, 84.4], [200.2, 181.3], [103.0, 179.0]],
+        ]
+    ):
+        corners = torch.tensor([corners])
+        frame = composite(torch.full((1, 3, 260, 300), 0.45), face, corners)[0]
+        # the face's own corners as the warp draws them: half a texel outside its texel centres
+        plan = plan_warp(tuple(face.shape[-2:]), corners)
+        h, w = plan.texture_hw
+        edges = torch.tensor([[[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]]])
+        drawn = transform_points(plan.matrix, edges)[0].numpy()
+        error = tracker.update(index, to_bgr8(frame)).corners - drawn
+        assert np.abs(error.mean(0)).max() < 0.15, error  # no shift
+        assert np.linalg.norm(error, axis=1).mean() < 0.2, error
+
+
 def test_relighting_recovers_a_known_gain_offset_and_blur():
     from physadv.scene.compose import warp_texture
     from physadv.scene.relight import blur, fit_light, noise_level

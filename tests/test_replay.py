@@ -284,14 +284,19 @@ def test_ctrl_c_keeps_what_was_judged(tmp_path):
         # a test run started in the background (`… &`) inherits an ignored SIGINT: give Ctrl-C back
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if (out / "frames.csv").is_file() and (out / "frames.csv").read_text().count("\n") > 40:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "the replay ended before it could be interrupted"
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=240)  # writing the report under a loaded CPU
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if (out / "frames.csv").is_file() and (out / "frames.csv").read_text().count("\n") > 40:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the replay ended before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=240)  # writing the report under a loaded CPU
+    finally:
+        if process.poll() is None:  # never leave the replay running after a failed test
+            process.kill()
+            process.communicate()
     assert process.returncode == 130 and "physadv: interrupted; what was written is kept" in stderr, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     recording = metrics["conditions"]["recording"]
@@ -325,3 +330,25 @@ def test_frames_without_objects_or_ground_truth(tmp_path):
     assert recording["without_ground_truth"]["frames"] == 1
     with open(tmp_path / "out" / "frames.csv", newline="") as f:
         assert [r["frame"] for r in csv.DictReader(f)] == [str(i) for i in range(6)]
+
+
+def test_verdict_warns_when_the_clean_model_finds_nothing():
+    """A new user's tracked box on a video without the sign: the clean rate was 0 % and the report
+    said the artefact hid "100 % of them outright"."""
+    from physadv.report.replay_report import verdict
+
+    def rate(k, n):
+        return {"rate": k / n, "k": k, "n": n}
+
+    result = {
+        "task": "detect",
+        "true_class": "stop sign",
+        "conditions": {
+            "clean": {"true_positive_rate": rate(0, 30)},
+            "attacked": {"true_positive_rate": rate(0, 30), "hidden_rate": rate(30, 30)},
+        },
+    }
+    text = verdict(result)
+    assert text.startswith("⚠ Without the artefact the detector finds only 0.0%") and "hidden" not in text
+    result["conditions"]["clean"]["true_positive_rate"] = rate(27, 30)
+    assert "90.0 points fewer" in verdict(result) and not verdict(result).startswith("⚠")

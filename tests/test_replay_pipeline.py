@@ -116,3 +116,15 @@ def test_a_folded_detector_finds_what_the_detector_finds_and_leaves_it_alone(liv
         assert torch.allclose(a.boxes, b.boxes, atol=1e-2) and torch.allclose(a.scores, b.scores, atol=1e-3)
     after = detector.model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_reader_makes_torchs_float_frame_bit_for_bit_in_one_thread():
+    import torch
+
+    from physadv.data.video import from_bgr8
+
+    bgr = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    frame = from_bgr8(bgr)
+    expected = torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1).float().div_(255)
+    assert frame.dtype == torch.float32 and torch.equal(frame, expected)
+    assert frame.stride() == (1, 64 * 3, 3)  # channels last, as before: no copy on the way in

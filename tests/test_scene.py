@@ -112,7 +112,9 @@ def test_spec_validation_names_the_nearest_key(tmp_path):
         validate({**LAB, "camera": {"width": "wide"}})
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: lab\n  poses: [\n")
-    with pytest.raises(PhysadvError, match="not valid YAML"):
+    with pytest.raises(
+        PhysadvError, match="not valid YAML: line 2, column 8: mapping values are not allowed"
+    ):
         load_spec(bad)
 
 

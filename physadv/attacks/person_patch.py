@@ -31,7 +31,7 @@ from physadv.attacks.checkpoint import load_checkpoint, report_resumed, save_che
 from physadv.attacks.losses import nps, total_variation
 from physadv.attacks.patch_config import PatchConfig  # noqa: F401  (re-exported: the attack's settings)
 from physadv.data.image_set import ImageSet
-from physadv.distributed import ranks_from_env
+from physadv.distributed import Ranks, ranks_from_env
 from physadv.eot.colour import ColourTransfer
 from physadv.eot.person_eot import draw, share_of_draw
 from physadv.eot.person_scenes import ScenePeople
@@ -55,12 +55,14 @@ class PatchAttack:
         model_names: list[str] | None = None,
         start: torch.Tensor | None = None,
         scenes: ScenePeople | None = None,
+        ranks: Ranks | None = None,
     ):
         if images is None and scenes is None:
             raise PhysadvError("a patch needs people to train on: photos, a scene, or both")
         if config.batch == 0:  # the settings' default: as many as the device takes in stride
             config = dataclasses.replace(config, batch=32 if models[0].device.type == "cuda" else 8)
-        self.ranks = ranks_from_env()  # torchrun's ranks share each step's photos; one process: all
+        # torchrun's ranks share each step's photos (one process: all); ``Ranks()``: this process alone
+        self.ranks = ranks_from_env() if ranks is None else ranks
         if self.ranks.active and scenes is not None:
             raise PhysadvError(
                 "--scene under torchrun is not supported yet: train on photos, or in one process"

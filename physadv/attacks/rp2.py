@@ -29,7 +29,7 @@ from physadv.attacks.losses import mask_norm, nps, total_variation
 from physadv.attacks.masks import LEARNED_CELLS, area_fraction, sticker_mask
 from physadv.attacks.placement import CellPlacement
 from physadv.attacks.sticker_config import StickerConfig
-from physadv.distributed import ranks_from_env
+from physadv.distributed import Ranks, ranks_from_env
 from physadv.eot.colour import ColourTransfer
 from physadv.eot.sign_views import draw_views, render_views, scaled_boxes
 from physadv.errors import PhysadvError
@@ -56,6 +56,7 @@ class StickerAttack:
         palette: torch.Tensor,
         transfer: ColourTransfer | None = None,
         start: Artefact | None = None,
+        ranks: Ranks | None = None,
     ):
         self.detector = model.kind == "detector"
         if (config.goal in ("hide", "relabel")) != self.detector:
@@ -67,7 +68,9 @@ class StickerAttack:
         if config.pool < config.batch:
             config = replace(config, pool=config.batch)
         self.model, self.config = model, config
-        self.ranks = ranks_from_env()  # torchrun's ranks share each step's views; one process: all
+        # torchrun's ranks share each step's views (one process: all); ``Ranks()``: this process alone,
+        # as for an adaptive attack in a defense table whose rows are spread over the ranks
+        self.ranks = ranks_from_env() if ranks is None else ranks
         if self.ranks.active and config.batch < self.ranks.world:
             raise PhysadvError(f"batch {config.batch} cannot be split over {self.ranks.world} ranks")
         self.start = start  # a sticker to continue from (e.g. re-optimising through a defense)

@@ -71,7 +71,8 @@ def defend(
     """Measure defenses against a person patch or an RP2 sticker: the clean metric with each
     defense, the given artefact's (non-adaptive), and an artefact re-optimised through the defense
     (adaptive: exact gradients, BPDA or EOT over the defense's randomness), with the cost per frame,
-    the certified fraction (PatchCleanser) and the flag rates (MC dropout)."""
+    the certified fraction (PatchCleanser) and the flag rates (MC dropout). Under `torchrun
+    --nproc-per-node N -m physadv defend …` the ranks share the defenses; rank 0 writes the table."""
     from physadv.models import load_model
 
     if not artefact.is_file():
@@ -111,9 +112,12 @@ def defend(
         palette = Palette.load(made.palette) if made and made.palette else Palette.default()
         transfer = ColourTransfer.load(made.calibration) if made and made.calibration else None
         ids = [victim.names.id(n) for n in names]
-        _, table = run_patch_defenses(
+        done = run_patch_defenses(
             victim, ids, chosen, patch, train, held_out, config, palette.colours, out, transfer
         )
+        table = done[1] if done else None
+    if table is None:
+        return  # a rank other than 0 under torchrun: rank 0 writes the table and says so
     typer.echo(table)
     typer.echo(f"wrote {out}/defenses.md, defenses.csv, defenses.json, defenses.png")
 
@@ -132,12 +136,13 @@ def _digital(text: str, kind: str) -> tuple[str, ...]:
 
 def _defend_sticker(
     victim, artefact: Path, sidecar: dict, defenses: str, views, steps, batch, out, digital=()
-) -> str:
+) -> str | None:
     import torch.nn.functional as F
 
     from physadv.artefact import Artefact
     from physadv.attacks.rp2 import StickerAttack
     from physadv.defenses.catalogue import parse_defenses
+    from physadv.distributed import Ranks
     from physadv.eot.colour import ColourTransfer
     from physadv.jobs.defend_sticker import run_sticker_defenses, sticker_config, sticker_job
     from physadv.printing.export import load_artefact_image
@@ -161,6 +166,7 @@ def _defend_sticker(
         (F.interpolate(sticker.alpha[None], size=size, mode="area")[0] > 0.5).float(),
         sticker.provenance,
     )
-    attack = StickerAttack(victim, config, palette.colours, transfer)
-    _, table = run_sticker_defenses(attack, chosen, sticker, out, views, steps, digital)
-    return table
+    # the held-out views and the bare model's row; never run data parallel (the ranks share the rows)
+    attack = StickerAttack(victim, config, palette.colours, transfer, ranks=Ranks())
+    done = run_sticker_defenses(attack, chosen, sticker, out, views, steps, digital)
+    return done[1] if done else None

@@ -11,7 +11,9 @@ def demo(
     out: Path = typer.Option(
         Path("runs/demo"), help="Output folder: report.html/.md and every file behind it."
     ),
-    quick: bool = typer.Option(False, help="Every part with a few steps (a smoke run, ≈3 minutes on a CPU)."),
+    quick: bool = typer.Option(
+        False, help="Every part with a few steps (a smoke run: about 5 minutes of CPU time on 2 cores)."
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Make an RP2 sticker for the embedded sign classifier and a person patch for the embedded

@@ -9,6 +9,7 @@ import typer
 
 from physadv.cli.options import end2end_option
 from physadv.errors import PhysadvError
+from physadv.scene.assumptions import PERSON_HEIGHT_M
 
 
 def _numbers(text: str, what: str, count: int | None = None) -> tuple[float, ...]:
@@ -184,7 +185,9 @@ def eval_command(
     reaction_s: float = typer.Option(2.5, help="Brake reaction time, seconds (AASHTO)."),
     deceleration: float = typer.Option(3.4, help="Braking deceleration, m/s² (AASHTO)."),
     hidden_s: float = typer.Option(1.0, help="A person hidden longer than this, seconds, counts as lost."),
-    person_height_m: float = typer.Option(1.7, help="Recordings with --patch: assumed height of a person."),
+    person_height_m: float = typer.Option(
+        PERSON_HEIGHT_M, help="Recordings with --patch: assumed height of a person, metres (as 'patch')."
+    ),
     end2end: bool = end2end_option(),
     video: bool = typer.Option(True, help="Write the annotated video(s)."),
 ) -> None:

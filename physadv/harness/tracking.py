@@ -283,6 +283,11 @@ class PlanarTracker:
         side = int(np.clip(round(size), *TEMPLATE_PX))
         template = cv2.resize(self.face, (side, side), interpolation=cv2.INTER_AREA)
         refined, rho = self._align(gray, h, template, inside=FACE_INSIDE)
+        # a resized pixel u shows the face at (u + 0.5) / side (OpenCV's pixel centres), where _align
+        # reads face u / side (as in templates cut from frames): without this the corners sit half a
+        # template pixel (about half a frame pixel) inside the sign
+        refined = refined @ np.array([[1, 0, -0.5 / side], [0, 1, -0.5 / side], [0, 0, 1]])
+        refined = refined / refined[2, 2]
         moved = np.abs(_project(refined, UNIT) - _project(h, UNIT)).max()
         return refined if rho >= FACE_CONFIDENCE and moved <= 0.1 * size else h
 

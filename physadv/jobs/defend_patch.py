@@ -20,12 +20,15 @@ from pathlib import Path
 
 import torch
 
+from physadv.artefact import Artefact
 from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.person_patch import PatchAttack, PatchConfig
 from physadv.data.image_set import ImageSet
 from physadv.defenses.catalogue import Choice, adaptive_paths, wrap
+from physadv.distributed import Ranks
 from physadv.eot.colour import ColourTransfer
 from physadv.harness.patch_eval import Judge, PatchTrial, evaluate_patch
+from physadv.jobs.defend_ranks import Keep, save_picture, spread_rows
 from physadv.jobs.patch_config import PatchJob
 from physadv.report.defense_table import masking_warnings, plot_rows, write_table
 from physadv.results import Rate
@@ -96,12 +99,11 @@ def measure_defense(
     palette: torch.Tensor,
     out: Path,
     transfer: ColourTransfer | None = None,
+    keep: Keep = save_picture,
 ) -> dict:
     """One row of the table (``defense`` None: the bare model); ``transfer``: the printer calibration
-    the patch was made with (the adaptive patch is optimised, and every patch judged, as printed)."""
-    from physadv.artefact import Artefact
-    from physadv.printing.export import save_png
-
+    the patch was made with (the adaptive patch is optimised, and every patch judged, as printed);
+    ``keep``: what becomes of the adaptive patch's picture (saved at once by default)."""
     defended = wrap(defense, model, config.seed)
     if hasattr(defended, "calibrate"):  # on the defender's own clean photos, never the judged ones
         defended.calibrate(train.images[:CALIBRATION_IMAGES].float() / 255)
@@ -119,11 +121,12 @@ def measure_defense(
         flagged["adaptive"] = flagged["non_adaptive"]
     else:
         checkpoint, picture = adaptive_paths(out, defended.name, patch)
-        attack = PatchAttack([defended], config, train, palette, transfer, start=patch)
+        # in this process alone: under torchrun the ranks share the table's rows, not this attack's photos
+        attack = PatchAttack([defended], config, train, palette, transfer, start=patch, ranks=Ranks())
         adaptive_patch, _ = run_with_progress(
             attack, f"adaptive attack through {defended.name}", checkpoint, True
         )
-        save_png(Artefact(adaptive_patch, (100.0, 100.0)), picture, 72)
+        keep(Artefact(adaptive_patch, (100.0, 100.0)), picture)
         row["adaptive"], _, flagged["adaptive"] = _tpr(defended, ids, val, adaptive_patch, config, transfer)
     if flagged["clean"] is not None:
         row["flagged"] = flagged
@@ -142,11 +145,22 @@ def run_patch_defenses(
     palette: torch.Tensor,
     out: Path,
     transfer: ColourTransfer | None = None,
-) -> tuple[list[dict], str]:
+) -> tuple[list[dict], str] | None:
+    """The table's rows, the bare model first. Under torchrun the ranks share the rows
+    (:mod:`physadv.jobs.defend_ranks`): None on ranks other than 0."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for defense in [None, *defenses]:
-        rows.append(measure_defense(model, ids, defense, patch, train, val, config, palette, out, transfer))
-        write_table(rows, out, TITLE, "tpr", INTRO)  # a crash keeps what was done
+    choices = [None, *defenses]
+
+    def measure(k: int, keep: Keep) -> dict:
+        return measure_defense(
+            model, ids, choices[k], patch, train, val, config, palette, out, transfer, keep
+        )
+
+    names = [d.name if d else "none" for d in choices]
+    rows = spread_rows(
+        model.device, names, config.seed, measure, lambda rows: write_table(rows, out, TITLE, "tpr", INTRO)
+    )
+    if rows is None:
+        return None
     plot_rows(rows, out / "defenses.png", "true-positive rate @0.25 (%)")
     return rows, write_table(rows, out, TITLE, "tpr", INTRO)

@@ -24,6 +24,7 @@ from physadv.attacks.checkpoint import run_with_progress
 from physadv.attacks.rp2 import StickerAttack
 from physadv.attacks.sticker_config import StickerConfig
 from physadv.defenses.catalogue import FLAGGING, Choice, adaptive_paths, wrap
+from physadv.distributed import Ranks
 from physadv.eot.sign_views import render_views, scaled_boxes
 from physadv.errors import PhysadvError
 from physadv.harness.crops import model_inputs
@@ -31,6 +32,7 @@ from physadv.harness.metrics import Rate
 from physadv.harness.sign_eval import SignGoal, judge_frames
 from physadv.harness.sources import batched
 from physadv.jobs.defend_digital import digital_columns, digital_inputs, digital_warnings, run_attack
+from physadv.jobs.defend_ranks import Keep, save_picture, spread_rows
 from physadv.jobs.sticker_config import StickerJob
 from physadv.report.defense_table import masking_warnings, plot_rows, write_table
 
@@ -105,11 +107,11 @@ def measure_sticker_defense(
     steps: int,
     out: Path,
     digital: tuple | None = None,
+    keep: Keep = save_picture,
 ) -> dict:
     """One row of the table (``defense`` None: the bare model); ``digital``: the clean crops, their
-    labels and the digital attacks made on the bare model, for the PGD and CW columns."""
-    from physadv.printing.export import save_png
-
+    labels and the digital attacks made on the bare model, for the PGD and CW columns; ``keep``: what
+    becomes of the adaptive sticker's picture (saved at once by default)."""
     c = attack.config
     goal = SignGoal(c.goal, c.true_class, c.target)
     bare = attack.model
@@ -130,9 +132,10 @@ def measure_sticker_defense(
     else:
         checkpoint, picture = adaptive_paths(out, defended.name, sticker.image)
         config = dataclasses.replace(c, steps=steps)
-        again = StickerAttack(defended, config, attack.palette, attack.transfer, start=sticker)
+        # in this process alone: under torchrun the ranks share the table's rows, not this attack's views
+        again = StickerAttack(defended, config, attack.palette, attack.transfer, start=sticker, ranks=Ranks())
         adaptive, _ = run_with_progress(again, f"adaptive attack through {defended.name}", checkpoint, True)
-        save_png(adaptive, picture, 72)
+        keep(adaptive, picture)
         judged["adaptive"] = _judge(defended, attack, stuck(adaptive), views, goal)
     row = {"defense": defended.name, "ms_per_frame": round(ms, 1), "success": {}}
     for key, j in judged.items():
@@ -159,8 +162,10 @@ def run_sticker_defenses(
     views: int,
     steps: int,
     digital: tuple[str, ...] = (),
-) -> tuple[list[dict], str]:
-    """The table's rows, the bare model first; ``digital``: attacks (pgd, cw_l2) for extra columns."""
+) -> tuple[list[dict], str] | None:
+    """The table's rows, the bare model first; ``digital``: attacks (pgd, cw_l2) for extra columns.
+    Under torchrun the ranks share the rows (:mod:`physadv.jobs.defend_ranks`): None on ranks other
+    than 0."""
     out.mkdir(parents=True, exist_ok=True)
     metric = "tpr" if attack.detector else "accuracy"
     label = "True-positive rate of the sign" if attack.detector else "Top-1 accuracy on the sign"
@@ -180,9 +185,20 @@ def run_sticker_defenses(
         x, y = digital_inputs(attack, held_out)
         cases = (x, y, {name: run_attack(name, attack.model, x, y, attack.config.seed) for name in digital})
         intro += f"\n{', '.join(digital)}: the same views, made on the bare model (non-adaptive → adaptive)."
-    rows = []
-    for defense in [None, *defenses]:
-        rows.append(measure_sticker_defense(attack, defense, sticker, held_out, steps, out, cases))
-        write_table(rows, out, TITLE, metric, intro)  # a crash keeps what was done
+    choices = [None, *defenses]
+
+    def measure(k: int, keep: Keep) -> dict:
+        return measure_sticker_defense(attack, choices[k], sticker, held_out, steps, out, cases, keep)
+
+    names = [d.name if d else "none" for d in choices]
+    rows = spread_rows(
+        attack.device,
+        names,
+        attack.config.seed,
+        measure,
+        lambda rows: write_table(rows, out, TITLE, metric, intro),
+    )
+    if rows is None:
+        return None
     plot_rows(rows, out / "defenses.png", f"{metric.replace('tpr', 'true-positive rate')} (%)")
     return rows, write_table(rows, out, TITLE, metric, intro)

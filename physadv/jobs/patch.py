@@ -227,7 +227,7 @@ def run_patch_job(
         "seconds": record["seconds"],
         "skipped_steps": record["skipped_steps"],
         "device": str(attack.device),
-        "amp": bool(getattr(attack.models[0], "amp", False)),
+        "amp": bool(getattr(attack.models[0], "amp", False)) and attack.models[0].device.type == "cuda",
         "size_mm": size_mm,
         "train_images": 0 if attack.images is None else len(attack.images),
         "train_objects": 0 if attack.images is None else attack.images.objects,

@@ -86,7 +86,7 @@ def write_summary(out: Path, attack: StickerAttack, record: dict, conditions: di
         "steps": record["steps"],
         "seconds": record["seconds"],
         "device": str(attack.device),
-        "amp": bool(getattr(model, "amp", False)),
+        "amp": bool(getattr(model, "amp", False)) and model.device.type == "cuda",  # used, not asked for
         "config": c.as_dict(),
         "files": files,
     }

@@ -46,6 +46,13 @@ def verdict(result: dict) -> str:
         c, a = clean.get("true_positive_rate"), attacked.get("true_positive_rate")
         drop = 100 * (c["rate"] - a["rate"]) if c and a and c.get("n") and a.get("n") else float("nan")
         # rates count objects: each '{what}' in each frame with ground truth is judged once
+        if c and c.get("n") and c["rate"] < 0.05:
+            return (
+                f"⚠ Without the artefact the detector finds only {_pct(c)} of the '{what}' objects it is "
+                f"shown: there is nothing for the artefact to hide, so the attacked figures ({_pct(a)} "
+                "found) say nothing about it. Check --target-class, the ground truth or the tracked box, "
+                "and the model."
+            )
         return (
             f"With the artefact the detector finds {_pct(a)} of the '{what}' objects it is shown (a true "
             f"positive; each object in each frame counts once), against {_pct(c)} without it: {drop:.1f} "

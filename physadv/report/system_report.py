@@ -112,6 +112,14 @@ def add_system_section(doc: Document, conditions: dict, plot: Path | None) -> No
     else:
         doc.table(["condition", "person", "frames", "detected", "longest hidden"], _people_rows(with_system))
     rules = next(iter(with_system.values()))["system"]["rules"]
+    if kind != "sign":
+        doc.paragraph(
+            f"Hidden: a person's longest run of frames without a detection, in seconds; lost when that run "
+            f"lasts more than {rules['hidden_s']:g} s. A person never detected counts as hidden for all "
+            "their frames. Times come from the frames' timestamps."
+        )
+        doc.image(plot, "per object over time: detected (filled) and missed (open)")
+        return
     doc.paragraph(
         f"Acquired: detected in at least {rules['k']} of every {rules['n']} consecutive frames from then on. "
         f"Stopping distance: AASHTO's stopping sight distance, {rules['reaction_s']:g} s brake reaction plus "

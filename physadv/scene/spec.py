@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from physadv.config import yaml_problem
 from physadv.errors import PhysadvError
 
 FT = 0.3048
@@ -134,7 +135,7 @@ def load_spec(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise PhysadvError(f"scene spec '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise PhysadvError(f"scene spec '{path}' is not valid YAML: {yaml_problem(exc)}") from None
     return validate(data)
 
 
