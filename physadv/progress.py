@@ -6,6 +6,10 @@ once, at the end, so a 30-minute run would look dead until it finished. When sta
 a terminal, a line is written there instead every :data:`LOG_EVERY_PERCENT` % of the work and at
 least every :data:`LOG_EVERY_SECONDS` seconds, e.g.
 ``patch: 120/400 (30%), 2:05 elapsed, ~4:51 left, loss 0.412  still detected 35%``.
+
+A resumed run moves the count to its checkpoint with ``advance(step, status, resumed=True)``: those
+units were done in an earlier session, so the time left is estimated from the units done since this
+session started (counting them would make the first estimates far too short).
 """
 
 from __future__ import annotations
@@ -28,16 +32,20 @@ def _clock(seconds: float) -> str:
 
 
 class LogLines:
-    """Progress as lines of text (for logs): ``advance(n, status)`` like the live bar's."""
+    """Progress as lines of text (for logs): ``advance(n, status, resumed)`` like the live bar's."""
 
     def __init__(self, description: str, total: int | None, stream=None):
         self.description, self.total, self.stream = description, total, stream or sys.stdout
         self.done, self.status = 0, ""
         self.start = self.last_time = time.monotonic()
         self.last_done = 0
+        self.before = 0  # units done in an earlier session (a resumed run's checkpoint)
 
-    def __call__(self, n: int = 1, status: str | None = None) -> None:
+    def __call__(self, n: int = 1, status: str | None = None, resumed: bool = False) -> None:
         self.done += n
+        if resumed:
+            self.before += n
+            self.start = time.monotonic()  # the clock of this session's own work
         self.status = self.status if status is None else status
         now = time.monotonic()
         step = (self.total or 0) * LOG_EVERY_PERCENT / 100
@@ -51,8 +59,9 @@ class LogLines:
         if self.total:
             parts[0] += f"/{self.total} ({100 * self.done / self.total:.0f}%)"
         parts.append(f"{_clock(elapsed)} elapsed")
-        if self.total and 0 < self.done < self.total:
-            parts.append(f"~{_clock(elapsed / self.done * (self.total - self.done))} left")
+        if self.total and self.before < self.done < self.total:
+            rate = elapsed / (self.done - self.before)  # seconds a unit, in this session
+            parts.append(f"~{_clock(rate * (self.total - self.done))} left")
         if self.status:
             parts.append(self.status)
         print(", ".join(parts), file=self.stream, flush=True)
@@ -67,8 +76,9 @@ class LogLines:
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator:
     """``with progress_bar("rendering", n) as advance: advance()`` — one tick per unit of work;
-    ``advance(n, status)`` also shows a short status text. A live bar on a terminal, log lines
-    otherwise (see the module docstring)."""
+    ``advance(n, status)`` also shows a short status text; ``advance(n, status, resumed=True)`` counts
+    ``n`` units done in an earlier session (kept out of the time-left estimate). A live bar on a
+    terminal, log lines otherwise (see the module docstring)."""
     if not Console().is_terminal:
         lines = LogLines(description, total)
         try:
@@ -86,7 +96,12 @@ def progress_bar(description: str, total: int | None) -> Iterator:
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(description, total=total, status="")
 
-        def advance(n: int = 1, status: str | None = None) -> None:
+        def advance(n: int = 1, status: str | None = None, resumed: bool = False) -> None:
+            if resumed:  # rich estimates from its samples: restart them (and the clock) here
+                now = next(t for t in bar.tasks if t.id == task)
+                shown = now.fields.get("status", "") if status is None else status
+                bar.reset(task, completed=int(now.completed) + n, status=shown)
+                return
             bar.update(task, advance=n, **({"status": status} if status is not None else {}))
 
         yield advance

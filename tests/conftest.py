@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,3 +82,27 @@ PHYSADV = str(Path(sys.executable).with_name("physadv"))
 def run_physadv(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess:
     """Run the ``physadv`` console script as a user would; capture its output."""
     return subprocess.run([PHYSADV, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+def interrupt_after_first_step(*args: str) -> subprocess.CompletedProcess:
+    """Run ``physadv *args`` (a sticker or patch run) and send it SIGINT (Ctrl-C) once its log shows
+    the first optimisation step done; its output when it has ended."""
+    process = subprocess.Popen(
+        [PHYSADV, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a test run started in the background (`… &`) inherits an ignored SIGINT: give Ctrl-C back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        for line in process.stdout:  # one log line a step (--steps 20: a line every 5 %)
+            if line.startswith("optimising") and ": 1/" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = process.communicate(timeout=900)  # loaded CI machines
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -103,3 +104,35 @@ def test_attack_and_eval_commands_take_end2end():
     args = ["sticker", "--out", "x", "--task", "detect", "--model", "yolov8n.yaml", "--end2end"]
     result = run(PHYSADV, *args, cwd=Path(tempfile.mkdtemp()))
     assert result.returncode == 2 and "one-to-one" in result.stderr, result.stderr
+
+
+def _option_help(help_text: str, flag: str) -> str:
+    """The help cell of ``flag`` in a rich ``--help`` table (its wrapped lines joined)."""
+    rows = [line.strip("│ ").split("  ")[0] for line in help_text.splitlines()]
+    start = next(i for i, row in enumerate(rows) if row.strip().startswith(flag + " ") or row == flag)
+    cells = [help_text.splitlines()[start]]
+    for line, row in zip(help_text.splitlines()[start + 1 :], rows[start + 1 :], strict=True):
+        if row.startswith("-") or line.startswith("╰"):
+            break
+        cells.append(line)
+    return " ".join(" ".join(cell.strip("│ ").split()) for cell in cells)
+
+
+def test_attack_help_shows_the_settings_defaults():
+    """The options built from the settings classes show their defaults (rich used to eat "[default: …]")."""
+    from physadv.jobs.patch_config import PatchJob
+    from physadv.jobs.sticker_config import StickerJob
+
+    env = {**os.environ, "COLUMNS": "200"}
+    for command, job in (("sticker", StickerJob()), ("patch", PatchJob())):
+        shown = subprocess.run([PHYSADV, command, "--help"], capture_output=True, text=True, env=env).stdout
+        for flag, value in (("--steps", job.attack.steps), ("--lr", job.attack.lr), ("--dpi", job.dpi)):
+            assert f"[default: ({value})]" in _option_help(shown, flag), (command, flag)
+        assert "(dpi) [default:" in _option_help(shown, "--dpi")  # the unit survives too
+
+
+def test_version_is_the_installed_one():
+    from importlib.metadata import version
+
+    result = run(PHYSADV, "--version")
+    assert result.returncode == 0 and result.stdout == f"physadv {version('physadv')}\n", result.stderr

@@ -19,7 +19,8 @@ from physadv.eot.person_eot import PersonEOT, draw, straight
 from physadv.eot.person_views import photo_frames, wear
 from physadv.models.detector import Candidates
 from physadv.scene.wear import TORSO_Y
-from tests.conftest import run_physadv
+from physadv.statefile import load_state
+from tests.conftest import interrupt_after_first_step, run_physadv
 
 
 @pytest.fixture(scope="module")
@@ -206,10 +207,28 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
     assert again == {**written, "attack": {**written["attack"], "steps": 4}}
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [1, 2, 3, 4]  # steps 1–2 came from the checkpoint
+    finished = run_physadv(*args, "--steps", 4)  # without --resume: refused, the finished run is kept
+    assert finished.returncode == 2 and "Traceback" not in finished.stderr
+    assert f"{out} holds a checkpoint at step 4 of this command: add --resume" in finished.stderr
     changed = run_physadv(*args, "--steps", 4, "--lr", 0.1, "--resume")
-    assert changed.returncode == 2 and "different settings (lr)" in changed.stderr
+    assert changed.returncode == 2 and "different settings (lr): lr: 0.03 → 0.1; " in changed.stderr
     assert "Traceback" not in changed.stderr
     assert "resumed" not in changed.stdout + changed.stderr  # refused before claiming to resume
+
+
+@pytest.mark.slow  # two optimisations, one judged
+def test_patch_cli_ctrl_c_writes_a_checkpoint_that_resume_continues(persons, tmp_path):
+    out = tmp_path / "run"
+    args = ["patch", "--images", persons / "images" / "train", "--val", persons / "images" / "val"]
+    args += ["--out", out, "--batch", 2, "--resolution", 32, "--checkpoint-every", 100]
+    stopped = interrupt_after_first_step(*args, "--steps", 20)
+    assert stopped.returncode == 130 and "physadv: interrupted; what was written is kept" in stopped.stderr
+    step = load_state(out / "checkpoint.safetensors")["state"]["step"]
+    assert 1 <= step < 20 and not (out / "summary.json").exists()  # no checkpoint was due before 100
+    resumed = run_physadv(*args, "--steps", step + 1, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == list(range(1, step + 2))
 
 
 def test_patch_cli_bad_input_is_one_line(persons, tmp_path):

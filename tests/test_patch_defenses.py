@@ -336,6 +336,12 @@ def test_train_segmenter_then_defend_and_eval_with_every_patch_detector(tiny_peo
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(segmenter.with_suffix(".json").read_text())
     assert summary["steps"] == 3 and set(summary["held_out"]) == {"clean", str(tmp_path / "patch.png")}
+    again = run_physadv(
+        "train", "patch-segmenter", "--images", tiny_people / "images" / "train", "--patch",
+        tmp_path / "patch.png", "--steps", 3, "--batch", 2, "--width", 4, "--out", segmenter,
+    )  # fmt: skip
+    assert again.returncode == 2 and "Traceback" not in again.stderr  # the trained one is kept
+    assert "patch_segmenter.ckpt.safetensors' holds a checkpoint at step 3 of this command" in again.stderr
     out = tmp_path / "defend"
     result = run_physadv(
         "defend", "--artefact", tmp_path / "patch.png", "--images", tiny_people / "images" / "train",

@@ -35,3 +35,20 @@ def test_progress_bar_writes_lines_when_not_a_terminal(capsys):
         for _ in range(4):
             advance()
     assert capsys.readouterr().out.splitlines()[-1].startswith("rendering: 4/4 (100%)")
+
+
+def test_time_left_after_a_resume_counts_this_sessions_steps_only(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    out = io.StringIO()
+    lines = LogLines("patch", 400, out)
+    now[0] += 7  # loading the checkpoint
+    lines(200, "resumed at step 200", resumed=True)  # done in an earlier session
+    for _ in range(40):  # a second a step in this session
+        now[0] += 1
+        lines(1, "loss 0.1")
+    assert out.getvalue().splitlines() == [
+        "patch: 200/400 (50%), 0:00 elapsed, resumed at step 200",  # no estimate from nothing
+        "patch: 220/400 (55%), 0:20 elapsed, ~3:00 left, loss 0.1",  # 180 steps × 1 s, not 0:16
+        "patch: 240/400 (60%), 0:40 elapsed, ~2:40 left, loss 0.1",
+    ]

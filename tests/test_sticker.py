@@ -18,7 +18,7 @@ from physadv.harness.metrics import judge_object, wilson_interval
 from physadv.models.detector import Candidates, Detections
 from physadv.scene.signs import render_face
 from physadv.statefile import load_state
-from tests.conftest import run_physadv
+from tests.conftest import interrupt_after_first_step, run_physadv
 
 
 @pytest.fixture(scope="module")
@@ -198,12 +198,12 @@ def test_attack_lowers_its_loss_on_the_embedded_classifier(classifier):
     )
 
 
-def test_graffiti_learns_its_places_then_colours_them(classifier):
+def test_graffiti_learns_its_places_then_colours_them(classifier, tmp_path):
     from physadv.attacks.rp2 import StickerAttack
     from physadv.printing.palette import Palette
 
     attack = StickerAttack(classifier, _config(steps=10, mask="graffiti"), Palette.default().colours)
-    sticker, record = attack.run()
+    sticker, record = attack.run(tmp_path / "checkpoint.safetensors")
     history = record["history"]
     placing, colouring = history[:4], history[4:]  # 40 % of the steps find the places
     assert placing[0]["area"] == pytest.approx(0.15, abs=0.01)  # every cell starts at the budget's share
@@ -216,6 +216,16 @@ def test_graffiti_learns_its_places_then_colours_them(classifier):
     on_sign = (face[0, 0] > 0.5).reshape(8, 16, 8, 16)
     kept = cells.amax(dim=(1, 3)) > 0
     assert torch.equal((cells > 0) | ~kept[:, None, :, None], on_sign | ~kept[:, None, :, None])
+    # resumed for longer: the places found in the first 4 steps stay, the colours go on
+    colours = Palette.default().colours
+    longer = StickerAttack(classifier, _config(steps=12, mask="graffiti"), colours)
+    more, again = longer.run(tmp_path / "checkpoint.safetensors", resume=True)
+    assert [h["step"] for h in again["history"]] == list(range(1, 13)) and again["history"][:10] == history
+    assert torch.equal(more.alpha, sticker.alpha) and not torch.equal(more.image, sticker.image)
+    with pytest.raises(PhysadvError, match="--steps 4 ends before the checkpoint's 4 steps that find"):
+        StickerAttack(classifier, _config(steps=4, mask="graffiti"), colours).run(
+            tmp_path / "checkpoint.safetensors", resume=True
+        )
 
 
 def test_one_rate_format_for_terminal_and_reports():
@@ -243,7 +253,7 @@ def test_interrupted_run_resumes_to_the_same_sticker(classifier, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         StickerAttack(classifier, _config(pool=16), colours).run(ckpt, checkpoint_every=2, progress=stop_at_4)
-    assert load_state(ckpt)["state"]["step"] == 2  # steps 3-4 are redone
+    assert load_state(ckpt)["state"]["step"] == 4  # Ctrl-C wrote the steps since the last checkpoint
     resumed, record = StickerAttack(classifier, _config(pool=16), colours).run(ckpt, resume=True)
     assert [h["step"] for h in record["history"]] == list(range(1, 7))
     assert torch.allclose(resumed.image, whole.image, atol=1e-5)
@@ -315,6 +325,39 @@ def test_sticker_cli_detector_hiding_and_errors(tmp_path):
     assert few.returncode == 2  # a 2-class model: every class is named, so the user can pick one
     assert "unknown class 'cat': the model's 2 classes are 'person', 'stop sign'" in few.stderr
     assert not any((tmp_path / d).exists() for d in "xyzw")  # refused before any work
+
+
+@pytest.mark.slow  # two optimisations, one judged
+def test_sticker_cli_ctrl_c_keeps_the_steps_and_reruns_are_refused_or_resumed(tmp_path):
+    out = tmp_path / "run"
+    args = ["sticker", "--out", out, "--untargeted", "--mask", "blocks", "--pool", "8", "--batch", "4"]
+    args += ["--eval-views", "2", "--no-scenes", "--dpi", "72", "--checkpoint-every", "100"]
+    stopped = interrupt_after_first_step(*args, "--steps", "20")
+    assert stopped.returncode == 130 and "physadv: interrupted; what was written is kept" in stopped.stderr
+    step = load_state(out / "checkpoint.safetensors")["state"]["step"]
+    assert 1 <= step < 20  # written at Ctrl-C although no checkpoint was due before step 100
+    # again without --resume: refused (it would start at 0 and overwrite the checkpoint)
+    again = run_physadv(*args, "--steps", "20")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.strip() == (
+        f"physadv: error: {out} holds a checkpoint at step {step} of this command: add --resume to "
+        "continue it, or choose another --out"
+    )
+    # --resume with another goal: refused, naming what changed (old → new)
+    other = run_physadv(*args, "--steps", "20", "--no-untargeted", "--target", "speed limit 45", "--resume")
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1
+    assert (
+        "different settings (goal, target): goal: 'untargeted' → 'targeted'; target: None → " in other.stderr
+    )
+    assert "choose another --out" in other.stderr and not (out / "summary.json").exists()
+    # --resume with more steps (a fixed mask may run on for longer) continues from the checkpoint
+    resumed = run_physadv(*args, "--steps", step + 1, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == list(range(1, step + 2))
+    assert f"resumed at step {step}" in resumed.stdout
+    finished = run_physadv(*args, "--steps", step + 1)  # a finished run counts the same
+    assert finished.returncode == 2 and f"holds a checkpoint at step {step + 1}" in finished.stderr
 
 
 def test_poster_starts_as_the_sign_and_stickers_start_grey(classifier):

@@ -41,6 +41,17 @@ def test_interrupted_training_resumes_from_checkpoint(tiny_signs, tmp_path):
     assert clf.kind == "classifier" and len(clf.names) == result["classes"] == 16
 
 
+def test_train_classifier_cli_refuses_to_start_over_on_a_checkpoint(tiny_signs, tmp_path):
+    out = tmp_path / "clf.safetensors"
+    train_classifier(tiny_signs, out, epochs=1, batch=32)
+    again = run_physadv("train", "classifier", "--data", tiny_signs, "--out", out, "--epochs", 1)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.strip() == (
+        f"physadv: error: '{out.with_suffix('.ckpt.safetensors')}' holds a checkpoint at epoch 1 of this "
+        "command: add --resume to continue it, or choose another --out"
+    )
+
+
 def test_train_classifier_cli(tiny_signs, tmp_path):
     out = tmp_path / "c.safetensors"
     result = run_physadv(

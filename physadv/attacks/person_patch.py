@@ -176,6 +176,10 @@ class PatchAttack:
             info.update(det=round(det_all, 5), detected=int(detected_all), loss=total_all)
         return total, info
 
+    def may_change(self) -> tuple[str, ...]:
+        """Settings a resumed run may change: ``steps`` (to run on for longer)."""
+        return ("steps",)
+
     def run(
         self,
         checkpoint: Path | None = None,
@@ -188,7 +192,7 @@ class PatchAttack:
         gen = torch.Generator().manual_seed(c.seed)
         patch, state, opt_state = self.initial_patch(), {"step": 0, "history": [], "seconds": 0.0}, None
         if resume and checkpoint is not None and checkpoint.is_file():
-            saved = load_checkpoint(checkpoint, c.as_dict(), may_change=("steps",))  # run on for longer
+            saved = load_checkpoint(checkpoint, c.as_dict(), may_change=self.may_change())
             gen.set_state(saved["generator"])
             patch, state, opt_state = saved["patch"].to(self.device), saved["state"], saved["optimizer"]
             if self.scenes is not None:  # the street frames the interrupted run had reached
@@ -200,41 +204,51 @@ class PatchAttack:
             opt.load_state_dict(opt_state)
         recent = deque(maxlen=20)  # (detected, objects) of the last steps, for the progress bar
         start = time.perf_counter() - state["seconds"]
-        for step in range(state["step"], c.steps):
-            total, info = self.loss(patch, gen)
-            opt.zero_grad()
-            total.backward()
-            self.ranks.sum_grads([patch])  # data parallel: the whole step's gradient on every rank
-            loss_value = info.pop("loss", total.item())
-            if not (math.isfinite(loss_value) and torch.isfinite(patch.grad).all()):
-                # a numerically broken batch must not poison the patch: skip it, but never silently
-                state["skipped"] = state.get("skipped", 0) + 1
-                if state["skipped"] > max(10, c.steps // 10):
-                    raise PhysadvError(
-                        f"the loss was not finite in {state['skipped']} steps (last: {step + 1})"
-                    )
+
+        def save() -> None:
+            state["seconds"] = time.perf_counter() - start
+            save_checkpoint(
+                checkpoint,
+                c.as_dict(),
+                patch=patch.detach().cpu(),
+                state=state,
+                optimizer=opt.state_dict(),
+                generator=gen.get_state(),
+            )
+
+        try:
+            for step in range(state["step"], c.steps):
+                total, info = self.loss(patch, gen)
                 opt.zero_grad()
-            else:
-                opt.step()
-            with torch.no_grad():
-                patch.clamp_(0, 1)
-            recent.append((info["detected"], info["objects"]))
-            state["history"].append({"step": step + 1, "loss": round(loss_value, 5), **info})
-            state["step"] = step + 1
-            if progress:
-                rate = sum(d for d, _ in recent) / max(1, sum(n for _, n in recent))
-                progress(1, f"loss {loss_value:.3f}  still detected {100 * rate:.0f}%")
-            due = (step + 1) % checkpoint_every == 0 or step + 1 == c.steps
-            if checkpoint is not None and due and self.ranks.main:  # rank 0 alone writes
-                state["seconds"] = time.perf_counter() - start
-                save_checkpoint(
-                    checkpoint,
-                    c.as_dict(),
-                    patch=patch.detach().cpu(),
-                    state=state,
-                    optimizer=opt.state_dict(),
-                    generator=gen.get_state(),
-                )
+                total.backward()
+                self.ranks.sum_grads([patch])  # data parallel: the whole step's gradient on every rank
+                loss_value = info.pop("loss", total.item())
+                if not (math.isfinite(loss_value) and torch.isfinite(patch.grad).all()):
+                    # a numerically broken batch must not poison the patch: skip it, but never silently
+                    state["skipped"] = state.get("skipped", 0) + 1
+                    if state["skipped"] > max(10, c.steps // 10):
+                        raise PhysadvError(
+                            f"the loss was not finite in {state['skipped']} steps (last: {step + 1})"
+                        )
+                    opt.zero_grad()
+                else:
+                    opt.step()
+                with torch.no_grad():
+                    patch.clamp_(0, 1)
+                recent.append((info["detected"], info["objects"]))
+                state["history"].append({"step": step + 1, "loss": round(loss_value, 5), **info})
+                state["step"] = step + 1
+                if progress:
+                    rate = sum(d for d, _ in recent) / max(1, sum(n for _, n in recent))
+                    progress(1, f"loss {loss_value:.3f}  still detected {100 * rate:.0f}%")
+                due = (step + 1) % checkpoint_every == 0 or step + 1 == c.steps
+                if checkpoint is not None and due and self.ranks.main:  # rank 0 alone writes
+                    save()
+        except KeyboardInterrupt:  # Ctrl-C: keep the steps done since the last checkpoint
+            if checkpoint is not None and self.ranks.main:
+                state["history"] = [h for h in state["history"] if h["step"] <= state["step"]]
+                save()
+            raise
         record = {
             "steps": c.steps,
             "seconds": round(time.perf_counter() - start, 1),

@@ -157,7 +157,9 @@ class StickerAttack:
     def learns_places(self) -> bool:
         return self.start is None and self.config.mask in LEARNED_CELLS
 
-    def stages(self) -> list[Stage]:
+    def stages(self, place_steps: int | None = None) -> list[Stage]:
+        """The optimisation's stages; ``place_steps``: a resumed learned mask's place-finding length
+        (kept from its first run, so a longer run only colours for longer)."""
         c = self.config
         alpha = self.face[3:].cpu()
         if self.start is not None:  # keep the sticker's own mask
@@ -165,7 +167,12 @@ class StickerAttack:
             mask = F.interpolate(self.start.alpha[None].float().cpu(), size=size, mode="area")[0]
             return [Stage((mask > 0.5).float(), 2, c.steps)]
         if self.learns_places():
-            first = round(c.steps * c.place_share)
+            first = round(c.steps * c.place_share) if place_steps is None else place_steps
+            if first >= c.steps:
+                raise PhysadvError(
+                    f"--steps {c.steps} ends before the checkpoint's {first} steps that find the sticker "
+                    "places: give more --steps"
+                )
             return [Stage(None, 1, first), Stage(None, 2, c.steps - first)]
         return [Stage(sticker_mask(c.mask, alpha, (c.resolution,) * 2), 2, c.steps)]
 
@@ -196,8 +203,12 @@ class StickerAttack:
             image = F.interpolate(self.start.image[None].float(), size=size, mode="area")[0].to(self.device)
         state = {"step": 0, "history": [], "seconds": 0.0, "masks": [s.mask for s in stages]}
         opt_state = None
+        if places is not None:
+            state["place_steps"] = stages[0].steps
         if resume and checkpoint is not None and checkpoint.is_file():
             image, state, opt_state = self._load(checkpoint, gen)
+            if places is not None:  # run on for longer: the places stage keeps its length
+                stages = self.stages(state["place_steps"])
             for s, m in zip(stages, state["masks"], strict=True):
                 s.mask = m
             if places is not None:
@@ -214,41 +225,53 @@ class StickerAttack:
             opt.load_state_dict(opt_state)
         start, first_step = time.perf_counter() - state["seconds"], state["step"]
         boundaries = np.cumsum([s.steps for s in stages])
-        for step in range(first_step, c.steps):
-            k = int(np.searchsorted(boundaries, step, side="right"))
-            stage = stages[k]
-            if places is not None and k == 1 and stage.mask is None:  # RP2: places found, now colours
-                stage.mask = state["masks"][1] = places.hard()
-            if stage.mask is None:  # learning the places: a soft mask, charged for area over budget
-                mask = places.soft(places.temperature(step / max(1, stage.steps - 1)))
-                penalty = places.penalty(mask)
-            else:
-                mask, penalty = stage.mask.to(self.device), 0.0
-            idx = torch.randperm(len(pool), generator=gen)[: c.batch].tolist()
-            mine = self.ranks.share(idx)  # data parallel: this rank's part of the step's views
-            total, info = self.loss(image, mask, stage.p, [pool[i] for i in mine], len(mine) / len(idx), main)
-            total = total + (penalty if main else 0.0)
-            opt.zero_grad()
-            total.backward()
-            self.ranks.sum_grads(opt_params)
-            opt.step()
-            info = self._global(total, info)
-            with torch.no_grad():
-                image.clamp_(0, 1)
+
+        def save() -> None:
+            state["seconds"] = time.perf_counter() - start
             if places is not None:
-                info["area"] = round(float(mask.detach().sum()) / places.face_px, 4)
-            loss = info.pop("loss")
-            state["history"].append({"step": step + 1, "loss": round(loss, 5), **info})
-            state["step"] = step + 1
-            if progress and main:
-                doing = "placing stickers, " if stage.mask is None else ""
-                progress(1, f"{doing}loss {loss:.3f}  batch success {100 * info['success']:.0f}%")
-            done = step + 1 == c.steps
-            if main and checkpoint is not None and ((step + 1) % checkpoint_every == 0 or done):
-                state["seconds"] = time.perf_counter() - start
+                state["mask_logits"] = places.logits.detach().cpu()
+            self._save(checkpoint, image, state, opt, gen)
+
+        try:
+            for step in range(first_step, c.steps):
+                k = int(np.searchsorted(boundaries, step, side="right"))
+                stage = stages[k]
+                if places is not None and k == 1 and stage.mask is None:  # RP2: places found, now colours
+                    stage.mask = state["masks"][1] = places.hard()
+                if stage.mask is None:  # learning the places: a soft mask, charged for area over budget
+                    mask = places.soft(places.temperature(step / max(1, stage.steps - 1)))
+                    penalty = places.penalty(mask)
+                else:
+                    mask, penalty = stage.mask.to(self.device), 0.0
+                idx = torch.randperm(len(pool), generator=gen)[: c.batch].tolist()
+                mine = self.ranks.share(idx)  # data parallel: this rank's part of the step's views
+                total, info = self.loss(
+                    image, mask, stage.p, [pool[i] for i in mine], len(mine) / len(idx), main
+                )
+                total = total + (penalty if main else 0.0)
+                opt.zero_grad()
+                total.backward()
+                self.ranks.sum_grads(opt_params)
+                opt.step()
+                info = self._global(total, info)
+                with torch.no_grad():
+                    image.clamp_(0, 1)
                 if places is not None:
-                    state["mask_logits"] = places.logits.detach().cpu()
-                self._save(checkpoint, image, state, opt, gen)
+                    info["area"] = round(float(mask.detach().sum()) / places.face_px, 4)
+                loss = info.pop("loss")
+                state["history"].append({"step": step + 1, "loss": round(loss, 5), **info})
+                state["step"] = step + 1
+                if progress and main:
+                    doing = "placing stickers, " if stage.mask is None else ""
+                    progress(1, f"{doing}loss {loss:.3f}  batch success {100 * info['success']:.0f}%")
+                done = step + 1 == c.steps
+                if main and checkpoint is not None and ((step + 1) % checkpoint_every == 0 or done):
+                    save()
+        except KeyboardInterrupt:  # Ctrl-C: keep the steps done since the last checkpoint
+            if main and checkpoint is not None:
+                state["history"] = [h for h in state["history"] if h["step"] <= state["step"]]
+                save()
+            raise
         mask = stages[-1].mask.cpu()  # the colour stage always has a step: round(0.4 · steps) < steps
         record = {
             "steps": c.steps,
@@ -283,9 +306,15 @@ class StickerAttack:
             generator=gen.get_state(),
         )
 
+    def may_change(self) -> tuple[str, ...]:
+        """Settings a resumed run may change: ``steps`` (run on for longer; a learned mask keeps its
+        place-finding stage and colours for longer)."""
+        return ("steps",)
+
     def _load(self, path: Path, gen: torch.Generator):
-        # a fixed mask can run on for longer; a learned one's stages are split by the step count
-        longer = () if self.learns_places() else ("steps",)
-        saved = load_checkpoint(path, self.config.as_dict(), may_change=longer)
+        c = self.config
+        saved = load_checkpoint(path, c.as_dict(), may_change=self.may_change())
+        if self.learns_places():  # checkpoints from before place_steps was kept: the run's own split
+            saved["state"].setdefault("place_steps", round(saved["config"]["steps"] * c.place_share))
         gen.set_state(saved["generator"])
         return saved["image"].to(self.device), saved["state"], saved["optimizer"]

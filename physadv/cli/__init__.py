@@ -43,8 +43,29 @@ app.command("eval")(eval_command)
 app.command("track")(track)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"physadv {version('physadv')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from physadv import __version__
+
+            typer.echo(f"physadv {__version__} (not installed)")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the installed version and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
     """physadv: make printable adversarial artefacts with EOT, replay them through models, test defenses.
 
     Everything runs offline; models are local files, Ultralytics model yamls, or 'default' (embedded).

@@ -35,13 +35,15 @@ def option(cls: type[Settings], key: str, *flags: str) -> Any:
     default = _default(f)
     if not flags:
         flags = (f"--{name}/--no-{name}",) if isinstance(default, bool) else (f"--{name}",)
-    unit = f" [{meta['unit']}]" if meta.get("unit") else ""
+    # typer's rich help reads "[...]" in a help text as markup and drops it: the unit goes in
+    # parentheses, and the default goes through show_default (the option's own default is None)
+    unit = f" ({meta['unit']})" if meta.get("unit") else ""
     shown = (
         "none" if default is None else ("on" if default is True else "off" if default is False else default)
     )
-    help_text = f"{meta.get('meaning', '')}{unit} [default: {shown}]"
+    help_text = f"{meta.get('meaning', '')}{unit}"
     return typer.Option(
-        None, *flags, help=help_text, min=meta.get("min"), max=meta.get("max"), show_default=False
+        None, *flags, help=help_text, min=meta.get("min"), max=meta.get("max"), show_default=str(shown)
     )
 
 

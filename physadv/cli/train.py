@@ -49,11 +49,13 @@ def classifier(
     from physadv.device import select_device
     from physadv.errors import PhysadvError
     from physadv.progress import progress_bar
-    from physadv.training.classifier import train_classifier
+    from physadv.training.classifier import refuse_overwrite, train_classifier
     from physadv.training.robust import TrainingDefense
 
     if not data.is_dir():
         raise PhysadvError(f"dataset folder '{data}' not found")
+    if not resume:
+        refuse_overwrite(out)
 
     chosen = TrainingDefense.parse(defense, eps=eps / 255, temperature=temperature)
     with progress_bar(f"training {arch} ({defense})", epochs * chosen.phases) as advance:

@@ -16,7 +16,7 @@ import torch
 
 from physadv import distributed
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
+from physadv.attacks.checkpoint import CHECKPOINT_NAME, check_out, refuse_overwrite, run_with_progress
 from physadv.attacks.person_patch import PatchAttack
 from physadv.data.image_set import ImageSet
 from physadv.data.images import LETTERBOX_FILL
@@ -190,13 +190,14 @@ def run_patch_job(
     main = attack.ranks.main  # under torchrun, rank 0 alone writes files and judges
     held = {k: v for k, v in (("photos", val), ("scene", scene_val)) if v is not None}
     warnings = training_warnings(attack, sum(held_out_people(v) for v in held.values()))
+    checkpoint = out / CHECKPOINT_NAME
+    check_out(checkpoint, attack.config.as_dict(), resume, attack.may_change())  # before config.yaml
     if main:
         out.mkdir(parents=True, exist_ok=True)
         if job is not None:
             job.write_yaml(out / "config.yaml", "physadv patch: the resolved settings of this run")
         for line in warnings:
             print(f"warning: {line}", file=sys.stderr)
-    checkpoint = out / CHECKPOINT_NAME
     patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
     if not main:
         return {}
@@ -263,6 +264,8 @@ def run_patch(job: PatchJob, out: Path, resume: bool = False) -> dict | None:
 
     if job.images is None and job.scene is None:
         raise PhysadvError("give --images (photos of people), --scene (a pedestrians scene spec), or both")
+    if not resume:  # before the models and photos load: a rerun into a finished or interrupted run
+        refuse_overwrite(out / CHECKPOINT_NAME)
     victims = [
         load_model(m, task="detect", device=job.device, amp=job.amp, imgsz=job.imgsz, end2end=job.end2end)
         for m in job.model

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from physadv import distributed
 from physadv.artefact import Artefact
-from physadv.attacks.checkpoint import CHECKPOINT_NAME, run_with_progress
+from physadv.attacks.checkpoint import CHECKPOINT_NAME, check_out, refuse_overwrite, run_with_progress
 from physadv.attacks.rp2 import StickerAttack
 from physadv.errors import PhysadvError
 from physadv.harness.sign_eval import SignGoal, evaluate_scene, evaluate_views, summarise
@@ -144,6 +144,8 @@ def build_attack(job: StickerJob) -> StickerAttack:
 def run_sticker(job: StickerJob, out: Path, resume: bool = False) -> dict:
     """``physadv sticker``: build the attack ``job`` describes, run it, write everything to ``out``
     (with the resolved settings in ``config.yaml``) and return the summary."""
+    if not resume:  # before the model loads: a rerun into a finished or interrupted run's folder
+        refuse_overwrite(out / CHECKPOINT_NAME)
     attack = build_attack(job)
     ranks = distributed.start(attack.device)  # under torchrun: the ranks share each step's views
     plan = Evaluation(views=job.eval_views)
@@ -171,12 +173,13 @@ def run_sticker_job(
     """Optimise, write the printables, judge, and write ``summary.json``; ``job``: the settings that
     built ``attack``, written resolved to ``config.yaml`` and into the sticker's sidecar."""
     main = attack.ranks.main  # under torchrun, rank 0 alone writes files and judges
+    checkpoint = out / CHECKPOINT_NAME
+    check_out(checkpoint, attack.config.as_dict(), resume, attack.may_change())  # before config.yaml
     if main:
         out.mkdir(parents=True, exist_ok=True)
     if job is not None and main:
         job = job.merged({"attack": attack.config.to_dict()})  # batch and class ids as resolved
         job.write_yaml(out / "config.yaml", "physadv sticker: the resolved settings of this run")
-    checkpoint = out / CHECKPOINT_NAME
     sticker, record = run_with_progress(attack, "optimising sticker", checkpoint, resume, checkpoint_every)
     if not main:
         return {}

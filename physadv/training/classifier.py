@@ -109,6 +109,23 @@ def start_from(model: torch.nn.Module, state: dict) -> None:
     model.load_state_dict(state, strict=False)
 
 
+def refuse_overwrite(out: Path) -> None:
+    """Refuse a run without resume into ``out`` while its checkpoint ``out.ckpt.safetensors`` exists:
+    it would start at epoch 0 and overwrite that checkpoint after its first epoch (a finished run keeps
+    its checkpoint, and counts the same).
+
+    Raises:
+        PhysadvError: one line naming the checkpoint's epoch and what to do.
+    """
+    ckpt_path = Path(out).with_suffix(".ckpt.safetensors")
+    if ckpt_path.is_file():
+        done = load_state(ckpt_path, "training checkpoint").get("epoch", -1) + 1
+        raise PhysadvError(
+            f"'{ckpt_path}' holds a checkpoint at epoch {done} of this command: add --resume to continue "
+            "it, or choose another --out"
+        )
+
+
 def train_classifier(
     data_dir: str | Path,
     out: str | Path,

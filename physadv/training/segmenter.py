@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from physadv.attacks.checkpoint import setting_changes
 from physadv.data.image_set import ImageSet
 from physadv.defenses.segmenter import PatchSegmenter
 from physadv.errors import PhysadvError
@@ -102,43 +103,63 @@ def train_segmenter(
     state = {"step": 0, "history": [], "seconds": 0.0}
     checkpoint = _checkpoint_path(out)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    if not resume and checkpoint.is_file():  # starting at 0 would overwrite it at the first save
+        step = load_state(checkpoint, "segmenter checkpoint").get("state", {}).get("step", "?")
+        raise PhysadvError(
+            f"'{checkpoint}' holds a checkpoint at step {step} of this command: add --resume to continue "
+            "it, or choose another --out"
+        )
     if resume and checkpoint.is_file():
         saved = load_state(checkpoint, "segmenter checkpoint")
-        if saved.get("settings") != s.to_dict():
-            raise PhysadvError(f"'{checkpoint}' was made with other settings; rerun without --resume")
+        # a longer run, or checkpoints at another interval, continue the same training
+        changed = setting_changes(saved.get("settings", {}), s.to_dict(), ("steps", "checkpoint_every"))
+        if changed:
+            raise PhysadvError(
+                f"'{checkpoint}' was made with different settings: {'; '.join(changed)}; resume with its "
+                "settings, or choose another --out to start a new run"
+            )
         net.load_state_dict(saved["weights"])
         opt.load_state_dict(saved["optimizer"])
         gen.set_state(saved["generator"])
         state = saved["state"]
         if progress:
-            progress(state["step"], f"resumed at step {state['step']}")
+            progress(state["step"], f"resumed at step {state['step']}", resumed=True)
     net.train()
     started = time.perf_counter() - state["seconds"]
-    for step in range(state["step"], s.steps):
-        size_m = float(torch.empty(1).uniform_(*s.size_mm, generator=gen)) / 1000
-        index = torch.randint(len(images), (s.batch,), generator=gen).tolist()
-        patch = pick_patch(patches, s.random_share, gen)
-        with torch.no_grad():
-            frames, target = patched_batch(images, index, patch, s.patch_share, size_m, gen, device)
-        loss = segmenter_loss(net(frames), target, s.pos_weight)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        state["history"].append(round(loss.item(), 5))
-        state["step"] = step + 1
-        if progress:
-            progress(1, f"loss {loss.item():.3f}")
-        if (step + 1) % s.checkpoint_every == 0 or step + 1 == s.steps:
-            state["seconds"] = time.perf_counter() - started
-            save_state(
-                checkpoint,
-                {
-                    "settings": s.to_dict(),
-                    "weights": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "generator": gen.get_state(),
-                    "state": state,
-                },
-            )
+
+    def save() -> None:
+        state["seconds"] = time.perf_counter() - started
+        save_state(
+            checkpoint,
+            {
+                "settings": s.to_dict(),
+                "weights": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+                "state": state,
+            },
+        )
+
+    try:
+        for step in range(state["step"], s.steps):
+            size_m = float(torch.empty(1).uniform_(*s.size_mm, generator=gen)) / 1000
+            index = torch.randint(len(images), (s.batch,), generator=gen).tolist()
+            patch = pick_patch(patches, s.random_share, gen)
+            with torch.no_grad():
+                frames, target = patched_batch(images, index, patch, s.patch_share, size_m, gen, device)
+            loss = segmenter_loss(net(frames), target, s.pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            state["history"].append(round(loss.item(), 5))
+            state["step"] = step + 1
+            if progress:
+                progress(1, f"loss {loss.item():.3f}")
+            if (step + 1) % s.checkpoint_every == 0 or step + 1 == s.steps:
+                save()
+    except KeyboardInterrupt:  # Ctrl-C: keep the steps done since the last checkpoint
+        state["history"] = state["history"][: state["step"]]
+        save()
+        raise
     record = {"steps": s.steps, "seconds": round(time.perf_counter() - started, 1), "loss": state["history"]}
     return net.eval(), record
