@@ -27,7 +27,14 @@ from physadv.scene.backgrounds import ground_map, make_backdrop, render_backgrou
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
 from physadv.scene.compose import Texture, WarpPlan, composite, plan_warp
 from physadv.scene.dataset import crop_camera
-from physadv.scene.effects import EffectParams, apply_effects, draw_effects, jpeg_each
+from physadv.scene.effects import (
+    EffectParams,
+    apply_effects,
+    apply_effects_each,
+    draw_effects,
+    jpeg_batches,
+    jpeg_each,
+)
 from physadv.scene.render import pole_object
 from physadv.scene.signs import SIGNS
 from physadv.scene.spec import FT
@@ -148,13 +155,73 @@ def render_views(face: torch.Tensor, views: list[SignView], out_size: tuple[int,
     """Composite the sign ``face`` (``[4, h, w]`` RGBA, differentiable) into each view, apply the
     view's effects and resize to ``out_size`` (H, W).
 
-    Each view keeps what does not change between steps (where its pixels sample the face; its
-    light, shadow, blur kernel and noise), and the views' JPEG round trips go to the host together:
-    a step is a few operations per view, and on a GPU waits on the host once.
+    The views are rendered in batches, one per view size (a frame view's size is the frame's; crop views
+    come in a few dozen sizes): one warp of the face into every view of a batch, the effects as batched
+    operations (:func:`physadv.scene.effects.apply_effects_each`), one resize; all the views' JPEG round
+    trips go to the host together. Each view keeps what does not change between steps (where its
+    pixels sample the face; its light, shadow, blur kernel and noise). The same pixels as rendering each
+    view alone (:func:`_render_views_each`), within float rounding.
 
     Shape:
         - returns: ``[len(views), 3, H, W]`` RGB in [0, 1]
     """
+    texture, groups = Texture(face[None]), _by_size(views)
+    frames = []
+    for group in groups:
+        chosen = [views[i] for i in group]
+        x = _composite_group(face, texture, chosen)
+        noise = [torch.Generator().manual_seed(v.noise_seed) for v in chosen]
+        frames.append(apply_effects_each(x, [v.effects for v in chosen], noise, [v.cache for v in chosen]))
+    qualities = [[views[i].effects.jpeg_quality for i in group] for group in groups]
+    out = torch.cat([_resize(x, out_size) for x in jpeg_batches(frames, qualities)])
+    if len(groups) == 1:
+        return out
+    order = torch.tensor([i for group in groups for i in group]).argsort()
+    return out[order.to(out.device)]
+
+
+def _by_size(views: list[SignView]) -> list[list[int]]:
+    """The views' indices grouped by view size (H, W), in order of first appearance."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, v in enumerate(views):
+        groups.setdefault(tuple(v.base.shape[-2:]), []).append(i)
+    return list(groups.values())
+
+
+def _composite_group(face: torch.Tensor, texture: Texture, views: list[SignView]) -> torch.Tensor:
+    """Composite the face into views of one size with one warp: each view's shrunk copy of the face
+    (:class:`physadv.scene.compose.Texture`) on a common zero canvas, the views' kept sampling grids
+    rescaled to that canvas (zero padding samples as grid_sample's own zeros outside the texture).
+
+    Shape:
+        - returns: ``[len(views), 3, H, W]``
+    """
+    size = tuple(views[0].base.shape[-2:])
+    plans = [v.warp_plan(face) for v in views]
+    shrunk = [texture.at(p.shrink_to) for p in plans]
+    hm, wm = max(t.shape[-2] for t in shrunk), max(t.shape[-1] for t in shrunk)
+    canvas = torch.cat([F.pad(t, (0, wm - t.shape[-1], 0, hm - t.shape[-2])) for t in shrunk])
+    # align_corners: a normalised -1..1 spans pixel centres 0..n-1; the canvas is (hm, wm)
+    scale = torch.tensor(
+        [[(p.texture_hw[1] - 1) / (wm - 1), (p.texture_hw[0] - 1) / (hm - 1)] for p in plans],
+        dtype=torch.float64,
+    )
+    grids = torch.cat([p.grid(size) for p in plans])
+    grid = ((grids.double() + 1) * scale.to(grids.device)[:, None, None] - 1).to(canvas)
+    warped = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    bases = torch.stack([v.base for v in views]).to(warped)
+    return bases * (1 - warped[:, 3:]) + warped[:, :3]
+
+
+def _resize(x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(out_size):
+        return x
+    shrink = x.shape[-2] > out_size[0]
+    return F.interpolate(x, size=out_size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def _render_views_each(face: torch.Tensor, views: list[SignView], out_size: tuple[int, int]) -> torch.Tensor:
+    """:func:`render_views` one view at a time (the reference its batches are tested and timed against)."""
     frames, texture = [], Texture(face[None])
     for v in views:
         x = composite(v.base[None], texture, v.corners[None], v.warp_plan(face))
@@ -164,13 +231,7 @@ def render_views(face: torch.Tensor, views: list[SignView], out_size: tuple[int,
     qualities = [views[i].effects.jpeg_quality for i in compressed]
     for i, x in zip(compressed, jpeg_each([frames[i] for i in compressed], qualities), strict=True):
         frames[i] = x
-    out = []
-    for x in frames:
-        if tuple(x.shape[-2:]) != tuple(out_size):
-            shrink = x.shape[-2] > out_size[0]
-            x = F.interpolate(x, size=out_size, mode="bilinear", align_corners=False, antialias=shrink)
-        out.append(x)
-    return torch.cat(out)
+    return torch.cat([_resize(x, out_size) for x in frames])
 
 
 def scaled_boxes(views: list[SignView], out_size: tuple[int, int]) -> torch.Tensor:

@@ -157,3 +157,101 @@ def jpeg_each(frames: list[torch.Tensor], qualities: list[int]) -> list[torch.Te
         f + (flat.view(f.shape) - f).detach()
         for f, flat in zip(frames, back.split([f.numel() for f in frames]), strict=True)
     ]
+
+
+def _stacked(terms: list, like: torch.Tensor, blank: float) -> torch.Tensor | None:
+    """Per-view terms ``[1, C, H, W]`` (None: none drawn) stacked to ``[B, C, H, W]``, ``blank`` (1 for
+    a factor, 0 for an addend: the same pixels as not applying it) where a view has none."""
+    if all(t is None for t in terms):
+        return None
+    shape = next(t for t in terms if t is not None).shape
+    fill = like.new_full(shape, blank)
+    return torch.cat([fill if t is None else t for t in terms])
+
+
+def _stacked_kernels(kernels: list, like: torch.Tensor) -> torch.Tensor | None:
+    """Per-view blur kernels ``[3, 1, k, k]`` as one grouped-convolution weight ``[B·3, 1, K, K]``:
+    each zero-padded to the largest side K (the same sums), a view without blur as the identity."""
+    if all(k is None for k in kernels):
+        return None
+    side = max(k.shape[-1] for k in kernels if k is not None)
+    identity = like.new_zeros(3, 1, side, side)
+    identity[..., side // 2, side // 2] = 1
+    padded = []
+    for k in kernels:
+        margin = (side - k.shape[-1]) // 2 if k is not None else 0
+        padded.append(identity if k is None else F.pad(k, (margin,) * 4))
+    return torch.cat(padded)
+
+
+def apply_effects_each(
+    frames: torch.Tensor,
+    params: list[EffectParams],
+    generators: list[torch.Generator | None],
+    caches: list[dict | None],
+) -> torch.Tensor:
+    """Apply a different draw to each of ``[B, 3, H, W]`` frames in [0, 1] in a few batched operations:
+    the same pixels as :func:`apply_effects` with ``compress=False`` on each frame alone (within float
+    rounding), and the same per-draw ``caches``. Light as ``[B, 3, 1, 1]`` gains, shadows and noise
+    stacked, motion blur as one grouped convolution. JPEG is left to :func:`jpeg_batches`.
+
+    Shape:
+        - frames: ``[B, 3, H, W]``; params, generators, caches: B each
+        - returns: ``[B, 3, H, W]``
+    """
+    like = frames[:1]  # the fixed terms are made (and cached) per frame, as apply_effects makes them
+    gains, shadows, kernels, noises = zip(
+        *(_fixed_terms(p, like, g, c) for p, g, c in zip(params, generators, caches, strict=True)),
+        strict=True,
+    )
+    contrast = frames.new_tensor([p.contrast for p in params]).view(-1, 1, 1, 1)
+    brightness = frames.new_tensor([p.brightness for p in params]).view(-1, 1, 1, 1)
+    x = ((frames - 0.5) * contrast + 0.5) * brightness * torch.cat(gains)
+    shadow = _stacked(list(shadows), like, 1.0)
+    if shadow is not None:
+        x = x * shadow
+    kernel = _stacked_kernels(list(kernels), like)
+    if kernel is not None:
+        b, c, h, w = x.shape
+        pad = kernel.shape[-1] // 2
+        x = F.conv2d(
+            F.pad(x, (pad,) * 4, mode="replicate").view(1, b * c, h + 2 * pad, w + 2 * pad),
+            kernel,
+            groups=b * c,
+        )
+        x = x.view(b, c, h, w)
+    noise = _stacked(list(noises), like, 0.0)
+    if noise is not None:
+        x = x + noise
+    return x.clamp(0, 1)
+
+
+def jpeg_batches(frames: list[torch.Tensor], qualities: list[list[int]]) -> list[torch.Tensor]:
+    """Real JPEG round trips (Pillow) of the frames whose quality is above 0, each at its own quality,
+    gradients passed straight through (BPDA), as :func:`jpeg_each`; the others unchanged. One copy to
+    the host and one back for all the batches, and a few operations per batch.
+
+    Shape:
+        - frames: ``[B_i, 3, H_i, W_i]`` batches; qualities: B_i per batch (0: not compressed)
+        - returns: the batches, same shapes
+    """
+    chosen = [torch.tensor([j for j, q in enumerate(qs) if q > 0], dtype=torch.long) for qs in qualities]
+    picked = [x[idx.to(x.device)] for x, idx in zip(frames, chosen, strict=True) if len(idx)]
+    if not picked:
+        return list(frames)
+    host = torch.cat([p.detach().reshape(-1) for p in picked]).cpu().split([p.numel() for p in picked])
+    levels = iter(q for qs in qualities for q in qs if q > 0)
+    decoded = []
+    for p, flat in zip(picked, host, strict=True):
+        images = flat.view(p.shape).permute(0, 2, 3, 1).numpy()
+        decoded.append(torch.from_numpy(np.stack([_jpeg_round_trip(i, next(levels)) for i in images])))
+    back = torch.cat([d.permute(0, 3, 1, 2).reshape(-1) for d in decoded]).to(picked[0])
+    back = iter(zip(picked, back.split([p.numel() for p in picked]), strict=True))
+    out = []
+    for x, idx in zip(frames, chosen, strict=True):
+        if len(idx):
+            p, flat = next(back)
+            out.append(x.index_copy(0, idx.to(x.device), p + (flat.view(p.shape) - p).detach()))
+        else:
+            out.append(x)
+    return out
