@@ -123,6 +123,62 @@ def test_views_keep_their_warp_and_effects_and_render_as_the_renderer_does():
         assert torch.allclose(got, x[0], atol=1e-5)
 
 
+def _every_effect_on(views, jpeg: bool) -> None:
+    for i, v in enumerate(views):
+        v.effects.shadow, v.effects.noise_std = 0.3, 0.02
+        v.effects.motion_blur_px = (0.5, 2.0, 3.5)[i % 3]  # none, a 3-pixel and a 5-pixel kernel
+        v.effects.jpeg_quality = 70 if jpeg and i % 2 else 0
+
+
+def _both_paths(face: torch.Tensor, views, out_size, dtype):
+    """The batched and the per-view render of ``views`` in ``dtype``, and the face's gradient of each."""
+    from physadv.eot.sign_views import _render_views_each, render_views
+
+    weights = None
+    results = []
+    for render in (render_views, _render_views_each):
+        for v in views:
+            v.base = v.base.to(dtype)
+        leaf = face.to(dtype, copy=True).requires_grad_(True)
+        out = render(leaf, views, out_size)
+        if weights is None:  # a loss that weighs every output pixel differently
+            weights = torch.rand(out.shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
+        (out * weights).sum().backward()
+        results.append((out.detach(), leaf.grad))
+    return results
+
+
+def test_a_batched_render_of_the_views_equals_rendering_each_view_alone():
+    """The views of a step render in batches by view size (one warp, batched effects, one resize); the
+    pixels and the face's gradient are those of rendering each view alone. In float64 to 1e-5, JPEG
+    included: in float32 the two paths differ by rounding, and a real JPEG codec turns a 1e-6 change at
+    a rounding boundary into a whole quantisation step, so float32 is checked without it — crops to
+    1e-5, frames to 5e-5 (their face is sampled at up to 300 texels, where float32 coordinates round
+    at 3e-5 texel: the per-view path is itself 2.7e-5 from a float64 render, docs/benchmarks.md)."""
+    from physadv.eot.sign_views import _by_size, draw_views
+
+    face = torch.from_numpy(np.array(render_face("stop", 0.4))).permute(2, 0, 1)
+    crops = draw_views(np.random.default_rng(5), 10, kind="crop", max_crop_px=40)
+    frames = draw_views(np.random.default_rng(6), 4, kind="frame", frame_width=160)
+    sizes = [len(g) for g in _by_size(crops)]
+    assert len(sizes) > 1 and max(sizes) > 1  # several batches, and views sharing one
+    for views, out_size, tol32 in ((crops, (32, 32), 1e-5), (frames, (96, 128), 5e-5)):
+        _every_effect_on(views, jpeg=True)
+        (batched, grad), (each, grad_each) = _both_paths(face, views, out_size, torch.float64)
+        assert batched.shape == (len(views), 3, *out_size)
+        assert (batched - each).abs().max() < 1e-5 and (grad - grad_each).abs().max() < 1e-5
+        assert grad[:3].abs().sum() > 0
+        jpeg = [i for i, v in enumerate(views) if v.effects.jpeg_quality]
+        # the codec did change those views (a batch that skipped it would not match the reference)
+        _every_effect_on(views, jpeg=False)
+        for v in views:
+            v.cache.clear()
+        (plain, _), _ = _both_paths(face, views, out_size, torch.float64)
+        assert (plain[jpeg] - batched[jpeg]).abs().max() > 1e-3
+        (batched, grad), (each, grad_each) = _both_paths(face, views, out_size, torch.float32)
+        assert (batched - each).abs().max() < tol32 and (grad - grad_each).abs().max() < tol32
+
+
 def test_hide_loss_only_counts_candidates_over_the_sign():
     boxes = torch.tensor([[[10.0, 10, 50, 50], [100, 100, 140, 140]]])
     scores = torch.tensor([[[0.1, 0.3], [0.1, 0.9]]], requires_grad=True)
