@@ -7,8 +7,9 @@
 #    AMP) run and give finite losses.
 # 2. The model-bound step (targets): a person-patch step against yolov8s.yaml, batch 32 at 640, spends
 #    >= 85 % of its time in the detector's forward and backward (bench/patch_step.py); a classifier
-#    sticker step reaches >= 10,000 views/s (bench/sticker_step.py); `physadv eval` reaches >= 0.9x the
-#    decode-only rate (bench/replay_fps.py).
+#    sticker step reaches >= 10,000 views/s (bench/sticker_step.py, which also times the views rendered
+#    one at a time, as before, against the batched rendering, same views and face); `physadv eval`
+#    reaches >= 0.9x the decode-only rate (bench/replay_fps.py).
 # 3. torchrun on one GPU: the data-parallel sticker with NCCL, --nproc-per-node 1, a few steps.
 # Each part has its own time limit so that one slow part cannot eat the others' time.
 set -uo pipefail
@@ -30,9 +31,10 @@ run 20 "machine" bash -c "nvidia-smi --query-gpu=name,memory.total,driver_versio
 $PY -c 'import torch, kornia, ultralytics; print(torch.__version__, torch.version.cuda, \
 torch.cuda.get_device_name(0), kornia.__version__, ultralytics.__version__)'"
 run 45 "scene for replay" $PY -m physadv scene render scenes/driveby_stop.yaml --out "$OUT/driveby"
-run 75 "sticker step, classifier (views/s; target >= 10000)" \
-    $PY bench/sticker_step.py --device cuda --batches 128,512,2048 --steps 10
-run 45 "sticker step, classifier, AMP" $PY bench/sticker_step.py --device cuda --amp --batches 512,2048 --steps 10
+run 85 "sticker step, classifier (views/s; target >= 10000; rendering one view at a time vs batched)" \
+    $PY bench/sticker_step.py --device cuda --batches 128,512,2048 --steps 10 --compare-steps 2
+run 35 "sticker step, classifier, AMP" $PY bench/sticker_step.py --device cuda --amp --batches 512,2048 --steps 10 \
+    --compare-steps 1
 run 45 "sticker step, detector" $PY bench/sticker_step.py --task detect --device cuda --batches 32,128 --steps 5
 run 45 "people to attack" $PY -m physadv scene dataset --task persons --out "$OUT/persons" --train 64 --val 8
 run 120 "patch step, yolov8s.yaml batch 32 at 640 (detector share; target >= 85 %)" \

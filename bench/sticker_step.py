@@ -1,7 +1,7 @@
 """Where an RP2 sticker step spends its time, and how it scales with the EOT batch, in one process.
 
     python bench/sticker_step.py [--task classify|detect] [--batches 8,32,128] [--steps 10]
-                                 [--device cuda] [--amp]
+                                 [--device cuda] [--amp] [--compare-steps 3]
 
 For each batch size it times the step as the attack runs it (colour stage, fixed mask), then the
 same batch again in parts:
@@ -12,7 +12,10 @@ same batch again in parts:
 - update: the norm, NPS and TV terms with their gradients, and the Adam step.
 
 It prints views per second, the split, the share outside the model, and peak memory (CUDA: the
-allocator's peak per row; CPU: the process's peak resident size so far).
+allocator's peak per row; CPU: the process's peak resident size so far). Then, for the same views and
+the same face, the rendering alone (forward and backward) one view at a time, as before issue 23
+(``_render_views_each``), against the batched rendering the attack now uses (``render_views``),
+alternating, in views per second.
 """
 
 from __future__ import annotations
@@ -68,7 +71,28 @@ def measure(args, batch: int) -> dict:
         opt.step()
         laps.mark("update")
         laps.next_step()
-    return {"batch": batch, "peak_mib": laps.peak_mib(), "device": str(attack.device), **laps.means()}
+    row = {"batch": batch, "peak_mib": laps.peak_mib(), "device": str(attack.device), **laps.means()}
+    return row | render_rates(attack, pool, attack.stuck_face(image.detach(), mask), args.compare_steps)
+
+
+def render_rates(attack, views, face, steps: int) -> dict:
+    """Seconds a render (forward and backward) takes one view at a time and batched, same views and face,
+    alternating (the first round of each is a warm-up)."""
+    import torch
+
+    from physadv.eot.sign_views import _render_views_each, render_views
+
+    upstream = torch.rand(len(views), 3, *attack.out_size, generator=torch.Generator().manual_seed(0))
+    paths = {"each": _render_views_each, "batched": render_views}
+    laps = Laps(attack.device, list(paths), warmup=1)
+    for _ in range(steps + 1):
+        laps.start()
+        for name, render in paths.items():
+            leaf = face.clone().requires_grad_(True)
+            (render(leaf, views, attack.out_size) * upstream.to(leaf)).sum().backward()
+            laps.mark(name)
+        laps.next_step()
+    return {f"render_{k}": v for k, v in laps.means().items()}
 
 
 def main() -> None:
@@ -80,6 +104,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--amp", action="store_true")
+    ap.add_argument("--compare-steps", type=int, default=3, help="renders timed per path (after a warm-up)")
     args = ap.parse_args()
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # torch imports its compiler here: not timed
     rows = [measure(args, int(b)) for b in args.batches.split(",")]
@@ -97,6 +122,11 @@ def main() -> None:
             f"{100 * (1 - inside):13.1f}% {r['peak_mib']:9.0f}"
         )
     print("(the parts are timed separately; 'step ms' is the fused step)")
+    print("rendering alone, forward + backward, same views and face (views/s):")
+    print(f"{'batch':>5} {'one view at a time':>19} {'batched':>8} {'x':>6}")
+    for r in rows:
+        each, batched = r["batch"] / r["render_each"], r["batch"] / r["render_batched"]
+        print(f"{r['batch']:>5} {each:19.1f} {batched:8.1f} {batched / each:6.2f}")
 
 
 if __name__ == "__main__":

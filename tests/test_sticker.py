@@ -131,12 +131,15 @@ def _every_effect_on(views, jpeg: bool) -> None:
 
 
 def _both_paths(face: torch.Tensor, views, out_size, dtype):
-    """The batched and the per-view render of ``views`` in ``dtype``, and the face's gradient of each."""
+    """The batched and the per-view render of ``views`` in ``dtype``, and the face's gradient of each
+    (float64: the face shrunk for all views at once, as on a GPU; float32: one resize per view)."""
+    from functools import partial
+
     from physadv.eot.sign_views import _render_views_each, render_views
 
     weights = None
     results = []
-    for render in (render_views, _render_views_each):
+    for render in (partial(render_views, batched_shrink=dtype == torch.float64), _render_views_each):
         for v in views:
             v.base = v.base.to(dtype)
         leaf = face.to(dtype, copy=True).requires_grad_(True)
@@ -177,6 +180,27 @@ def test_a_batched_render_of_the_views_equals_rendering_each_view_alone():
         assert (plain[jpeg] - batched[jpeg]).abs().max() > 1e-3
         (batched, grad), (each, grad_each) = _both_paths(face, views, out_size, torch.float32)
         assert (batched - each).abs().max() < tol32 and (grad - grad_each).abs().max() < tol32
+
+
+def test_a_texture_shrinks_for_many_sizes_at_once_as_one_size_at_a_time():
+    """The batched shrink (two weighted sums per level, torch's own resize weights) gives each view's
+    shrunk face as its own antialiased resize does, on a zero canvas, with the same gradient."""
+    from physadv.scene.compose import Texture
+
+    face = torch.from_numpy(np.array(render_face("stop", 0.4))).permute(2, 0, 1)  # 300 × 300
+    sizes = [None, (150, 150), (181, 118), (77, 77), (40, 9), (4, 60), (150, 37), (19, 19)]
+    weights = torch.rand(len(sizes), 4, 300, 300, generator=torch.Generator().manual_seed(1))
+    got = []
+    for batched in (True, False):
+        leaf = face.clone().requires_grad_(True)
+        canvas = Texture(leaf[None]).canvas(sizes, batched=batched)
+        (canvas * weights).sum().backward()
+        got.append((canvas.detach(), leaf.grad))
+    (batched, grad), (each, grad_each) = got
+    assert batched.shape == each.shape == (len(sizes), 4, 300, 300)
+    assert (batched - each).abs().max() < 1e-5 and (grad - grad_each).abs().max() < 1e-4 * grad.abs().max()
+    assert batched[4, :, 40:].abs().sum() == 0 and batched[4, :, :, 9:].abs().sum() == 0  # zero canvas
+    assert torch.equal(batched[0], Texture(face[None]).at(None)[0])  # a size of None: the face as it is
 
 
 def test_hide_loss_only_counts_candidates_over_the_sign():

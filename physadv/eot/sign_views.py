@@ -151,7 +151,9 @@ def draw_views(
     return views
 
 
-def render_views(face: torch.Tensor, views: list[SignView], out_size: tuple[int, int]) -> torch.Tensor:
+def render_views(
+    face: torch.Tensor, views: list[SignView], out_size: tuple[int, int], batched_shrink: bool | None = None
+) -> torch.Tensor:
     """Composite the sign ``face`` (``[4, h, w]`` RGBA, differentiable) into each view, apply the
     view's effects and resize to ``out_size`` (H, W).
 
@@ -160,7 +162,9 @@ def render_views(face: torch.Tensor, views: list[SignView], out_size: tuple[int,
     operations (:func:`physadv.scene.effects.apply_effects_each`), one resize; all the views' JPEG round
     trips go to the host together. Each view keeps what does not change between steps (where its
     pixels sample the face; its light, shadow, blur kernel and noise). The same pixels as rendering each
-    view alone (:func:`_render_views_each`), within float rounding.
+    view alone (:func:`_render_views_each`), within float rounding. ``batched_shrink``: shrink the face
+    for all the views of a batch at once (:meth:`physadv.scene.compose.Texture.canvas`), not one resize
+    per view; None: on a GPU (on the CPU one resize per view is faster).
 
     Shape:
         - returns: ``[len(views), 3, H, W]`` RGB in [0, 1]
@@ -169,7 +173,7 @@ def render_views(face: torch.Tensor, views: list[SignView], out_size: tuple[int,
     frames = []
     for group in groups:
         chosen = [views[i] for i in group]
-        x = _composite_group(face, texture, chosen)
+        x = _composite_group(face, texture, chosen, batched_shrink)
         noise = [torch.Generator().manual_seed(v.noise_seed) for v in chosen]
         frames.append(apply_effects_each(x, [v.effects for v in chosen], noise, [v.cache for v in chosen]))
     qualities = [[views[i].effects.jpeg_quality for i in group] for group in groups]
@@ -188,7 +192,9 @@ def _by_size(views: list[SignView]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _composite_group(face: torch.Tensor, texture: Texture, views: list[SignView]) -> torch.Tensor:
+def _composite_group(
+    face: torch.Tensor, texture: Texture, views: list[SignView], batched_shrink: bool | None
+) -> torch.Tensor:
     """Composite the face into views of one size with one warp: each view's shrunk copy of the face
     (:class:`physadv.scene.compose.Texture`) on a common zero canvas, the views' kept sampling grids
     rescaled to that canvas (zero padding samples as grid_sample's own zeros outside the texture).
@@ -198,9 +204,9 @@ def _composite_group(face: torch.Tensor, texture: Texture, views: list[SignView]
     """
     size = tuple(views[0].base.shape[-2:])
     plans = [v.warp_plan(face) for v in views]
-    shrunk = [texture.at(p.shrink_to) for p in plans]
-    hm, wm = max(t.shape[-2] for t in shrunk), max(t.shape[-1] for t in shrunk)
-    canvas = torch.cat([F.pad(t, (0, wm - t.shape[-1], 0, hm - t.shape[-2])) for t in shrunk])
+    batched = face.device.type == "cuda" if batched_shrink is None else batched_shrink
+    canvas = texture.canvas([p.shrink_to for p in plans], batched)
+    hm, wm = canvas.shape[-2:]
     # align_corners: a normalised -1..1 spans pixel centres 0..n-1; the canvas is (hm, wm)
     scale = torch.tensor(
         [[(p.texture_hw[1] - 1) / (wm - 1), (p.texture_hw[0] - 1) / (hm - 1)] for p in plans],

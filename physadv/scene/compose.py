@@ -7,8 +7,10 @@ bottom-left; the homography maps texture pixels to frame pixels.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from kornia.geometry import create_meshgrid
@@ -81,17 +83,86 @@ class Texture:
         """The texture shrunk (antialiased) to ``size`` (h, w); None: as it is."""
         if size is None:
             return self.levels[0]
+        level = self.levels[self.level(size)]
+        return level if tuple(level.shape[-2:]) == tuple(size) else _resize(level, size)
+
+    def level(self, size: tuple[int, int]) -> int:
+        """The index of the level that ``size`` is shrunk from: the smallest at least that size."""
         while True:  # halve while the next level is still at least the size asked for
             h, w = self.levels[-1].shape[-2:]
             if h // 2 < size[0] or w // 2 < size[1]:
                 break
             self.levels.append(_resize(self.levels[-1], (h // 2, w // 2)))
-        level = next(t for t in reversed(self.levels) if t.shape[-2] >= size[0] and t.shape[-1] >= size[1])
-        return level if tuple(level.shape[-2:]) == tuple(size) else _resize(level, size)
+        return next(
+            i
+            for i in reversed(range(len(self.levels)))
+            if self.levels[i].shape[-2] >= size[0] and self.levels[i].shape[-1] >= size[1]
+        )
+
+    def canvas(self, sizes: list[tuple[int, int] | None], batched: bool = False) -> torch.Tensor:
+        """Shrunk copies of a one-texture ``[1, 4, h, w]`` at ``sizes`` (as :meth:`at`), top-left on a
+        zero canvas as large as the largest: ``[len(sizes), 4, H, W]``. ``batched``: in a few operations
+        per level instead of one resize per size — the same antialiased filter as a resize (torch's own
+        weights, :func:`_taps`), applied as two weighted sums (``embedding_bag``), columns then rows."""
+        own = [self.size if s is None else tuple(s) for s in sizes]
+        hm, wm = max(s[0] for s in own), max(s[1] for s in own)
+        if not batched:
+            return torch.cat([F.pad(self.at(s), (0, wm - s[1], 0, hm - s[0])) for s in own])
+        levels = [self.level(s) for s in own]
+        parts, order = [], []
+        for lv in sorted(set(levels)):
+            chosen = [i for i, v in enumerate(levels) if v == lv]
+            parts.append(_shrink_level(self.levels[lv][0], [own[i] for i in chosen], (hm, wm)))
+            order += chosen
+        out = torch.cat(parts)
+        return out if order == sorted(order) else out[torch.tensor(order).argsort().to(out.device)]
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """torch's antialiased bilinear resize of ``n_in`` samples to ``n_out`` as ``[n_out, K]`` input
+    indices and weights (zero weights pad the rows), read off by resizing the identity; n_in = n_out:
+    the identity (a level used as it is)."""
+    if n_in == n_out:
+        return np.arange(n_in)[:, None], np.ones((n_in, 1), np.float32)
+    eye = torch.eye(n_in).view(n_in, 1, 1, n_in)
+    weights = _resize(eye, (1, n_out))[:, 0, 0, :].T.numpy()  # [n_out, n_in]
+    k = int((weights != 0).sum(axis=1).max())
+    index = np.argsort(weights == 0, axis=1, kind="stable")[:, :k]  # each row's taps, in input order
+    return index, np.take_along_axis(weights, index, axis=1)
+
+
+def _bags(taps: list[tuple[np.ndarray, np.ndarray]], rows: int, offsets: list[int], like: torch.Tensor):
+    """One ``embedding_bag`` input for several resizes: each one's taps (shifted by its offset in the
+    table) padded to ``rows`` output rows and to the widest K with zero weights."""
+    k = max(t[0].shape[1] for t in taps)
+    index = np.zeros((len(taps), rows, k), np.int64)
+    weight = np.zeros((len(taps), rows, k), np.float32)
+    for b, ((i, w), off) in enumerate(zip(taps, offsets, strict=True)):
+        index[b, : len(i), : i.shape[1]], weight[b, : len(w), : w.shape[1]] = i + off, w
+    return (
+        torch.from_numpy(index.reshape(-1, k)).to(like.device),
+        torch.from_numpy(weight.reshape(-1, k)).to(like),
+    )
+
+
+def _shrink_level(level: torch.Tensor, sizes: list[tuple[int, int]], canvas: tuple[int, int]) -> torch.Tensor:
+    """``level`` (``[C, h, w]``) resized as :func:`_resize` to each of ``sizes``, on zero canvases:
+    ``[len(sizes), C, H, W]``. Columns first, then rows, as torch's separable resize."""
+    c, h, w = level.shape
+    hm, wm = canvas
+    n = len(sizes)
+    table = level.permute(2, 0, 1).reshape(w, c * h)  # a row per input column
+    index, weight = _bags([_taps(w, s[1]) for s in sizes], wm, [0] * n, level)
+    cols = F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)  # [(n, wm), (c, h)]
+    table = cols.view(n, wm, c, h).permute(0, 3, 1, 2).reshape(n * h, wm * c)  # a row per (view, input row)
+    index, weight = _bags([_taps(h, s[0]) for s in sizes], hm, [b * h for b in range(n)], level)
+    rows = F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)  # [(n, hm), (wm, c)]
+    return rows.view(n, hm, wm, c).permute(0, 3, 1, 2)
 
 
 def warp_texture(
