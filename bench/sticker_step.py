@@ -15,7 +15,9 @@ It prints views per second, the split, the share outside the model, and peak mem
 allocator's peak per row; CPU: the process's peak resident size so far). Then, for the same views and
 the same face, the rendering alone (forward and backward) one view at a time, as before issue 23
 (``_render_views_each``), against the batched rendering the attack now uses (``render_views``),
-alternating, in views per second.
+alternating, in views per second, and the torch operations each issues (forward and backward, counted
+by the profiler at the top level: on a GPU the step waits on the host issuing them; the last column
+with the face shrunk for all views at once, as on a GPU).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def measure(args, batch: int) -> dict:
 def render_rates(attack, views, face, steps: int) -> dict:
     """Seconds a render (forward and backward) takes one view at a time and batched, same views and face,
     alternating (the first round of each is a warm-up)."""
+    from functools import partial
+
     import torch
 
     from physadv.eot.sign_views import _render_views_each, render_views
@@ -92,7 +96,17 @@ def render_rates(attack, views, face, steps: int) -> dict:
             (render(leaf, views, attack.out_size) * upstream.to(leaf)).sum().backward()
             laps.mark(name)
         laps.next_step()
-    return {f"render_{k}": v for k, v in laps.means().items()}
+    ops = {}
+    counted = paths | {"shrink_batched": partial(render_views, batched_shrink=True)}  # as on a GPU
+    for name, render in counted.items():  # what a GPU step waits on the host for: operations issued
+        leaf = face.clone().requires_grad_(True)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            (render(leaf, views, attack.out_size) * upstream.to(leaf)).sum().backward()
+        ops[f"ops_{name}"] = sum(
+            e.name.startswith("aten::") and not (e.cpu_parent and e.cpu_parent.name.startswith("aten::"))
+            for e in prof.events()
+        )
+    return {f"render_{k}": v for k, v in laps.means().items()} | ops
 
 
 def main() -> None:
@@ -123,10 +137,16 @@ def main() -> None:
         )
     print("(the parts are timed separately; 'step ms' is the fused step)")
     print("rendering alone, forward + backward, same views and face (views/s):")
-    print(f"{'batch':>5} {'one view at a time':>19} {'batched':>8} {'x':>6}")
+    print(
+        f"{'batch':>5} {'one view at a time':>19} {'batched':>8} {'x':>6} "
+        f"{'torch ops: one at a time':>25} {'batched':>8} {'batched, face shrunk at once (GPU)':>35}"
+    )
     for r in rows:
         each, batched = r["batch"] / r["render_each"], r["batch"] / r["render_batched"]
-        print(f"{r['batch']:>5} {each:19.1f} {batched:8.1f} {batched / each:6.2f}")
+        print(
+            f"{r['batch']:>5} {each:19.1f} {batched:8.1f} {batched / each:6.2f} "
+            f"{r['ops_each']:>25} {r['ops_batched']:>8} {r['ops_shrink_batched']:>35}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from physadv.eot.view_range import ViewRange
 from physadv.scene.backgrounds import ground_map, make_backdrop, render_background
 from physadv.scene.camera import Camera, facing_normal, plane_corners, viewing_angle_deg
-from physadv.scene.compose import Texture, WarpPlan, composite, plan_warp
+from physadv.scene.compose import Texture, WarpPlan, composite, plan_warp, resize_weights
 from physadv.scene.dataset import crop_camera
 from physadv.scene.effects import (
     EffectParams,
@@ -157,66 +157,85 @@ def render_views(
     """Composite the sign ``face`` (``[4, h, w]`` RGBA, differentiable) into each view, apply the
     view's effects and resize to ``out_size`` (H, W).
 
-    The views are rendered in batches, one per view size (a frame view's size is the frame's; crop views
-    come in a few dozen sizes): one warp of the face into every view of a batch, the effects as batched
-    operations (:func:`physadv.scene.effects.apply_effects_each`), one resize; all the views' JPEG round
-    trips go to the host together. Each view keeps what does not change between steps (where its
-    pixels sample the face; its light, shadow, blur kernel and noise). The same pixels as rendering each
-    view alone (:func:`_render_views_each`), within float rounding. ``batched_shrink``: shrink the face
-    for all the views of a batch at once (:meth:`physadv.scene.compose.Texture.canvas`), not one resize
-    per view; None: on a GPU (on the CPU one resize per view is faster).
+    All the views render as one batch, each on the top-left of a canvas as large as the largest view
+    (crop views come in many sizes): one warp of the face into every view, the effects as batched
+    operations (:func:`physadv.scene.effects.apply_effects_each`), one resize, and one trip to the host
+    for all the JPEG round trips. Each view keeps what does not change between steps (where its pixels
+    sample the face; its light, shadow, blur kernel and noise; its place on the canvas). The same pixels
+    as rendering each view alone (:func:`_render_views_each`), within float rounding. ``batched_shrink``:
+    shrink the face for all the views at once (:meth:`physadv.scene.compose.Texture.canvas`), not one
+    resize per view; None: on a GPU (on the CPU one resize per view is faster).
 
     Shape:
         - returns: ``[len(views), 3, H, W]`` RGB in [0, 1]
     """
-    texture, groups = Texture(face[None]), _by_size(views)
-    frames = []
-    for group in groups:
-        chosen = [views[i] for i in group]
-        x = _composite_group(face, texture, chosen, batched_shrink)
-        noise = [torch.Generator().manual_seed(v.noise_seed) for v in chosen]
-        frames.append(apply_effects_each(x, [v.effects for v in chosen], noise, [v.cache for v in chosen]))
-    qualities = [[views[i].effects.jpeg_quality for i in group] for group in groups]
-    out = torch.cat([_resize(x, out_size) for x in jpeg_batches(frames, qualities)])
-    if len(groups) == 1:
-        return out
-    order = torch.tensor([i for group in groups for i in group]).argsort()
-    return out[order.to(out.device)]
+    sizes = [tuple(v.base.shape[-2:]) for v in views]
+    canvas = (max(s[0] for s in sizes), max(s[1] for s in sizes))
+    batched = face.device.type == "cuda" if batched_shrink is None else batched_shrink
+    x = _composite(face, views, canvas, batched)
+    noise = [torch.Generator().manual_seed(v.noise_seed) for v in views]
+    x = apply_effects_each(x, [v.effects for v in views], noise, [v.cache for v in views], sizes)
+    x = jpeg_batches([x], [[v.effects.jpeg_quality for v in views]], [sizes])[0]
+    if all(s == canvas for s in sizes):
+        return _resize(x, out_size)
+    rows, cols = zip(*(_resize_matrices(v, canvas, out_size, x) for v in views), strict=True)
+    return torch.stack(rows) @ x @ torch.stack(cols)  # per view: rows [1, H, h] · x · cols [1, w, W]
 
 
-def _by_size(views: list[SignView]) -> list[list[int]]:
-    """The views' indices grouped by view size (H, W), in order of first appearance."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, v in enumerate(views):
-        groups.setdefault(tuple(v.base.shape[-2:]), []).append(i)
-    return list(groups.values())
+def _on_canvas(v: SignView, face: torch.Tensor, canvas: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The view's base ``[1, 3, H, W]`` and sampling grid ``[1, H, W, 2]`` on the top-left of ``canvas``
+    (the grid far outside the face beyond the view), kept for that canvas."""
+    plan = v.warp_plan(face)
+    grid = plan.grid(tuple(v.base.shape[-2:]))
+    if tuple(v.base.shape[-2:]) == tuple(canvas):
+        return v.base[None], grid
+    key = ("canvas", tuple(face.shape[-2:]), tuple(canvas))
+    if key not in v.cache:
+        h, w = v.base.shape[-2:]
+        base = F.pad(v.base[None], (0, canvas[1] - w, 0, canvas[0] - h))
+        far = grid.new_full((1, *canvas, 2), -3.0)
+        far[:, :h, :w] = grid
+        v.cache[key] = (base, far)
+    return v.cache[key]
 
 
-def _composite_group(
-    face: torch.Tensor, texture: Texture, views: list[SignView], batched_shrink: bool | None
+def _composite(
+    face: torch.Tensor, views: list[SignView], canvas: tuple[int, int], batched: bool
 ) -> torch.Tensor:
-    """Composite the face into views of one size with one warp: each view's shrunk copy of the face
-    (:class:`physadv.scene.compose.Texture`) on a common zero canvas, the views' kept sampling grids
-    rescaled to that canvas (zero padding samples as grid_sample's own zeros outside the texture).
+    """Composite the face into every view with one warp: each view's shrunk copy of the face
+    (:class:`physadv.scene.compose.Texture`) on a common zero texture canvas, the views' kept sampling
+    grids rescaled to it (zero padding samples as grid_sample's own zeros outside a texture).
 
     Shape:
-        - returns: ``[len(views), 3, H, W]``
+        - returns: ``[len(views), 3, H, W]`` (``canvas``)
     """
-    size = tuple(views[0].base.shape[-2:])
     plans = [v.warp_plan(face) for v in views]
-    batched = face.device.type == "cuda" if batched_shrink is None else batched_shrink
-    canvas = texture.canvas([p.shrink_to for p in plans], batched)
-    hm, wm = canvas.shape[-2:]
-    # align_corners: a normalised -1..1 spans pixel centres 0..n-1; the canvas is (hm, wm)
+    texture = Texture(face[None]).canvas([p.shrink_to for p in plans], batched)
+    hm, wm = texture.shape[-2:]
+    # align_corners: a normalised -1..1 spans pixel centres 0..n-1; the texture canvas is (hm, wm)
     scale = torch.tensor(
         [[(p.texture_hw[1] - 1) / (wm - 1), (p.texture_hw[0] - 1) / (hm - 1)] for p in plans],
         dtype=torch.float64,
     )
-    grids = torch.cat([p.grid(size) for p in plans])
-    grid = ((grids.double() + 1) * scale.to(grids.device)[:, None, None] - 1).to(canvas)
-    warped = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    bases = torch.stack([v.base for v in views]).to(warped)
-    return bases * (1 - warped[:, 3:]) + warped[:, :3]
+    bases, grids = zip(*(_on_canvas(v, face, canvas) for v in views), strict=True)
+    grids = torch.cat(grids)
+    grid = ((grids.double() + 1) * scale.to(grids.device)[:, None, None] - 1).to(texture)
+    warped = F.grid_sample(texture, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return torch.cat(bases).to(warped) * (1 - warped[:, 3:]) + warped[:, :3]
+
+
+def _resize_matrices(v: SignView, canvas: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor):
+    """The resize of the view (on the top-left of ``canvas``) to ``out_size`` as the resize of it alone
+    does it (:func:`_resize`): ``[1, H_out, H]`` rows and ``[1, W, W_out]`` columns, kept."""
+    key = ("resize", tuple(canvas), tuple(out_size), like.dtype, like.device)
+    if key not in v.cache:
+        (h, w), (ho, wo) = v.base.shape[-2:], out_size
+        shrink = h > ho  # as _resize: antialiased when it shrinks the height
+        rows = np.zeros((ho, canvas[0]), np.float32)
+        cols = np.zeros((wo, canvas[1]), np.float32)
+        rows[:, :h], cols[:, :w] = resize_weights(h, ho, shrink), resize_weights(w, wo, shrink)
+        v.cache[key] = (torch.from_numpy(rows)[None].to(like), torch.from_numpy(cols).T[None].to(like))
+    return v.cache[key]
 
 
 def _resize(x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:

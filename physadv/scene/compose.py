@@ -123,16 +123,23 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=4096)
-def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """torch's antialiased bilinear resize of ``n_in`` samples to ``n_out`` as ``[n_out, K]`` input
-    indices and weights (zero weights pad the rows), read off by resizing the identity; n_in = n_out:
-    the identity (a level used as it is)."""
+def resize_weights(n_in: int, n_out: int, antialias: bool = True) -> np.ndarray:
+    """``[n_out, n_in]``: torch's bilinear resize (``align_corners=False``) of ``n_in`` samples to
+    ``n_out`` as a matrix, read off by resizing the identity (n_in = n_out: the identity)."""
     if n_in == n_out:
-        return np.arange(n_in)[:, None], np.ones((n_in, 1), np.float32)
+        return np.eye(n_in, dtype=np.float32)
     eye = torch.eye(n_in).view(n_in, 1, 1, n_in)
-    weights = _resize(eye, (1, n_out))[:, 0, 0, :].T.numpy()  # [n_out, n_in]
+    resized = F.interpolate(eye, size=(1, n_out), mode="bilinear", align_corners=False, antialias=antialias)
+    return resized[:, 0, 0, :].T.numpy()
+
+
+@functools.lru_cache(maxsize=4096)
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`resize_weights` (antialiased) as ``[n_out, K]`` input indices and weights, in input order
+    (zero weights pad the rows)."""
+    weights = resize_weights(n_in, n_out)
     k = int((weights != 0).sum(axis=1).max())
-    index = np.argsort(weights == 0, axis=1, kind="stable")[:, :k]  # each row's taps, in input order
+    index = np.argsort(weights == 0, axis=1, kind="stable")[:, :k]
     return index, np.take_along_axis(weights, index, axis=1)
 
 

@@ -159,14 +159,46 @@ def jpeg_each(frames: list[torch.Tensor], qualities: list[int]) -> list[torch.Te
     ]
 
 
-def _stacked(terms: list, like: torch.Tensor, blank: float) -> torch.Tensor | None:
-    """Per-view terms ``[1, C, H, W]`` (None: none drawn) stacked to ``[B, C, H, W]``, ``blank`` (1 for
-    a factor, 0 for an addend: the same pixels as not applying it) where a view has none."""
+def _padded_terms(
+    p: EffectParams, like: torch.Tensor, canvas: tuple[int, int], generator, cache: dict | None
+):
+    """:func:`_fixed_terms` for a ``like``-sized frame on the top-left of a larger ``canvas`` (h, w): the
+    shadow and noise padded (1, 0: as not applying them), and where a replicate-padded blur input reads
+    each canvas pixel from (``[(h + 2·pad)·(w + 2·pad)]`` flat indices; pad from the kernel's side,
+    unknown until the batch's largest kernel: made on use). Kept in ``cache`` for that canvas."""
+    key = (like.device, like.dtype, tuple(like.shape), tuple(canvas))
+    if cache is not None and cache.get("padded_key") == key:
+        return cache["padded"]
+    gain, shadow, kernel, noise = _fixed_terms(p, like, generator, cache)
+    h, w = like.shape[-2:]
+    margin = (0, canvas[1] - w, 0, canvas[0] - h)
+    shadow = None if shadow is None else F.pad(shadow, margin, value=1.0)
+    noise = None if noise is None else F.pad(noise, margin)
+    terms = [gain, shadow, kernel, noise, {}]
+    if cache is not None:
+        cache.update(padded_key=key, padded=terms)
+    return terms
+
+
+def _replicate_index(
+    size: tuple[int, int], canvas: tuple[int, int], pad: int, reads: dict, device
+) -> torch.Tensor:
+    """Flat canvas indices that replicate-pad a ``size`` frame on the top-left of ``canvas`` by ``pad``
+    (``F.pad(mode="replicate")`` of that frame alone), the rest of the padded canvas reading its edge."""
+    if pad not in reads:
+        (h, w), (hc, wc) = size, canvas
+        rows = (torch.arange(hc + 2 * pad) - pad).clamp(0, h - 1)
+        cols = (torch.arange(wc + 2 * pad) - pad).clamp(0, w - 1)
+        reads[pad] = (rows[:, None] * wc + cols[None, :]).reshape(-1).to(device)
+    return reads[pad]
+
+
+def _stacked(terms: list, blank: torch.Tensor) -> torch.Tensor | None:
+    """Per-view terms ``[1, C, H, W]`` (None: none drawn) stacked to ``[B, C, H, W]``, ``blank`` (ones
+    for a factor, zeros for an addend: the same pixels as not applying it) where a view has none."""
     if all(t is None for t in terms):
         return None
-    shape = next(t for t in terms if t is not None).shape
-    fill = like.new_full(shape, blank)
-    return torch.cat([fill if t is None else t for t in terms])
+    return torch.cat([blank if t is None else t for t in terms])
 
 
 def _stacked_kernels(kernels: list, like: torch.Tensor) -> torch.Tensor | None:
@@ -180,7 +212,7 @@ def _stacked_kernels(kernels: list, like: torch.Tensor) -> torch.Tensor | None:
     padded = []
     for k in kernels:
         margin = (side - k.shape[-1]) // 2 if k is not None else 0
-        padded.append(identity if k is None else F.pad(k, (margin,) * 4))
+        padded.append(identity if k is None else F.pad(k, (margin,) * 4) if margin else k)
     return torch.cat(padded)
 
 
@@ -189,50 +221,59 @@ def apply_effects_each(
     params: list[EffectParams],
     generators: list[torch.Generator | None],
     caches: list[dict | None],
+    sizes: list[tuple[int, int]] | None = None,
 ) -> torch.Tensor:
     """Apply a different draw to each of ``[B, 3, H, W]`` frames in [0, 1] in a few batched operations:
     the same pixels as :func:`apply_effects` with ``compress=False`` on each frame alone (within float
     rounding), and the same per-draw ``caches``. Light as ``[B, 3, 1, 1]`` gains, shadows and noise
     stacked, motion blur as one grouped convolution. JPEG is left to :func:`jpeg_batches`.
 
+    ``sizes``: each frame's own (h, w) on the top-left of the batch's canvas (None: all the canvas);
+    outside it the pixels are left as they come (to be cut off by the caller).
+
     Shape:
-        - frames: ``[B, 3, H, W]``; params, generators, caches: B each
+        - frames: ``[B, 3, H, W]``; params, generators, caches (and sizes): B each
         - returns: ``[B, 3, H, W]``
     """
-    like = frames[:1]  # the fixed terms are made (and cached) per frame, as apply_effects makes them
-    gains, shadows, kernels, noises = zip(
-        *(_fixed_terms(p, like, g, c) for p, g, c in zip(params, generators, caches, strict=True)),
-        strict=True,
-    )
+    b, c, h, w = frames.shape
+    sizes = sizes or [(h, w)] * b
+    terms = [
+        _padded_terms(p, frames.new_empty(1, c, *size), (h, w), g, cache)
+        for p, g, cache, size in zip(params, generators, caches, sizes, strict=True)
+    ]
+    gains, shadows, kernels, noises, reads = zip(*terms, strict=True)
     contrast = frames.new_tensor([p.contrast for p in params]).view(-1, 1, 1, 1)
     brightness = frames.new_tensor([p.brightness for p in params]).view(-1, 1, 1, 1)
     x = ((frames - 0.5) * contrast + 0.5) * brightness * torch.cat(gains)
-    shadow = _stacked(list(shadows), like, 1.0)
+    shadow = _stacked(list(shadows), frames.new_ones(1, 1, h, w))
     if shadow is not None:
         x = x * shadow
-    kernel = _stacked_kernels(list(kernels), like)
+    kernel = _stacked_kernels(list(kernels), frames)
     if kernel is not None:
-        b, c, h, w = x.shape
         pad = kernel.shape[-1] // 2
-        x = F.conv2d(
-            F.pad(x, (pad,) * 4, mode="replicate").view(1, b * c, h + 2 * pad, w + 2 * pad),
-            kernel,
-            groups=b * c,
+        index = torch.stack(
+            [_replicate_index(s, (h, w), pad, r, frames.device) for s, r in zip(sizes, reads, strict=True)]
         )
-        x = x.view(b, c, h, w)
-    noise = _stacked(list(noises), like, 0.0)
+        padded = x.reshape(b, c, h * w).gather(2, index[:, None].expand(-1, c, -1))
+        x = F.conv2d(padded.view(1, b * c, h + 2 * pad, w + 2 * pad), kernel, groups=b * c).view(b, c, h, w)
+    noise = _stacked(list(noises), frames.new_zeros(1, c, h, w))
     if noise is not None:
         x = x + noise
     return x.clamp(0, 1)
 
 
-def jpeg_batches(frames: list[torch.Tensor], qualities: list[list[int]]) -> list[torch.Tensor]:
+def jpeg_batches(
+    frames: list[torch.Tensor], qualities: list[list[int]], sizes: list[list[tuple[int, int]]] | None = None
+) -> list[torch.Tensor]:
     """Real JPEG round trips (Pillow) of the frames whose quality is above 0, each at its own quality,
     gradients passed straight through (BPDA), as :func:`jpeg_each`; the others unchanged. One copy to
     the host and one back for all the batches, and a few operations per batch.
 
+    ``sizes``: each frame's own (h, w) on the top-left of its batch's canvas (None: all of it); only
+    that part goes through the codec.
+
     Shape:
-        - frames: ``[B_i, 3, H_i, W_i]`` batches; qualities: B_i per batch (0: not compressed)
+        - frames: ``[B_i, 3, H_i, W_i]`` batches; qualities (and sizes): B_i per batch (0: not compressed)
         - returns: the batches, same shapes
     """
     chosen = [torch.tensor([j for j, q in enumerate(qs) if q > 0], dtype=torch.long) for qs in qualities]
@@ -241,10 +282,16 @@ def jpeg_batches(frames: list[torch.Tensor], qualities: list[list[int]]) -> list
         return list(frames)
     host = torch.cat([p.detach().reshape(-1) for p in picked]).cpu().split([p.numel() for p in picked])
     levels = iter(q for qs in qualities for q in qs if q > 0)
+    own = iter(
+        [sizes[i][j] if sizes else None for i, qs in enumerate(qualities) for j, q in enumerate(qs) if q > 0]
+    )
     decoded = []
     for p, flat in zip(picked, host, strict=True):
-        images = flat.view(p.shape).permute(0, 2, 3, 1).numpy()
-        decoded.append(torch.from_numpy(np.stack([_jpeg_round_trip(i, next(levels)) for i in images])))
+        images = flat.view(p.shape).permute(0, 2, 3, 1).numpy().copy()
+        for image in images:  # in place: the canvas around a frame stays as it was
+            h, w = next(own) or image.shape[:2]
+            image[:h, :w] = _jpeg_round_trip(np.ascontiguousarray(image[:h, :w]), next(levels))
+        decoded.append(torch.from_numpy(images))
     back = torch.cat([d.permute(0, 3, 1, 2).reshape(-1) for d in decoded]).to(picked[0])
     back = iter(zip(picked, back.split([p.numel() for p in picked]), strict=True))
     out = []
