@@ -267,3 +267,61 @@ def test_patch_cli_runs_on_yolo26_from_yaml_with_pseudo_labels_refused(persons, 
     summary = json.loads((tmp_path / "y26" / "summary.json").read_text())
     assert summary["models"] == ["yolo26n.yaml"] and summary["heldout_objects"] > 0
     assert 0 <= summary["tpr_clean"] <= 1 and (tmp_path / "y26" / "patch.pdf").is_file()
+
+
+def _camera_each(frames: torch.Tensor, p: dict) -> torch.Tensor:
+    """The camera effects one frame at a time, as before they were batched (the reference)."""
+    import math
+
+    import torch.nn.functional as F
+
+    from physadv.eot.colour import clamp_straight_through
+    from physadv.eot.person_eot import CAMERA_KERNEL
+    from physadv.scene.effects import jpeg_each
+
+    b, c, h, w = frames.shape
+    r = torch.arange(CAMERA_KERNEL, dtype=torch.float32) - CAMERA_KERNEL // 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    out = []
+    for i in range(b):
+        x = frames[i : i + 1]
+        if p["motion_blur"][i] >= 0.5 or p["defocus"][i] >= 0.3:
+            co, si = math.cos(float(p["motion_angle"][i])), math.sin(float(p["motion_angle"][i]))
+            along, across = xx * co + yy * si, -xx * si + yy * co
+            spread = max(float(p["defocus"][i]), 0.35)
+            dist = torch.clamp(along.abs() - float(p["motion_blur"][i]) / 2, min=0) ** 2 + across**2
+            kernel = torch.exp(-dist / (2 * spread**2))
+            weight = (kernel / kernel.sum()).expand(c, 1, -1, -1).to(x)
+            pad = CAMERA_KERNEL // 2
+            x = F.conv2d(F.pad(x, (pad,) * 4, mode="replicate"), weight, groups=c)
+        if float(p["noise"][i]) > 0:
+            noise = torch.randn(c, h, w, generator=torch.Generator().manual_seed(int(p["noise_seed"][i])))
+            x = x + noise.to(x) * float(p["noise"][i])
+        x = clamp_straight_through(x)
+        if int(p["jpeg"][i]):
+            x = jpeg_each([x], [int(p["jpeg"][i])])[0]
+        out.append(x)
+    return torch.cat(out)
+
+
+def test_the_camera_effects_of_a_batch_equal_those_of_each_frame_alone():
+    """Motion blur, defocus (each frame's kernel made for all frames at once), noise and JPEG (one trip
+    to the host) give the pixels and gradients of applying them to each frame alone."""
+    from physadv.eot.person_eot import PersonEOT, camera
+
+    eot = PersonEOT(jpeg_probability=0.5)
+    p = draw(eot, 6, 6, torch.Generator().manual_seed(3))
+    p["motion_blur"][0], p["defocus"][0] = 0.0, 0.0  # one sharp frame
+    p["noise"][1] = 0.0
+    assert 0 < int((p["jpeg"] > 0).sum()) < 6
+    frames = torch.rand(6, 3, 40, 56, generator=torch.Generator().manual_seed(4))
+    weights = torch.rand(6, 3, 40, 56, generator=torch.Generator().manual_seed(5))
+    got = []
+    for apply in (camera, _camera_each):
+        leaf = frames.clone().requires_grad_(True)
+        out = apply(leaf, p)
+        (out * weights).sum().backward()
+        got.append((out.detach(), leaf.grad))
+    (batched, grad), (each, grad_each) = got
+    assert (batched - each).abs().max() < 1e-5 and (grad - grad_each).abs().max() < 1e-5
+    assert (batched - frames).abs().max() > 0.05  # the effects did change the frames

@@ -35,7 +35,7 @@ from kornia.geometry.transform import get_tps_transform, warp_points_tps
 
 from physadv.eot.colour import ColourTransfer, clamp_straight_through
 from physadv.eot.person_ranges import COMPONENTS, PersonEOT
-from physadv.scene.effects import jpeg_each, kelvin_to_rgb_gain
+from physadv.scene.effects import jpeg_batches, kelvin_to_rgb_gain
 
 TPS_GRID = 4  # control points per side
 TPS_EVAL = 17  # points per side where the spline is evaluated (then interpolated)
@@ -230,19 +230,16 @@ def _camera_kernels(p: dict, dev) -> torch.Tensor | None:
     k = CAMERA_KERNEL
     r = torch.arange(k, dtype=torch.float32) - k // 2
     yy, xx = torch.meshgrid(r, r, indexing="ij")
-    kernels = []
-    for i in range(len(length)):
-        if bool(sharp[i]):
-            kernels.append(((xx == 0) & (yy == 0)).float())
-            continue
-        c, s = math.cos(float(angle[i])), math.sin(float(angle[i]))
-        along, across = xx * c + yy * s, -xx * s + yy * c
-        half = float(length[i]) / 2
-        spread = max(float(sigma[i]), 0.35)  # a blurred frame's kernel is at least a pixel wide
-        dist = torch.clamp(along.abs() - half, min=0) ** 2 + across**2
-        kernel = torch.exp(-dist / (2 * spread**2))
-        kernels.append(kernel / kernel.sum())
-    return torch.stack(kernels)[:, None].to(dev)
+    # all frames at once, each with its own scalars (rounded to float32 as a Python float would be)
+    c, s = (v.float().view(-1, 1, 1) for v in (angle.double().cos(), angle.double().sin()))
+    along, across = xx * c + yy * s, -xx * s + yy * c
+    half = (length.double() / 2).float().view(-1, 1, 1)
+    spread = sigma.double().clamp(min=0.35)  # a blurred frame's kernel is at least a pixel wide
+    dist = torch.clamp(along.abs() - half, min=0) ** 2 + across**2
+    kernel = torch.exp(-dist / (2 * spread**2).float().view(-1, 1, 1))
+    kernel = kernel / kernel.flatten(1).sum(1).view(-1, 1, 1)
+    identity = ((xx == 0) & (yy == 0)).float()
+    return torch.where(sharp.view(-1, 1, 1), identity, kernel)[:, None].to(dev)
 
 
 def camera(frames: torch.Tensor, p: dict) -> torch.Tensor:
@@ -261,9 +258,4 @@ def camera(frames: torch.Tensor, p: dict) -> torch.Tensor:
         )
         x = x + noise.to(x) * p["noise"].to(x).view(b, 1, 1, 1)
     x = clamp_straight_through(x)
-    quality = p["jpeg"].tolist()
-    if any(quality):
-        done = jpeg_each([x[i : i + 1] for i in range(b) if quality[i]], [q for q in quality if q])
-        it = iter(done)
-        x = torch.cat([next(it) if quality[i] else x[i : i + 1] for i in range(b)])
-    return x
+    return jpeg_batches([x], [p["jpeg"].tolist()])[0]
