@@ -189,14 +189,14 @@ def _on_canvas(v: SignView, face: torch.Tensor, canvas: tuple[int, int]) -> tupl
     grid = plan.grid(tuple(v.base.shape[-2:]))
     if tuple(v.base.shape[-2:]) == tuple(canvas):
         return v.base[None], grid
-    key = ("canvas", tuple(face.shape[-2:]), tuple(canvas))
-    if key not in v.cache:
+    key = (tuple(face.shape[-2:]), tuple(canvas))
+    if v.cache.get("canvas", (None,))[0] != key:  # one canvas kept: a view's batches share it mostly
         h, w = v.base.shape[-2:]
         base = F.pad(v.base[None], (0, canvas[1] - w, 0, canvas[0] - h))
         far = grid.new_full((1, *canvas, 2), -3.0)
         far[:, :h, :w] = grid
-        v.cache[key] = (base, far)
-    return v.cache[key]
+        v.cache["canvas"] = (key, base, far)
+    return v.cache["canvas"][1:]
 
 
 def _composite(
@@ -227,15 +227,19 @@ def _composite(
 def _resize_matrices(v: SignView, canvas: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor):
     """The resize of the view (on the top-left of ``canvas``) to ``out_size`` as the resize of it alone
     does it (:func:`_resize`): ``[1, H_out, H]`` rows and ``[1, W, W_out]`` columns, kept."""
-    key = ("resize", tuple(canvas), tuple(out_size), like.dtype, like.device)
-    if key not in v.cache:
+    key = (tuple(canvas), tuple(out_size), like.dtype, like.device)
+    if v.cache.get("resize", (None,))[0] != key:
         (h, w), (ho, wo) = v.base.shape[-2:], out_size
         shrink = h > ho  # as _resize: antialiased when it shrinks the height
         rows = np.zeros((ho, canvas[0]), np.float32)
         cols = np.zeros((wo, canvas[1]), np.float32)
         rows[:, :h], cols[:, :w] = resize_weights(h, ho, shrink), resize_weights(w, wo, shrink)
-        v.cache[key] = (torch.from_numpy(rows)[None].to(like), torch.from_numpy(cols).T[None].to(like))
-    return v.cache[key]
+        v.cache["resize"] = (
+            key,
+            torch.from_numpy(rows)[None].to(like),
+            torch.from_numpy(cols).T[None].to(like),
+        )
+    return v.cache["resize"][1:]
 
 
 def _resize(x: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
