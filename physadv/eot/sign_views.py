@@ -185,16 +185,14 @@ def render_views(
 def _on_canvas(v: SignView, face: torch.Tensor, canvas: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """The view's base ``[1, 3, H, W]`` and sampling grid ``[1, H, W, 2]`` on the top-left of ``canvas``
     (the grid far outside the face beyond the view), kept for that canvas."""
-    plan = v.warp_plan(face)
-    grid = plan.grid(tuple(v.base.shape[-2:]))
-    if tuple(v.base.shape[-2:]) == tuple(canvas):
-        return v.base[None], grid
     key = (tuple(face.shape[-2:]), tuple(canvas))
     if v.cache.get("canvas", (None,))[0] != key:  # one canvas kept: a view's batches share it mostly
-        h, w = v.base.shape[-2:]
-        base = F.pad(v.base[None], (0, canvas[1] - w, 0, canvas[0] - h))
-        far = grid.new_full((1, *canvas, 2), -3.0)
-        far[:, :h, :w] = grid
+        (h, w), grid = v.base.shape[-2:], v.warp_plan(face).grid(tuple(v.base.shape[-2:]))
+        base, far = v.base[None], grid
+        if (h, w) != tuple(canvas):
+            base = F.pad(base, (0, canvas[1] - w, 0, canvas[0] - h))
+            far = grid.new_full((1, *canvas, 2), -3.0)
+            far[:, :h, :w] = grid
         v.cache["canvas"] = (key, base, far)
     return v.cache["canvas"][1:]
 

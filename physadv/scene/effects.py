@@ -237,8 +237,9 @@ def apply_effects_each(
     """
     b, c, h, w = frames.shape
     sizes = sizes or [(h, w)] * b
+    likes = {size: frames.new_empty(1, c, *size) for size in set(sizes)}  # what each frame's terms are like
     terms = [
-        _padded_terms(p, frames.new_empty(1, c, *size), (h, w), g, cache)
+        _padded_terms(p, likes[size], (h, w), g, cache)
         for p, g, cache, size in zip(params, generators, caches, sizes, strict=True)
     ]
     gains, shadows, kernels, noises, reads = zip(*terms, strict=True)
