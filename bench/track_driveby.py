@@ -34,15 +34,15 @@ def by_size(found: list[tuple[np.ndarray, np.ndarray]]) -> None:
         if not rows:
             continue
         shift = np.mean([(a - t).mean(0) for a, t in rows], 0)
-        scale = np.mean(
-            [
-                np.linalg.norm(a - a.mean(0), axis=1).mean() / np.linalg.norm(t - t.mean(0), axis=1).mean()
-                for a, t in rows
-            ]
-        )
+        spread = [
+            (np.linalg.norm(a - a.mean(0), axis=1).mean(), np.linalg.norm(t - t.mean(0), axis=1).mean())
+            for a, t in rows
+        ]
+        scale = np.mean([a / t for a, t in spread])
         error = np.mean([np.linalg.norm(a - t, axis=1).mean() for a, t in rows])
         print(
-            f"  side {lo}-{hi} px ({len(rows)} frames): shift {shift[0]:+.2f}, {shift[1]:+.2f} px, scale {scale:.4f}, corner error {error:.2f} px"
+            f"  side {lo}-{hi} px ({len(rows)} frames): shift {shift[0]:+.2f}, {shift[1]:+.2f} px, "
+            f"scale {scale:.4f}, corner error {error:.2f} px"
         )
 
 
