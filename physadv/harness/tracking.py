@@ -17,7 +17,9 @@ rectangle — to frame pixels. Each frame:
    (``cv2.findHomography``), verified by ECC;
 5. when less than :data:`MIN_IN_FRAME` of the sign is inside the frame it is *outside*.
 
-Key frames (the user's marked corners or box) reset the homography where given. The tracker looks
+Key frames (the user's marked corners or box) reset the homography where given. Frames where the
+sign is too small to refine against its face are corrected afterwards, backwards in time from the
+refined ones (:mod:`physadv.harness.two_way`, what ``physadv track`` runs). The tracker looks
 only at pixels, never at the model under test, so an attack that hides the sign from the model does
 not hide it from the ground truth. Corners are pixels, ordered top-left, top-right, bottom-right,
 bottom-left (as :mod:`physadv.scene.compose`).
