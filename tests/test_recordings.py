@@ -161,6 +161,15 @@ def test_backward_pass_corrects_the_small_frames_of_a_box_marked_track(short_dri
     assert [p.status for p in both] == [p.status for p in ahead]  # statuses are the forward pass's
     refined = [i for i in range(n) if np.linalg.norm(true[i][1] - true[i][0]) > 1.6 * FACE_PX]
     assert all(np.array_equal(both[i].corners, ahead[i].corners) for i in refined)  # left as they were
+    # memory stays flat: with room for 5 crops, only the last 5 are held, and the early frames keep the
+    # forward corners (the backward passes lose the sign where its crop was let go)
+    held = TwoWayTracker({0: marked}, "stop", max_crops=5)
+    for f in VideoSource(video / "scene.mp4").frames():
+        held.update(f.index, f.bgr)
+    assert sum(v.crop is not None for v in held.views) == 5
+    bounded = held.finish()
+    assert not np.array_equal(both[0].corners, ahead[0].corners)  # corrected when its crop is kept …
+    assert np.array_equal(bounded[0].corners, ahead[0].corners)  # … and left as it was when let go
 
 
 def test_relighting_recovers_a_known_gain_offset_and_blur():

@@ -15,12 +15,14 @@ sign was last refined), with that refined frame as its key; the corners of the p
 Only the corners of frames the forward pass found (``key`` or ``tracked``) change, and only where at
 least one backward pass found the sign and the average stays within a tenth of the sign's size of
 the forward corners; statuses and confidences are the forward pass's. The backward passes see
-crops around the sign (grey, :data:`CROP_MARGIN`), kept only while the sign is small, so memory
-stays small on long, high-resolution recordings.
+crops around the sign (grey, :data:`CROP_MARGIN`), kept only while the sign is small and at most
+:data:`MAX_CROPS` of them (the oldest are let go: a sign that stays small for minutes keeps the forward
+corners in its early frames), so memory stays flat on long, high-resolution recordings.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 
 import cv2
@@ -31,6 +33,7 @@ from physadv.harness.tracking import FACE_PX, UNIT, PlanarTracker, TrackPoint, _
 STARTS = 6  # backward passes averaged …
 START_BAND = 1.4  # … from refined frames up to this factor larger than the first refined one
 CROP_MARGIN = (1.0, 64)  # a kept crop reaches this many sign sizes (at least this many pixels) beyond it
+MAX_CROPS = 3000  # crops held at once (~100 s at 30 fps, ~25 KB each for a 30-pixel sign: ~75 MB)
 
 
 @dataclass
@@ -59,10 +62,12 @@ class TwoWayTracker:
     Feed frames in order with :meth:`update`; :meth:`finish` returns every frame's point.
     """
 
-    def __init__(self, keys: dict[int, np.ndarray], sign: str | None = None):
+    def __init__(self, keys: dict[int, np.ndarray], sign: str | None = None, max_crops: int = MAX_CROPS):
         self.forward = PlanarTracker(keys, sign)
         self.sign = sign
         self.views: list[_View] = []
+        self.cropped: deque[int] = deque()  # positions of the views holding a crop, oldest first
+        self.max_crops = max_crops
         self.keep_below = FACE_PX * START_BAND * 1.1  # crops are kept for signs smaller than this
 
     def update(self, index: int, image: np.ndarray) -> TrackPoint:
@@ -76,6 +81,9 @@ class TwoWayTracker:
             x0, y0 = np.maximum(np.floor(point.corners.min(0) - margin), 0).astype(int)
             x1, y1 = np.ceil(point.corners.max(0) + margin).astype(int)
             view.crop, view.origin = gray[y0:y1, x0:x1].copy(), (int(x0), int(y0))
+            self.cropped.append(len(self.views))
+            if len(self.cropped) > self.max_crops:
+                self.views[self.cropped.popleft()].crop = None
         self.views.append(view)
         return point
 
