@@ -11,7 +11,8 @@ For every row — all components on, each one off in turn, and none — it makes
   rendered by the renderer with the patch and with the noise control (true-positive rate @0.25 of the
   people seen at least half);
 - on held-out photos, through the independent compositor (OpenCV, 8-bit print, JPEG), the patch held
-  straight and under one draw of the full physical EOT (the world the patch has to survive).
+  straight; and through physadv's under one draw of the full physical EOT (the world the patch has to
+  survive), beside the noise control under the same draw.
 
 It prints a Markdown table (and writes it with the raw numbers to ``--out``); each row's patch is kept,
 so a rerun with the same ``--out`` only judges again.
@@ -61,7 +62,7 @@ def street_tpr(model, spec: dict, patches: dict, size_mm: float) -> dict:
 
 def photo_tpr(model, val, patch, judge) -> dict:
     """Held-out photos, independent compositor (held straight), and physadv's under one full EOT draw."""
-    from physadv.harness.patch_eval import control_trials, evaluate_patch
+    from physadv.harness.patch_eval import PatchTrial, control_trials, evaluate_patch
 
     trials = control_trials(patch, 0)
     theirs, _ = evaluate_patch(
@@ -72,11 +73,13 @@ def photo_tpr(model, val, patch, judge) -> dict:
         judge,
         compositor="opencv",
     )
-    ours, _ = evaluate_patch(model, [0], val, {"patched_eot": trials["patched_eot"]}, judge)
-    return {
-        **{k: round(100 * v["true_positive_rate@0.25"]["rate"], 1) for k, v in theirs.items()},
-        "patched_eot": round(100 * ours["patched_eot"]["true_positive_rate@0.25"]["rate"], 1),
+    seed = trials["patched_eot"].eot_seed  # the controls under the same EOT draw as the patch
+    eot = {
+        "patched_eot": trials["patched_eot"],
+        "noise_control_eot": PatchTrial(trials["noise_control"].patch, eot_seed=seed),
     }
+    ours, _ = evaluate_patch(model, [0], val, eot, judge)
+    return {k: round(100 * v["true_positive_rate@0.25"]["rate"], 1) for k, v in {**theirs, **ours}.items()}
 
 
 def make_patch(args, model, train, off: list[str], out: Path):
@@ -167,6 +170,10 @@ def main() -> None:
         )
     clean = base["street"]["clean"], base["photos"]["clean"]
     lines.append(f"\nclean: street {clean[0]:.1f} %, photos {clean[1]:.1f} % (true-positive rate @0.25)")
+    if "noise_control_eot" in base["photos"]:
+        lines.append(
+            f"noise control under the same full EOT draw: {base['photos']['noise_control_eot']:.1f} %"
+        )
     table = "\n".join(lines)
     (args.out / "ablation.md").write_text(table + "\n")
     (args.out / "ablation.json").write_text(json.dumps(rows, indent=1))

@@ -17,6 +17,7 @@ from physadv.boxes import box_iou
 from physadv.data.groundtruth import focal_px, load_ground_truth, pose_from_corners
 from physadv.harness.sources import VideoSource
 from physadv.harness.tracking import PlanarTracker, corners_from_box
+from physadv.harness.two_way import TwoWayTracker
 
 
 def _render(out, **driveby):
@@ -40,13 +41,15 @@ def _sign(truth, index):
     return next((o for o in truth.get(index, []) if o.class_name == "stop"), None)
 
 
-def _follow(video, keys, edit=None):
-    tracker = PlanarTracker(keys, "stop")
+def _follow(video, keys, edit=None, two_way=False):
+    """Each frame's point; with ``two_way``, as `physadv track` tracks (forward, then backwards over
+    the small frames)."""
+    tracker = (TwoWayTracker if two_way else PlanarTracker)(keys, "stop")
     points = []
     for frame in VideoSource(video).frames():
         image = frame.bgr if edit is None else edit(frame.index, frame.bgr.copy())
         points.append(tracker.update(frame.index, image))
-    return points
+    return tracker.finish() if two_way else points
 
 
 @pytest.mark.slow
@@ -56,7 +59,7 @@ def test_tracker_meets_the_issue_target_on_the_rendered_drive_by(tmp_path):
     the sign is seen, distance within 10 %."""
     out, n = _render(tmp_path)
     truth = load_ground_truth(out / "ground_truth.jsonl")
-    points = _follow(out / "scene.mp4", {0: corners_from_box(_sign(truth, 0).box)})
+    points = _follow(out / "scene.mp4", {0: corners_from_box(_sign(truth, 0).box)}, two_way=True)
     ious, errors = [], []
     for p in points:
         sign = _sign(truth, p.index)
@@ -125,6 +128,48 @@ def test_tracker_places_the_corners_of_a_known_sign_without_a_half_pixel_shift()
         error = tracker.update(index, to_bgr8(frame)).corners - drawn
         assert np.abs(error.mean(0)).max() < 0.15, error  # no shift
         assert np.linalg.norm(error, axis=1).mean() < 0.2, error
+
+
+def test_backward_pass_corrects_the_small_frames_of_a_box_marked_track(short_driveby):
+    """The rendered drive-by (5 frames a second, the sign growing from 27 to 120 px), marked in its
+    first frame by the true box moved 0.4 px down and shrunk by 1 % (a hand-marked box's error): the
+    forward tracker carries that error through every frame below FACE_PX (too small to refine against
+    the face); the backward pass from the later, refined frames removes it there."""
+    from physadv.harness.tracking import FACE_PX
+
+    video, n = short_driveby
+    truth = load_ground_truth(video / "ground_truth.jsonl")
+    true = [np.array(_sign(truth, i).corners) for i in range(n)]
+    box = np.array(_sign(truth, 0).box)
+    centre = box.reshape(2, 2).mean(0)
+    marked = corners_from_box(np.tile(centre, 2) + (box - np.tile(centre, 2)) * 0.99 + [0, 0.4, 0, 0.4])
+    forward, two_way = PlanarTracker({0: marked}, "stop"), TwoWayTracker({0: marked}, "stop")
+    ahead = [forward.update(f.index, f.bgr) for f in VideoSource(video / "scene.mp4").frames()]
+    for f in VideoSource(video / "scene.mp4").frames():
+        two_way.update(f.index, f.bgr)
+    both = two_way.finish()
+    small = [i for i in range(n) if np.linalg.norm(true[i][1] - true[i][0]) < FACE_PX]
+    assert len(small) >= 8
+
+    def error(points):  # mean corner error (px) and mean vertical shift (px) over the small frames
+        d = np.array([points[i].corners - true[i] for i in small])
+        return np.linalg.norm(d, axis=2).mean(), d[..., 1].mean()
+
+    (before, low_before), (after, low_after) = error(ahead), error(both)
+    assert before > 0.4 and low_before > 0.25, (before, low_before)  # the mark's error, carried forward
+    assert after < before / 2 and abs(low_after) < 0.1, (after, low_after)
+    assert [p.status for p in both] == [p.status for p in ahead]  # statuses are the forward pass's
+    refined = [i for i in range(n) if np.linalg.norm(true[i][1] - true[i][0]) > 1.6 * FACE_PX]
+    assert all(np.array_equal(both[i].corners, ahead[i].corners) for i in refined)  # left as they were
+    # memory stays flat: with room for 5 crops, only the last 5 are held, and the early frames keep the
+    # forward corners (the backward passes lose the sign where its crop was let go)
+    held = TwoWayTracker({0: marked}, "stop", max_crops=5)
+    for f in VideoSource(video / "scene.mp4").frames():
+        held.update(f.index, f.bgr)
+    assert sum(v.crop is not None for v in held.views) == 5
+    bounded = held.finish()
+    assert not np.array_equal(both[0].corners, ahead[0].corners)  # corrected when its crop is kept …
+    assert np.array_equal(bounded[0].corners, ahead[0].corners)  # … and left as it was when let go
 
 
 def test_relighting_recovers_a_known_gain_offset_and_blur():

@@ -201,6 +201,16 @@ def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
     assert (
         stuck.returncode == 2 and "needs the sign's corners" in stuck.stderr
     )  # --track or --gt with corners
+    # an mp4 cut before its index (the moov box is written last): physadv's one line, not FFmpeg's too
+    writer = cv2.VideoWriter(str(tmp_path / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+    for k in range(10):
+        writer.write(np.full((64, 96, 3), 20 * k, np.uint8))
+    writer.release()
+    data = (tmp_path / "v.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    cut_mp4 = run_physadv("eval", tmp_path / "cut.mp4", "--out", tmp_path / "m")
+    lines = cut_mp4.stderr.strip().splitlines()
+    assert cut_mp4.returncode == 2 and len(lines) == 1 and "cannot read video" in lines[0], cut_mp4.stderr
     (tmp_path / "empty.mp4").write_bytes(b"\x00" * 2048)
     nothing = run_physadv("eval", tmp_path / "empty.mp4", "--out", tmp_path / "none")
     assert (

@@ -28,6 +28,7 @@ variable rate, a wrong header) in :attr:`VideoSource.notes`.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ MAX_FAILED_READS = 10  # consecutive unreadable frames after which the decoder i
 GRID_TOLERANCE = 0.25  # a timestamp within this many frame periods of the header's grid is "on" it
 PLAUSIBLE_FPS = (1.0, 240.0)  # header frame rates outside this are not used to number frames
 DEFAULT_FPS = 30.0
+
+# What could not be read is said once, by physadv (a one-line error, or counted in Unread); FFmpeg's own
+# lines ("moov atom not found", "error while decoding MB …") would print above it in every run.
+# OpenCV reads this when it first opens a file; to see FFmpeg's errors set it yourself (16).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 @dataclass

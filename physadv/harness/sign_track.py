@@ -7,7 +7,7 @@ frames, and reuse it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -17,7 +17,8 @@ from physadv.data.groundtruth import GroundTruth, GtObject, focal_px, pose_from_
 from physadv.errors import PhysadvError
 from physadv.harness.annotate import draw_label
 from physadv.harness.sources import Frame
-from physadv.harness.tracking import PlanarTracker, TrackPoint, corners_from_box
+from physadv.harness.tracking import TrackPoint, corners_from_box
+from physadv.harness.two_way import TwoWayTracker
 from physadv.scene.video import to_bgr8
 
 # BGR, by tracking status
@@ -83,14 +84,15 @@ def parse_mark(text: str) -> tuple[int, np.ndarray]:
     return index, corners
 
 
-def record(point: TrackPoint, frame: Frame, sign: SignSpec) -> dict:
-    """The ground-truth line for one tracked frame (see :mod:`physadv.data.groundtruth`)."""
-    line = {"frame": frame.index, "time_s": round(frame.time_s, 4), "tracking": point.status}
+def record(point: TrackPoint, time_s: float, size: tuple[int, int], sign: SignSpec) -> dict:
+    """The ground-truth line for one tracked frame at ``time_s`` (seconds) in a frame of ``size``
+    (W, H pixels; see :mod:`physadv.data.groundtruth`)."""
+    line = {"frame": point.index, "time_s": round(time_s, 4), "tracking": point.status}
     if point.status == "lost":
         return {**line, "lost": True}
     if point.status == "outside":
         return {**line, "objects": []}
-    h, w = frame.image.shape[-2:]
+    w, h = size
     distance, angle = pose_from_corners(
         point.corners, sign.width_m, sign.height_m, focal_px(w, sign.hfov_deg), (w, h)
     )
@@ -110,15 +112,20 @@ def record(point: TrackPoint, frame: Frame, sign: SignSpec) -> dict:
 
 
 def track_frames(
-    frames: Iterable[Frame], keys: dict[int, np.ndarray], sign: SignSpec
-) -> Iterator[tuple[Frame, TrackPoint, dict]]:
-    """Follow the sign marked in ``keys`` (frame → corners) through ``frames``: each frame, where
-    the tracker put the sign and its ground-truth line."""
-    tracker = PlanarTracker(keys, sign.class_name)
+    frames: Iterable[Frame], keys: dict[int, np.ndarray], sign: SignSpec, advance=None
+) -> list[tuple[TrackPoint, dict]]:
+    """Follow the sign marked in ``keys`` (frame → corners) through ``frames``, forward and then
+    backwards over its small, early views (:class:`physadv.harness.two_way.TwoWayTracker`): each
+    frame's point and ground-truth line, in order. ``advance(1, status)`` is called per frame read."""
+    tracker, stamps = TwoWayTracker(keys, sign.class_name), []
     for frame in frames:
         image = frame.bgr if frame.bgr is not None else to_bgr8(frame.image)
         point = tracker.update(frame.index, image)
-        yield frame, point, record(point, frame, sign)
+        stamps.append((frame.time_s, (image.shape[1], image.shape[0])))
+        if advance is not None:
+            advance(1, point.status)
+    points = tracker.finish()
+    return [(p, record(p, t, size, sign)) for p, (t, size) in zip(points, stamps, strict=True)]
 
 
 def truth_of(line: dict) -> list[GtObject] | None:

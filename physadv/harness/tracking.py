@@ -17,7 +17,9 @@ rectangle — to frame pixels. Each frame:
    (``cv2.findHomography``), verified by ECC;
 5. when less than :data:`MIN_IN_FRAME` of the sign is inside the frame it is *outside*.
 
-Key frames (the user's marked corners or box) reset the homography where given. The tracker looks
+Key frames (the user's marked corners or box) reset the homography where given. Frames where the
+sign is too small to refine against its face are corrected afterwards, backwards in time from the
+refined ones (:mod:`physadv.harness.two_way`, what ``physadv track`` runs). The tracker looks
 only at pixels, never at the model under test, so an attack that hides the sign from the model does
 not hide it from the ground truth. Corners are pixels, ordered top-left, top-right, bottom-right,
 bottom-left (as :mod:`physadv.scene.compose`).
@@ -151,6 +153,7 @@ class PlanarTracker:
         self.followed = False  # whether the sign was found in the last frame
         self.left = False  # whether the sign has left the frame (and not been found since)
         self.missed = 0  # frames since the sign was last found
+        self.refined = False  # whether the last frame's corners were refined against the drawn face
         self.sift = cv2.SIFT_create(nfeatures=1500)
 
     # --- per frame -----------------------------------------------------------------------------
@@ -158,6 +161,7 @@ class PlanarTracker:
     def update(self, index: int, image: np.ndarray) -> TrackPoint:
         """Where the sign is in frame ``index`` (frames must come in order)."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        self.refined = False
         try:
             return self._update(index, gray)
         finally:
@@ -289,7 +293,8 @@ class PlanarTracker:
         refined = refined @ np.array([[1, 0, -0.5 / side], [0, 1, -0.5 / side], [0, 0, 1]])
         refined = refined / refined[2, 2]
         moved = np.abs(_project(refined, UNIT) - _project(h, UNIT)).max()
-        return refined if rho >= FACE_CONFIDENCE and moved <= 0.1 * size else h
+        self.refined = rho >= FACE_CONFIDENCE and moved <= 0.1 * size
+        return refined if self.refined else h
 
     def _take_template(self, gray: np.ndarray) -> None:
         size = _size(_project(self.h, UNIT))

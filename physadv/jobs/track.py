@@ -34,22 +34,21 @@ def run_track_job(
             "a rendered scene has exact ground truth already; track a video or a folder of frames"
         )
     out.mkdir(parents=True, exist_ok=True)
-    video = VideoOut(out / "review.mp4", source.fps) if review else None
-    points, lines = [], []
-    try:
-        with (
-            open(out / "track.jsonl", "w") as f,
-            progress_bar("tracking the sign", source.expected) as advance,
-        ):
-            for frame, point, line in track_frames(source.frames(), keys, sign):
-                f.write(json.dumps(line) + "\n")
-                points.append(point)
-                lines.append(line)
-                if video is not None:
-                    video.write(draw_track(frame, point, line))
-                advance(1, point.status)
-    finally:
-        if video is not None:
+    with progress_bar("tracking the sign", source.expected) as advance:
+        tracked = track_frames(source.frames(), keys, sign, advance)
+    points, lines = [p for p, _ in tracked], [line for _, line in tracked]
+    with open(out / "track.jsonl", "w") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+    if review and points:  # a second reading of the video: the corners are final only after the whole pass
+        by_index = {p.index: (p, line) for p, line in tracked}
+        video = VideoOut(out / "review.mp4", source.fps)
+        try:
+            with progress_bar("writing the review video", len(points)) as advance:
+                for frame in source.frames():
+                    if frame.index in by_index:
+                        video.write(draw_track(frame, *by_index[frame.index]))
+                        advance(1)
+        finally:
             video.close()
     if not points:
         raise PhysadvError(f"no frame of '{source_path}' could be read")
