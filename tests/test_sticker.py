@@ -153,9 +153,9 @@ def _both_paths(face: torch.Tensor, views, out_size, dtype):
 
 def test_a_batched_render_of_the_views_equals_rendering_each_view_alone():
     """The views of a step render as one batch on a common canvas (one warp, batched effects, one
-    resize); the pixels and the face's gradient are those of rendering each view alone. In float64 to 1e-5, JPEG
-    included: in float32 the two paths differ by rounding, and a real JPEG codec turns a 1e-6 change at
-    a rounding boundary into a whole quantisation step, so float32 is checked without it — crops to
+    resize); the pixels and the face's gradient are those of rendering each view alone. In float64 to
+    1e-5, JPEG included: in float32 the two paths differ by rounding, and a real JPEG codec turns a 1e-6
+    change at a rounding boundary into a whole quantisation step, so float32 is checked without it — crops to
     1e-5, frames to 5e-5 (their face is sampled at up to 300 texels, where float32 coordinates round
     at 3e-5 texel: the per-view path is itself 2.7e-5 from a float64 render, docs/benchmarks.md)."""
     from physadv.eot.sign_views import draw_views
