@@ -13,6 +13,7 @@ and shows progress. Without torchrun (``WORLD_SIZE`` unset or 1) everything here
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -122,6 +123,12 @@ def start(device: torch.device | str) -> Ranks:
 
 
 def stop() -> None:
-    """Leave the process group (at the end of a command)."""
+    """Leave the process group (at the end of a command, in its ``finally``).
+
+    On a normal end every rank first waits for the others: a rank that left while another was still
+    receiving its last message (gloo's ``gather_object``) was aborted by gloo ("terminate called without
+    an active exception"). After an error no rank waits, so a failing rank cannot hang the others."""
     if dist.is_available() and dist.is_initialized():
+        if sys.exc_info()[1] is None:
+            dist.barrier()
         dist.destroy_process_group()
