@@ -330,3 +330,30 @@ def test_longest_miss_is_timed_by_timestamps():
         lines.add_frame([(None, t, None, index not in (1, 2))])
     m = lines.as_dict("sign", SystemRules())
     assert m["objects"]["sign"]["longest_miss_s"] == pytest.approx(0.54 - 0.04)
+
+
+@pytest.mark.slow
+def test_track_refuses_marks_it_cannot_use_before_writing_anything(tmp_path):
+    """A new user's faults: a mark outside the picture was tracked (an inverted box written), a key
+    frame past the end was refused only after writing a track of lost frames, and --out naming a file
+    gave an internal error."""
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        writer.write((rng.random((64, 96, 3)) * 255).astype(np.uint8))
+    writer.release()
+
+    def one_line(result, words: str) -> bool:
+        lines = result.stderr.strip().splitlines()
+        return result.returncode == 2 and len(lines) == 1 and words in lines[0]
+
+    outside = run_physadv("track", video, "--mark", "700,700,720,720", "--out", tmp_path / "a")
+    assert one_line(outside, "lies outside the 96×64 picture"), outside.stderr
+    assert not (tmp_path / "a").exists()
+    past = run_physadv("track", video, "--mark", "500:10,10,40,40", "--out", tmp_path / "b")
+    assert one_line(past, "key frame 500 is past the video's last frame (7)"), past.stderr
+    assert not (tmp_path / "b").exists()
+    (tmp_path / "c").write_text("a file, not a folder")
+    blocked = run_physadv("track", video, "--mark", "10,10,40,40", "--out", tmp_path / "c")
+    assert one_line(blocked, "cannot make the folder"), blocked.stderr

@@ -72,28 +72,40 @@ def _root(
     """
 
 
-def _say_interrupted() -> None:
-    print(
-        "physadv: interrupted; what was written is kept: sticker, patch and train continue from their last "
-        "checkpoint with --resume, demo when run again with the same --out",
-        file=sys.stderr,
-    )
+AFTER_INTERRUPT = {  # what a Ctrl-C leaves, per command
+    "sticker": "its last checkpoint is written: continue with --resume",
+    "patch": "its last checkpoint is written: continue with --resume",
+    "train": "its last checkpoint is written: continue with --resume",
+    "eval": "the report in --out covers the frames judged so far",
+    "defend": "finished rows and adaptive checkpoints are kept: run it again with the same --out",
+    "demo": "run it again with the same --out to continue",
+}
+
+
+def _say_interrupted(command: str | None) -> None:
+    what = AFTER_INTERRUPT.get(command or "", "nothing was finished: run it again")
+    print(f"physadv: interrupted; what was written is kept: {what}", file=sys.stderr)
     sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``physadv`` and ``python cli.py``."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
     try:
         app(args=argv, prog_name="physadv")
     except PhysadvError as exc:
         print(f"physadv: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        _say_interrupted()
+        _say_interrupted(command)
     except SystemExit as exc:  # Typer turns Ctrl-C into a silent exit 130
         if exc.code == 130:
-            _say_interrupted()
+            _say_interrupted(command)
         raise
+    except (FileExistsError, NotADirectoryError) as exc:  # e.g. --out naming a file
+        print(f"physadv: error: cannot make the folder '{exc.filename}': a file is there", file=sys.stderr)
+        sys.exit(2)
     except Exception as exc:  # never a bare traceback for a user; PHYSADV_DEBUG=1 shows it
         if os.environ.get("PHYSADV_DEBUG"):
             raise

@@ -43,7 +43,7 @@ def track(
     typer.echo(
         f"tracked {summary['frames_tracked'] + summary['frames_key']} of {summary['frames']} frames "
         f"(lost {summary['frames_lost']}, outside the frame {summary['frames_outside']}; lowest confidence "
-        f"{summary['lowest_confidence']})"
+        f"{'—' if summary['lowest_confidence'] is None else summary['lowest_confidence']})"
     )
     typer.echo(
         f"wrote {out}/track.jsonl"

@@ -5,6 +5,7 @@ summary."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,17 @@ def run_track_job(
         raise PhysadvError(
             "a rendered scene has exact ground truth already; track a video or a folder of frames"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    _check_marks(keys, getattr(source, "size", None))
     with progress_bar("tracking the sign", source.expected) as advance:
         tracked = track_frames(source.frames(), keys, sign, advance)
     points, lines = [p for p, _ in tracked], [line for _, line in tracked]
+    if not points:
+        raise PhysadvError(f"no frame of '{source_path}' could be read")
+    missing = sorted(k for k in keys if k > points[-1].index)
+    if missing:  # before anything is written: a track without its key frame is no track
+        raise PhysadvError(f"key frame {missing[0]} is past the video's last frame ({points[-1].index})")
+    _say_unread(source)
+    out.mkdir(parents=True, exist_ok=True)
     with open(out / "track.jsonl", "w") as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)
     if review and points:  # a second reading of the video: the corners are final only after the whole pass
@@ -50,11 +58,6 @@ def run_track_job(
                         advance(1)
         finally:
             video.close()
-    if not points:
-        raise PhysadvError(f"no frame of '{source_path}' could be read")
-    missing = sorted(k for k in keys if k > points[-1].index)
-    if missing:
-        raise PhysadvError(f"key frame {missing[0]} is past the video's last frame ({points[-1].index})")
     summary = {
         "source": str(source_path),
         "sign": sign.class_name,
@@ -66,3 +69,29 @@ def run_track_job(
     }
     write_json(out / "track_summary.json", summary)
     return as_ground_truth(lines), summary
+
+
+def _check_marks(keys: dict[int, np.ndarray], size: tuple[int, int] | None) -> None:
+    """Every mark must overlap the picture (``size``: width, height; unknown: not checked)."""
+    if not size or min(size) <= 0:
+        return
+    w, h = size
+    for frame, corners in sorted(keys.items()):
+        (x1, y1), (x2, y2) = corners.min(axis=0), corners.max(axis=0)
+        if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
+            raise PhysadvError(
+                f"the mark for frame {frame} ({x1:g},{y1:g},{x2:g},{y2:g}) lies outside the {w}×{h} picture"
+            )
+
+
+def _say_unread(source) -> None:
+    """A counted warning for frames the reader could not decode (tracked across as lost)."""
+    unread = getattr(source, "unread", None)
+    if unread is not None and unread.count:
+        why = f" ({unread.reasons[0]})" if unread.reasons else ""
+        print(
+            f"physadv: warning: {unread.count} frame(s) unreadable, the first bad frame is "
+            f"{unread.first}{why}; the track skips them",
+            file=sys.stderr,
+            flush=True,
+        )
