@@ -178,7 +178,9 @@ def test_eval_cli_on_a_truncated_video_names_the_first_bad_frame(tmp_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     unread = metrics["conditions"]["recording"]["unread_frames"]
-    assert f"the first bad frame is {unread['first']}" in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"the first bad frame is {unread['first']}" in report
+    assert "None" not in report and "| recording | 0 |" not in report  # no rates table of 0 judged frames
     assert (
         metrics["frames_replayed"] == unread["first"]
         and "without_ground_truth" in metrics["conditions"]["recording"]

@@ -83,7 +83,8 @@ def _summary_rows(conds: dict) -> tuple[list[str], list[list[str]]]:
     for name, m in conds.items():
         extra = []
         if "hallucinations_per_frame" in m:
-            extra.append(f"halluc./frame {m['hallucinations_per_frame']}, AP50 {m.get('ap50')}")
+            ap50 = "—" if m.get("ap50") is None else m["ap50"]
+            extra.append(f"halluc./frame {m['hallucinations_per_frame']}, AP50 {ap50}")
         rows.append([name, str(m["frames"]), *[fmt_rate(m.get(f)) for f in fields], *extra])
     if any("hallucinations_per_frame" in m for m in conds.values()):
         header.append("other")
@@ -110,8 +111,10 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
     doc.paragraph(" ".join([verdict(result), *summary_sentences(conds)]))
     if "interrupted" in result:
         doc.paragraph(f"Interrupted: {result['interrupted']}.")
-    doc.heading("Rates (95 % Wilson intervals)")
-    doc.table(*_summary_rows(conds))
+    judged = {name: m for name, m in conds.items() if m.get("frames")}  # frames with ground truth
+    if judged:
+        doc.heading("Rates (95 % Wilson intervals)")
+        doc.table(*_summary_rows(judged))
     if any("by_group" in m for m in conds.values()):
         doc.heading("Lab table (RP2's poses)")
         doc.table(*_bin_table(conds, "group", metric))
