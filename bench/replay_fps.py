@@ -128,7 +128,7 @@ def worker(args) -> None:
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("video")
-    parser.add_argument("--weights", default=str(Path(physadv.__file__).parent / "assets/models/detector.pt"))
+    parser.add_argument("--weights", help="an Ultralytics .pt (default: the embedded detector's)")
     parser.add_argument(
         "--gt", type=Path, help="ground truth (default: ground_truth.jsonl next to the video)"
     )
@@ -166,6 +166,10 @@ def _print(best: dict, args, imgsz: int) -> None:
 
 def main() -> None:
     args = _arguments()
+    if args.weights is None:  # Ultralytics' bare predict needs a .pt: the embedded detector written as one
+        from physadv.models.loading import embedded_detector_checkpoint
+
+        args.weights = str(embedded_detector_checkpoint())
     if args.worker:
         return worker(args)
     from physadv.models import load_model

@@ -66,7 +66,7 @@ def test_check_default_reports_both_embedded_models():
     assert "kind:        classifier" in result.stdout and "16 (do not enter" in result.stdout
     assert "kind:        detector" in result.stdout and "2 (person, stop sign)" in result.stdout
     assert "input size:  320x320" in result.stdout  # the detector's training size
-    assert "format:      physadv's embedded detect model (detector.pt" in result.stdout
+    assert "format:      physadv's embedded detect model (detector.safetensors" in result.stdout
     assert "untrained" not in result.stdout
 
 

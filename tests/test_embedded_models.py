@@ -67,3 +67,23 @@ def test_embedded_detector_finds_people_and_stop_signs(cls_name):
     assert total >= 10
     print(f"{cls_name}: true-positive rate {found}/{total} = {found / total:.3f}")
     assert found / total >= FLOOR[cls_name], f"{cls_name}: true-positive rate {found}/{total}"
+
+
+def test_the_embedded_detector_is_read_without_the_unpickler(monkeypatch, tmp_path):
+    """physadv's own detector ships as safetensors (architecture and names in its metadata); only the
+    Ultralytics checkpoint it writes for Ultralytics' own commands is a pickle, and it holds the same net."""
+    from ultralytics import YOLO
+
+    from physadv.models.loading import embedded_detector_checkpoint
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load read physadv's own detector"))
+        det = load_model("default", task="detect", device="cpu")
+    assert det.imgsz == 320 and dict(det.names.as_dict()) == {0: "person", 1: "stop sign"}
+    monkeypatch.setenv("PHYSADV_HOME", str(tmp_path))
+    path = embedded_detector_checkpoint()
+    assert path.is_relative_to(tmp_path) and path.suffix == ".pt"
+    theirs = YOLO(str(path)).model.state_dict()
+    ours = det.model.state_dict()
+    assert theirs.keys() == ours.keys()
+    assert all(torch.equal(theirs[k].float().cpu(), ours[k].float().cpu()) for k in ours)

@@ -32,7 +32,10 @@ from physadv.models.classifier import Classifier
 from physadv.models.detector import YoloDetector
 
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
-EMBEDDED = {"detect": EMBEDDED_DIR / "detector.pt", "classify": EMBEDDED_DIR / "sign_classifier.safetensors"}
+EMBEDDED = {
+    "detect": EMBEDDED_DIR / "detector.safetensors",  # architecture yaml and names in the metadata
+    "classify": EMBEDDED_DIR / "sign_classifier.safetensors",
+}
 TORCHSCRIPT_META = "physadv.json"
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -72,7 +75,10 @@ def load_model(
         path = EMBEDDED[task]
         if not path.is_file():
             raise ModelError(f"the embedded {task} model is missing from this install ({path.name})")
-        model = load_model(path, task, dev, amp, names, imgsz, end2end)
+        if task == "detect":
+            model = _detector(_embedded_yolo(path), dev, amp, imgsz, end2end)
+        else:
+            model = load_model(path, task, dev, amp, names, imgsz, end2end)
         return _with_format(model, f"physadv's embedded {task} model ({path.name}, shipped in the package)")
     path = Path(spec).expanduser()
     suffix = path.suffix.lower()
@@ -168,6 +174,39 @@ def _yolo_from_yaml(spec: str) -> nn.Module:
         raise ModelError(f"cannot build a model from '{spec}': {_short(exc)}") from None
     _coco_names_if_unnamed(model)
     return _check_detect(model, spec)
+
+
+def _embedded_yolo(path: Path) -> nn.Module:
+    """physadv's own detector: weights in safetensors, its Ultralytics architecture yaml, class names
+    and training size in the file's metadata — no unpickler for a file physadv ships."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from ultralytics.nn.tasks import DetectionModel
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    model = DetectionModel(json.loads(meta["yaml"]), verbose=False)
+    model.load_state_dict(load_file(str(path)))
+    model.names = {int(k): v for k, v in json.loads(meta["names"]).items()}
+    model.args = {"task": "detect", "imgsz": int(meta["imgsz"])}
+    return _check_detect(model.eval(), str(path))
+
+
+def embedded_detector_checkpoint() -> Path:
+    """The embedded detector as an Ultralytics checkpoint (``.pt``), for Ultralytics' own commands
+    (fine-tuning it, bare ``predict`` in the benchmarks): written once into physadv's cache from the
+    shipped safetensors, so only a file written on this machine goes through Ultralytics' unpickler."""
+    from physadv.offline import physadv_home
+
+    target = physadv_home() / "models" / "detector.pt"
+    source = EMBEDDED["detect"]
+    if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
+        model = _embedded_yolo(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        torch.save({"model": model, "train_args": dict(model.args)}, partial)
+        partial.replace(target)
+    return target
 
 
 def _yolo_from_checkpoint(path: Path) -> nn.Module:

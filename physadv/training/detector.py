@@ -106,9 +106,9 @@ def train_detector(
         if model == "pico":
             model = str(pico_yaml(run_dir))
         elif model == "default":
-            from physadv.models.loading import EMBEDDED
+            from physadv.models.loading import embedded_detector_checkpoint
 
-            model = str(EMBEDDED["detect"])
+            model = str(embedded_detector_checkpoint())
         elif model.endswith(".pt") and not Path(model).is_file():
             raise PhysadvError(f"model '{model}' is not a local file; physadv never downloads weights")
         data = _checked(data, run_dir / "checked_data")
