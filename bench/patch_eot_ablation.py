@@ -130,9 +130,9 @@ def main() -> None:
     ap.add_argument("--size-mm", type=float, default=400.0)
     ap.add_argument("--seed", type=int, default=0)
     # the optimisation, as `physadv patch`'s options of the same names
-    ap.add_argument("--loss", default="max", choices=("max", "topk", "threshold"))
+    ap.add_argument("--loss", default="threshold", choices=("max", "topk", "threshold"))
     ap.add_argument("--topk", type=int, default=5)
-    ap.add_argument("--threshold", type=float, default=0.25)
+    ap.add_argument("--threshold", type=float, default=0.1)
     ap.add_argument("--lr", type=float, default=0.03)
     ap.add_argument("--init", default="grey", choices=("grey", "random"))
     ap.add_argument("--resolution", type=int, default=150)
