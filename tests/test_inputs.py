@@ -453,6 +453,7 @@ def test_a_damaged_header_warns_that_its_frame_rate_is_a_guess(tmp_path):
         VideoSource(path, fps=0)
 
 
+@pytest.mark.slow
 def test_eval_warnings_go_to_stderr_and_into_the_report(tmp_path):
     """Every warning of an eval run (frames the video lacks, a rate it cannot trust) is said on stderr
     and repeated in report.md and metrics.json; --fps is taken by recordings and refused for scenes."""
