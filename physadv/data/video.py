@@ -17,11 +17,11 @@ seen, because containers are often not what their headers say:
   decoder gives up (:data:`MAX_FAILED_READS` failed reads in a row), and a count that disagrees
   with what was read is reported (fewer: counted as unread, "read 58 of the 60 frames …");
 - **an untrusted frame rate** is a warning naming the rate used and ``--fps``: a header without
-  one, one outside 1–240 fps, or one from a file that states no frame count or duration (a damaged
-  header, or a raw stream). OpenCV does not say whether FFmpeg *guessed* a rate; a file without a
-  count or duration is the case where it does (it assumes 25 fps for a stream without timing:
-  measured on an MP4 whose first bytes were zeroed). A rate the user gives (``fps``) times every
-  frame at index ÷ rate, the file's timestamps unused;
+  one, one outside 1–240 fps, or FFmpeg's guess: OpenCV does not say whether a rate was guessed,
+  but a file that states no frame count or duration (a damaged header, or a raw stream) read at
+  exactly 25 fps, the rate FFmpeg assumes for a stream without timing, is taken to be one (measured:
+  a 30 fps MP4 whose first bytes were zeroed). A rate the user gives (``fps``) times every frame at
+  index ÷ rate, the file's timestamps unused;
 - **rotation**: phone video stores a display rotation; OpenCV applies it (``CAP_PROP_ORIENTATION_AUTO``)
   and the rotation is reported, so frames and ground truth are in the upright picture's pixels;
 - **odd sizes** are read as they are (the detector pads to its stride); frames OpenCV decodes at
@@ -52,6 +52,9 @@ MAX_FAILED_READS = 10  # consecutive unreadable frames after which the decoder i
 GRID_TOLERANCE = 0.25  # a timestamp within this many frame periods of the header's grid is "on" it
 PLAUSIBLE_FPS = (1.0, 240.0)  # header frame rates outside this are not used to number frames
 DEFAULT_FPS = 30.0
+# FFmpeg's rate for a stream that carries no timing (its raw demuxers' default): what a file whose
+# header is lost is timed at (measured: a 30 fps MP4 with its first bytes zeroed reads at 25 fps)
+FFMPEG_GUESSED_FPS = 25.0
 PLAUSIBLE_COUNT = 10**8  # a header frame count above this (~38 days at 30 fps) is garbage, not a count
 
 # What could not be read is said once, by physadv (a one-line error, or counted in Unread); FFmpeg's own
@@ -95,7 +98,7 @@ class Unread:
         """One line for the user (None when every frame was read)."""
         if not self.count:
             return None
-        why = f" ({self.reasons[0]})" if self.reasons else ""
+        why = f" ({self.reasons[0].removeprefix(f'frame {self.first}: ')})" if self.reasons else ""
         return f"{self.count} frame(s) unreadable, the first bad frame is {self.first}{why}"
 
     def add(self, index: int, reason: str, count: int = 1) -> None:
@@ -197,7 +200,7 @@ class VideoSource:
             return [f"the file states no frame rate; {use}"]
         if not PLAUSIBLE_FPS[0] <= self.header_fps <= PLAUSIBLE_FPS[1]:
             return [f"the file states {self.header_fps:g} fps, not a camera's rate; {use}"]
-        if self.expected is None:
+        if self.expected is None and self.header_fps == FFMPEG_GUESSED_FPS:
             return [
                 f"the file states no frame count or duration (a damaged header, or a raw stream), so its "
                 f"{self.fps:g} fps is probably FFmpeg's guess (25 fps for a stream without timing); {use}"
@@ -249,6 +252,10 @@ class VideoSource:
 
     def _describe(self, clock: FrameClock) -> None:
         """Notes on the file once read: its rotation and how its frames were timed and numbered."""
+        if self.expected is None and not self.warnings:
+            self.notes.append(
+                "the file states no frame count or duration (a damaged header, or a raw stream)"
+            )
         if self.rotation:
             self.notes.append(
                 f"rotated {self.rotation}° clockwise for display (phone video): frames are upright"
