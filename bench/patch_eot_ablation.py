@@ -97,7 +97,18 @@ def make_patch(args, model, train, off: list[str], out: Path):
         return torch.load(path), None
     scenes = ScenePeople(load_spec(args.scene), args.pool, 0.5, seed=args.seed)
     config = PatchConfig(
-        ["person"], size_mm=args.size_mm, steps=args.steps, batch=args.batch, seed=args.seed, eot=eot
+        ["person"],
+        size_mm=args.size_mm,
+        steps=args.steps,
+        batch=args.batch,
+        seed=args.seed,
+        eot=eot,
+        loss=args.loss,
+        topk=args.topk,
+        threshold=args.threshold,
+        lr=args.lr,
+        init=args.init,
+        resolution=args.resolution,
     )
     attack = PatchAttack([model], config, train, Palette.default().colours, scenes=scenes)
     start = time.perf_counter()
@@ -118,6 +129,13 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=32)
     ap.add_argument("--size-mm", type=float, default=400.0)
     ap.add_argument("--seed", type=int, default=0)
+    # the optimisation, as `physadv patch`'s options of the same names
+    ap.add_argument("--loss", default="max", choices=("max", "topk", "threshold"))
+    ap.add_argument("--topk", type=int, default=5)
+    ap.add_argument("--threshold", type=float, default=0.25)
+    ap.add_argument("--lr", type=float, default=0.03)
+    ap.add_argument("--init", default="grey", choices=("grey", "random"))
+    ap.add_argument("--resolution", type=int, default=150)
     ap.add_argument("--rows", default="all,sizes,angle,cloth,light,camera,printer,none")
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     args = ap.parse_args()
