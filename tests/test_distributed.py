@@ -27,6 +27,25 @@ def test_ranks_share_a_batch_without_gaps():
     assert [Ranks(r, 2).deal(list(range(5))) for r in range(2)] == [[0, 2, 4], [1, 3]]
 
 
+def test_a_bad_input_under_torchrun_is_said_once(tmp_path):
+    """Two gloo ranks meet the same bad input: physadv's one-line error is printed by rank 0 alone,
+    before torchrun's own report of the failed ranks (which physadv cannot suppress)."""
+    missing = tmp_path / "missing.mp4"
+    command = [TORCHRUN, "--standalone", "--nproc-per-node=2", "-m", "physadv", "eval", str(missing)]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path / "e")], capture_output=True, text=True, timeout=300
+    )
+    said = [line for line in result.stderr.splitlines() if line.startswith("physadv: error:")]
+    assert said == [
+        f"physadv: error: source '{missing}' does not exist (a video file, a folder of frames or a "
+        "scene spec)"
+    ]
+    # then torchrun's own report (its process, not physadv's): the rank's exit code, and torchrun's 1
+    assert result.returncode == 1 and "ChildFailedError" in result.stderr and "exitcode  : 2" in result.stderr
+    assert result.stderr.index("physadv: error:") < result.stderr.index("Traceback")
+    assert "traceback : physadv: error: source" in result.stderr  # each rank's line in torchrun's table
+
+
 def _sticker(out: Path, steps: int, ranks: int = 1, *extra: str) -> subprocess.CompletedProcess:
     args = ["sticker", "--out", out, "--untargeted", "--mask", "blocks", "--steps", str(steps)]
     args += ["--batch", "8", "--pool", "8", "--eval-views", "0", "--no-scenes", "--dpi", "72", *extra]

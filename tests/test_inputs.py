@@ -416,7 +416,74 @@ def test_header_frame_counts_that_are_wrong(tmp_path):
     assert short.notes == ["the header announces 10 frames; 30 were read (all are used)"]
     long = VideoSource(write_mjpeg_avi(tmp_path / "long.avi", frames, header_frames=50))
     assert len(list(long.frames())) == 30 and long.unread.first == 30 and long.unread.count == 20
+    assert "read 30 of the 50 frames its header announces" in long.unread.reasons[0]
     assert "its header's count of 50 is wrong" in long.unread.reasons[0]
+    assert short.warnings == long.warnings == []  # a count and a camera's rate: the times are trusted
+
+
+def _zero_header(path, n: int = 20_000):
+    data = bytearray(path.read_bytes())
+    data[:n] = bytes(n)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_header_warns_that_its_frame_rate_is_a_guess(tmp_path):
+    """The new-user trial's file: a 30 fps MP4 with its first 20 KB zeroed. FFmpeg still opens it (it
+    probes the raw MPEG-4 stream) but finds no frame count or duration and times it at its guessed
+    25 fps; physadv warns, naming the rate used and --fps, and --fps 30 times the frames right."""
+    path = _zero_header(write_mp4(tmp_path / "v.mp4", [numbered_frame(i, 320, 240) for i in range(60)]))
+    guessed = VideoSource(path)
+    read = list(guessed.frames())
+    assert guessed.expected is None and guessed.fps == 25 and 30 <= len(read) < 60
+    (warning,) = guessed.warnings
+    assert "25 fps is probably FFmpeg's guess" in warning and "--fps" in warning
+    assert read[1].time_s == pytest.approx(1 / 25)  # what it would have replayed without a word
+    given = VideoSource(path, fps=30)
+    retimed = list(given.frames())
+    assert given.warnings == [] and given.fps == 30 and any("--fps 30" in n for n in given.notes)
+    assert [f.index for f in retimed] == [f.index for f in read]
+    assert [f.time_s for f in retimed] == pytest.approx([f.index / 30 for f in retimed])
+    odd = VideoSource(write_mjpeg_avi(tmp_path / "odd.avi", [numbered_frame(0, 96, 64)] * 3, fps=1000))
+    assert odd.warnings == [
+        "the file states 1000 fps, not a camera's rate; times (seconds, 'in time to stop', hidden seconds) "
+        "assume 1000 fps: give the recording's real rate with --fps"
+    ]
+    with pytest.raises(PhysadvError, match="--fps must be a positive number"):
+        VideoSource(path, fps=0)
+
+
+@pytest.mark.slow
+def test_eval_warnings_go_to_stderr_and_into_the_report(tmp_path):
+    """Every warning of an eval run (frames the video lacks, a rate it cannot trust) is said on stderr
+    and repeated in report.md and metrics.json; --fps is taken by recordings and refused for scenes."""
+    path = write_mjpeg_avi(tmp_path / "v.avi", [numbered_frame(i, 96, 64) for i in range(40)], fps=1000)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated: the header says 40
+    result = run_physadv("eval", cut, "--out", tmp_path / "e", "--no-video")
+    assert result.returncode == 0, result.stderr
+    said = [
+        line.removeprefix("physadv: warning: ") for line in result.stderr.splitlines() if "warning" in line
+    ]
+    assert len(said) == 2 and "1000 fps" in said[0] and "--fps" in said[0]
+    assert "frame(s) unreadable" in said[1] and "of the 40 frames its header announces" in said[1]
+    assert "unreadable" not in result.stdout
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["warnings"] == said
+    report = (tmp_path / "e" / "report.md").read_text()
+    assert "## Warnings" in report and all(f"⚠ {line}" in report for line in said)
+    timed = run_physadv("eval", cut, "--fps", "30", "--out", tmp_path / "f", "--no-video")
+    assert timed.returncode == 0, timed.stderr
+    assert (
+        "1000 fps" not in timed.stderr
+        and len(json.loads((tmp_path / "f" / "metrics.json").read_text())["warnings"]) == 1
+    )
+    with open(tmp_path / "f" / "frames.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["time_s"]) for r in rows] == pytest.approx([int(r["frame"]) / 30 for r in rows], abs=1e-3)
+    scene = run_physadv("eval", "scenes/driveby_stop.yaml", "--fps", "30", "--out", tmp_path / "g")
+    assert scene.returncode == 2 and "--fps is for recordings" in scene.stderr
+    assert len(scene.stderr.strip().splitlines()) == 1
 
 
 def test_odd_frame_sizes_are_read_as_they_are(tmp_path):

@@ -357,3 +357,65 @@ def test_track_refuses_marks_it_cannot_use_before_writing_anything(tmp_path):
     (tmp_path / "c").write_text("a file, not a folder")
     blocked = run_physadv("track", video, "--mark", "10,10,40,40", "--out", tmp_path / "c")
     assert one_line(blocked, "cannot make the folder"), blocked.stderr
+
+
+def test_track_shows_its_backward_pass_and_keeps_the_forward_track_on_ctrl_c(
+    short_driveby, tmp_path, capsys, monkeypatch
+):
+    """`physadv track` as the CLI runs it (in-process): the backward refinement shows progress (log
+    lines up to every frame its passes read), and a Ctrl-C during it writes the forward pass's
+    complete track, says the refinement was skipped, and ends as any Ctrl-C does (exit 130)."""
+    import contextlib
+
+    from physadv import cli
+    from physadv.harness.sign_track import parse_mark
+    from physadv.jobs import track as track_job
+
+    video, n = short_driveby
+    box = ",".join(f"{v:.1f}" for v in _sign(load_ground_truth(video / "ground_truth.jsonl"), 0).box)
+    command = ["track", str(video / "scene.mp4"), "--mark", box, "--out"]
+    with pytest.raises(SystemExit) as ended:
+        cli.main([*command, str(tmp_path / "full"), "--no-video"])
+    assert ended.value.code == 0
+    shown = [x for x in capsys.readouterr().out.splitlines() if x.startswith("refining the early frames")]
+    total = int(shown[-1].split(": ")[1].split("/")[1].split(" ")[0])
+    assert total > n and f": {total}/{total} (100%)" in shown[-1]  # several passes over the small frames
+
+    real = track_job.progress_bar
+
+    @contextlib.contextmanager
+    def ctrl_c_while_refining(description, frames):  # SIGINT arriving at the backward pass's 3rd frame
+        with real(description, frames) as advance:
+            if not description.startswith("refining"):
+                yield advance
+                return
+            ticks = []
+
+            def tick(k=1, status=None, resumed=False):
+                advance(k, status)
+                ticks.append(k)
+                if len(ticks) == 3:
+                    raise KeyboardInterrupt
+
+            yield tick
+
+    monkeypatch.setattr(track_job, "progress_bar", ctrl_c_while_refining)
+    with pytest.raises(SystemExit) as ended:
+        cli.main([*command, str(tmp_path / "cut")])
+    assert ended.value.code == 130
+    err = capsys.readouterr().err
+    assert "backward refinement of the small, early frames was skipped (Ctrl-C)" in err
+    assert "physadv: interrupted; what was written is kept: during the backward refinement" in err
+    summary = json.loads((tmp_path / "cut" / "track_summary.json").read_text())
+    assert summary["backward_refinement"] == "skipped (interrupted)" and summary["frames"] == n
+    assert not (tmp_path / "cut" / "review.mp4").exists()  # no second reading after a Ctrl-C
+    lines = [json.loads(x) for x in (tmp_path / "cut" / "track.jsonl").read_text().splitlines()]
+    forward = _follow(video / "scene.mp4", dict([parse_mark(box)]))
+    assert len(lines) == n
+    assert all(
+        np.allclose(line["objects"][0]["corners"], p.corners, atol=0.006)
+        for line, p in zip(lines, forward, strict=True)
+        if p.found
+    )  # the forward pass's corners, which the full run's backward pass changed in the small frames
+    full = [json.loads(x) for x in (tmp_path / "full" / "track.jsonl").read_text().splitlines()]
+    assert any(a.get("objects") != b.get("objects") for a, b in zip(full, lines, strict=True))

@@ -88,6 +88,21 @@ def test_tally_rates_bins_and_ap():
     assert out["ap50"] == pytest.approx(1 / 3 * 1.0 + 1 / 3 * (2 / 3), abs=1e-4)
 
 
+def test_a_replays_warnings_are_said_once_naming_their_conditions():
+    """Clean and attacked read the same recording: its warning is one line naming both; the ground
+    truth's dropped boxes come first; a list's recordings name their own."""
+    from physadv.jobs.replay import run_warnings
+
+    dropped = {"boxes": {"summary": "ground truth: 3 box(es) kept, 1 box(es) dropped (x2 <= x1)"}}
+    result = {
+        "ground_truth_read": dropped,
+        "conditions": {"clean": {"warnings": ["lost 2"]}, "attacked": {"warnings": ["lost 2", "fps"]}},
+    }
+    assert run_warnings(result) == [dropped["boxes"]["summary"], "clean, attacked: lost 2", "attacked: fps"]
+    listed = {"conditions": {"all recordings": {}, "a.mp4": {"ground_truth_read": dropped}, "b.mp4": {}}}
+    assert run_warnings(listed) == [f"a.mp4: {dropped['boxes']['summary']}"]
+
+
 def test_truncated_and_corrupt_videos_read_as_far_as_they_go(tmp_path):
     path = tmp_path / "v.avi"
     _avi(path, 40)

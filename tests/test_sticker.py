@@ -366,6 +366,9 @@ def test_sticker_cli_classifier_writes_printables_and_summary(tmp_path):
     for name in ("sticker_sheet.pdf", "placement_guide.pdf", "poster_letter.pdf", "checkpoint.safetensors"):
         assert (out / name).stat().st_size > 0
     assert "eot_heldout" in result.stdout
+    # after the optimisation, nothing silent: the printables and the judging show their progress
+    assert "writing the printables (72 dpi): 5/5 (100%)" in result.stdout
+    assert "judging held-out views: 24/24 (100%)" in result.stdout  # clean and stuck, 12 views each
 
 
 def test_sticker_cli_detector_hiding_and_errors(tmp_path):

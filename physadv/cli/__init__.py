@@ -3,8 +3,12 @@ turns user-facing errors into one line and a non-zero exit."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
+import time
+from pathlib import Path
 
 import typer
 
@@ -79,13 +83,38 @@ AFTER_INTERRUPT = {  # what a Ctrl-C leaves, per command
     "eval": "the report in --out covers the frames judged so far",
     "defend": "finished rows and adaptive checkpoints are kept: run it again with the same --out",
     "demo": "run it again with the same --out to continue",
+    "track": "during the backward refinement, the forward pass's track (track.jsonl, track_summary.json); "
+    "before it, nothing: run it again",
 }
 
 
 def _say_interrupted(command: str | None) -> None:
     what = AFTER_INTERRUPT.get(command or "", "nothing was finished: run it again")
-    print(f"physadv: interrupted; what was written is kept: {what}", file=sys.stderr)
+    _say_error(f"physadv: interrupted; what was written is kept: {what}")
     sys.exit(130)
+
+
+def _say_error(text: str) -> None:
+    """A user-facing error line, from rank 0 alone under torchrun: every rank checks the same input
+    and fails alike, so the others exit with the same code silently (one line, not one per rank)."""
+    _record_for_torchrun(text)
+    if os.environ.get("RANK", "0").strip() in ("0", ""):
+        print(text, file=sys.stderr)
+
+
+def _record_for_torchrun(text: str) -> None:
+    """Under torchrun, this rank's error line in the error file torchrun gives each rank
+    (``TORCHELASTIC_ERROR_FILE``, in the JSON layout of torch.distributed.elastic's ``ErrorHandler``),
+    so torchrun's own report of the failed ranks shows it per rank instead of "To enable traceback
+    see …" — and an error that only a rank other than 0 met is not lost."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    data = {
+        "message": {"message": text, "extraInfo": {"py_callstack": text, "timestamp": str(int(time.time()))}}
+    }
+    with contextlib.suppress(OSError):
+        Path(path).write_text(json.dumps(data))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="physadv")
     except PhysadvError as exc:
-        print(f"physadv: error: {exc}", file=sys.stderr)
+        _say_error(f"physadv: error: {exc}")
         sys.exit(2)
     except KeyboardInterrupt:
         _say_interrupted(command)
@@ -104,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             _say_interrupted(command)
         raise
     except (FileExistsError, NotADirectoryError) as exc:  # e.g. --out naming a file
-        print(f"physadv: error: cannot make the folder '{exc.filename}': a file is there", file=sys.stderr)
+        _say_error(f"physadv: error: cannot make the folder '{exc.filename}': a file is there")
         sys.exit(2)
     except Exception as exc:  # never a bare traceback for a user; PHYSADV_DEBUG=1 shows it
         if os.environ.get("PHYSADV_DEBUG"):

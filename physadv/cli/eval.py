@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from physadv.cli.options import end2end_option
+from physadv.cli.options import end2end_option, fps_option
 from physadv.errors import PhysadvError
 from physadv.scene.assumptions import PERSON_HEIGHT_M
 
@@ -88,7 +88,7 @@ def _system_rules(
     return SystemRules(int(k), int(n), speed_kmh, reaction_s, deceleration, hidden_s)
 
 
-def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path, video: bool):
+def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path, video: bool, fps=None):
     """The sign followed through the recording (``physadv track``), written into ``out``."""
     from physadv.harness.sign_track import SignSpec, parse_mark
     from physadv.jobs.track import run_track_job
@@ -102,7 +102,7 @@ def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path
             f"--track follows a sign physadv knows ({', '.join(sorted(SIGNS)[:4])}, …), not '{sign}': give "
             "--gt, or track another sign with `physadv track --size-mm` and pass its track.jsonl as --gt"
         )
-    return run_track_job(source, keys, SignSpec.of(sign, hfov_deg), out, video)
+    return run_track_job(source, keys, SignSpec.of(sign, hfov_deg), out, video, fps)
 
 
 def eval_command(
@@ -190,6 +190,7 @@ def eval_command(
     ),
     end2end: bool = end2end_option(),
     video: bool = typer.Option(True, help="Write the annotated video(s)."),
+    fps: float = fps_option(),
 ) -> None:
     """Replay SOURCE through a model: per-frame verdicts, rates by distance and angle with Wilson
     intervals, an annotated video and a report. A scene spec with --artefact/--patch is replayed
@@ -216,6 +217,7 @@ def eval_command(
         raise PhysadvError(
             f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
         )
+    _check_fps(fps, source, listed)
     truth = Truth(hfov_deg=hfov_deg)
     rules = _system_rules(acquire, speed_kmh, reaction_s, deceleration, hidden_s, source)
     victim = load_model(model, task=task, device=device, amp=amp, end2end=end2end)
@@ -242,7 +244,7 @@ def eval_command(
     try:
         if track:  # rank 0 tracks (and writes track.jsonl); every rank judges against its result
             truth.file, truth.tracked = ranks.broadcast(
-                _track(source, track, goal.gt_class or judged_name, hfov_deg, out, video)
+                _track(source, track, goal.gt_class or judged_name, hfov_deg, out, video, fps)
                 if ranks.main
                 else None
             )
@@ -267,6 +269,7 @@ def eval_command(
             _crop_class(cropper, judged_name) if cropper else None,
             rules,
             ranks,
+            fps=fps,
         )
         if patch_art is not None:
             patch_art.provenance["person_height_m"] = person_height_m
@@ -282,6 +285,18 @@ def eval_command(
         distributed.stop()
     if result is not None:  # rank 0 (or the one process) reports
         _echo_result(result, out, video)
+
+
+def _check_fps(fps: float | None, source: Path, listed: list) -> None:
+    """``--fps`` names one recording's rate: not for a scene (its spec has one) or a list."""
+    if fps is None:
+        return
+    if listed:
+        raise PhysadvError("--fps sets one recording's frame rate: not with --sources")
+    if source.suffix.lower() in (".yaml", ".yml"):
+        raise PhysadvError("--fps is for recordings: a scene spec sets its own frame rate")
+    if not fps > 0:
+        raise PhysadvError(f"--fps must be a positive number of frames per second, got {fps:g}")
 
 
 def _say(ranks, text: str) -> None:
@@ -347,11 +362,10 @@ def _echo_result(result: dict, out: Path, video: bool) -> None:
             )
         if "flagged" in m:
             typer.echo(f"{name:>10}: the defense raised an alarm on {fmt_rate(m['flagged'])} of the frames")
-        if "unread_frames" in m:
-            u = m["unread_frames"]
-            typer.echo(f"{name:>10}: {u['count']} frames unreadable; first bad frame {u['first']}")
         for note in m.get("source_notes", []):
             typer.echo(f"{name:>10}: {note}")
+    for line in result.get("warnings", []):  # also in report.md and metrics.json
+        typer.echo(f"physadv: warning: {line}", err=True)
     if any("by_group" in m for m in result["conditions"].values()):
         typer.echo(f"lab table ({metric.replace('_', ' ')}):")
         for line in lab_rows(result, metric):

@@ -79,3 +79,12 @@ def end2end_option():
         help="Detectors with an NMS-free head (YOLO26): attack and judge that one-to-one head "
         "(--end2end) or the one-to-many branch with NMS (--nms). Default: as Ultralytics' predict.",
     )
+
+
+def fps_option():
+    """``--fps`` for every command that reads a recording's time (``eval``, ``track``)."""
+    return typer.Option(
+        None,
+        help="The recording's frame rate, frames per second, when its file's is wrong or missing (physadv "
+        "warns when it cannot trust it, e.g. a damaged header): every frame is then timed at index ÷ FPS.",
+    )

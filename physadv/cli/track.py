@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from physadv.cli.options import fps_option
+
 
 def track(
     source: Path = typer.Argument(..., help="A video (mp4, avi, mov, mkv) or a folder of frames."),
@@ -24,11 +26,12 @@ def track(
         60.0, help="The camera's horizontal field of view, degrees (for distances)."
     ),
     video: bool = typer.Option(True, help="Write the review video."),
+    fps: float = fps_option(),
 ) -> None:
     """Follow the sign marked in SOURCE as a plane (a homography per frame: optical flow, RANSAC,
     ECC alignment; found again after occlusion) and write its corners, box, confidence and distance
     per frame as the ground-truth file `physadv eval --gt` reads."""
-    from physadv.cli.eval import _numbers
+    from physadv.cli.eval import _check_fps, _numbers
     from physadv.errors import PhysadvError
     from physadv.harness.sign_track import SignSpec, parse_mark
     from physadv.jobs.track import run_track_job
@@ -39,7 +42,8 @@ def track(
     size = _numbers(size_mm, "--size-mm", 2) if size_mm else None
     if size is not None and min(size) <= 0:
         raise PhysadvError(f"--size-mm must be positive, got '{size_mm}'")
-    _, summary = run_track_job(source, keys, SignSpec.of(sign, hfov_deg, size), out, video)
+    _check_fps(fps, source, [])
+    _, summary = run_track_job(source, keys, SignSpec.of(sign, hfov_deg, size), out, video, fps)
     typer.echo(
         f"tracked {summary['frames_tracked'] + summary['frames_key']} of {summary['frames']} frames "
         f"(lost {summary['frames_lost']}, outside the frame {summary['frames_outside']}; lowest confidence "

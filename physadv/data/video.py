@@ -15,14 +15,21 @@ seen, because containers are often not what their headers say:
   when the first two frames already skip one;
 - **frame count**: the header's count only sizes the progress bar; reading goes on until the
   decoder gives up (:data:`MAX_FAILED_READS` failed reads in a row), and a count that disagrees
-  with what was read is reported;
+  with what was read is reported (fewer: counted as unread, "read 58 of the 60 frames …");
+- **an untrusted frame rate** is a warning naming the rate used and ``--fps``: a header without
+  one, one outside 1–240 fps, or FFmpeg's guess: OpenCV does not say whether a rate was guessed,
+  but a file that states no frame count or duration (a damaged header, or a raw stream) read at
+  exactly 25 fps, the rate FFmpeg assumes for a stream without timing, is taken to be one (measured:
+  a 30 fps MP4 whose first bytes were zeroed). A rate the user gives (``fps``) times every frame at
+  index ÷ rate, the file's timestamps unused;
 - **rotation**: phone video stores a display rotation; OpenCV applies it (``CAP_PROP_ORIENTATION_AUTO``)
   and the rotation is reported, so frames and ground truth are in the upright picture's pixels;
 - **odd sizes** are read as they are (the detector pads to its stride); frames OpenCV decodes at
   another size than the stream's first are scaled by OpenCV to that size.
 
 What could not be read is counted in :class:`Unread`; what was noticed about the file (rotation,
-variable rate, a wrong header) in :attr:`VideoSource.notes`.
+variable rate, a wrong header) in :attr:`VideoSource.notes`; what makes its numbers doubtful (an
+untrusted frame rate) in :attr:`VideoSource.warnings`.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ MAX_FAILED_READS = 10  # consecutive unreadable frames after which the decoder i
 GRID_TOLERANCE = 0.25  # a timestamp within this many frame periods of the header's grid is "on" it
 PLAUSIBLE_FPS = (1.0, 240.0)  # header frame rates outside this are not used to number frames
 DEFAULT_FPS = 30.0
+# FFmpeg's rate for a stream that carries no timing (its raw demuxers' default): what a file whose
+# header is lost is timed at (measured: a 30 fps MP4 with its first bytes zeroed reads at 25 fps)
+FFMPEG_GUESSED_FPS = 25.0
+PLAUSIBLE_COUNT = 10**8  # a header frame count above this (~38 days at 30 fps) is garbage, not a count
 
 # What could not be read is said once, by physadv (a one-line error, or counted in Unread); FFmpeg's own
 # lines ("moov atom not found", "error while decoding MB …") would print above it in every run.
@@ -82,6 +93,13 @@ class Unread:
 
     def __init__(self):
         self.count, self.first, self.reasons = 0, None, []
+
+    def warning(self) -> str | None:
+        """One line for the user (None when every frame was read)."""
+        if not self.count:
+            return None
+        why = f" ({self.reasons[0].removeprefix(f'frame {self.first}: ')})" if self.reasons else ""
+        return f"{self.count} frame(s) unreadable, the first bad frame is {self.first}{why}"
 
     def add(self, index: int, reason: str, count: int = 1) -> None:
         self.first = index if self.first is None else min(self.first, index)
@@ -132,12 +150,18 @@ class VideoSource:
     """Frames of a video file, decoded by OpenCV one at a time, numbered and timed by their
     timestamps (see the module docstring).
 
+    Args:
+        path: the video file.
+        fps: the recording's frame rate, frames per second, when the file's is wrong (``--fps``): every
+            frame is then timed at index ÷ ``fps``. None: the file's timestamps and rate.
+
     Attributes:
         expected: the frame count the header announces (None if it gives none): for progress only.
-        fps: the header's frame rate (``DEFAULT_FPS`` if it gives none).
+        fps: the frame rate used: ``fps`` if given, else the header's (``DEFAULT_FPS`` if it gives none).
         rotation: the display rotation in degrees (clockwise) that was applied.
         unread: frames that could not be read, and why.
         notes: what was noticed about the file, in plain words.
+        warnings: what makes the times doubtful (an untrusted frame rate), one line each.
 
     Raises:
         PhysadvError: OpenCV cannot open the file (one line).
@@ -145,19 +169,43 @@ class VideoSource:
 
     kind = "video"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fps: float | None = None):
         self.path = Path(path)
+        if fps is not None and not (math.isfinite(fps) and fps > 0):
+            raise PhysadvError(f"--fps must be a positive number of frames per second, got {fps}")
         capture = self._open()
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.expected = int(count) if math.isfinite(count) and count > 0 else None
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        self.header_fps = fps if math.isfinite(fps) and fps > 0 else None
-        self.fps = self.header_fps or DEFAULT_FPS
+        # FFmpeg without a duration (a raw stream, a damaged header) leaves OpenCV a garbage count
+        self.expected = int(count) if math.isfinite(count) and 0 < count <= PLAUSIBLE_COUNT else None
+        header_fps = capture.get(cv2.CAP_PROP_FPS)
+        self.header_fps = header_fps if math.isfinite(header_fps) and header_fps > 0 else None
+        self.given_fps = fps
+        self.fps = fps or self.header_fps or DEFAULT_FPS
         self.rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360
         self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         capture.release()
         self.unread = Unread()
         self.notes: list[str] = []
+        self.warnings = self._rate_warnings()
+
+    def _rate_warnings(self) -> list[str]:
+        """Why the frame rate used cannot be trusted ([] when it can, or when the user gave it)."""
+        if self.given_fps is not None:
+            return []
+        use = (
+            f"times (seconds, 'in time to stop', hidden seconds) assume {self.fps:g} fps: give the "
+            "recording's real rate with --fps"
+        )
+        if self.header_fps is None:
+            return [f"the file states no frame rate; {use}"]
+        if not PLAUSIBLE_FPS[0] <= self.header_fps <= PLAUSIBLE_FPS[1]:
+            return [f"the file states {self.header_fps:g} fps, not a camera's rate; {use}"]
+        if self.expected is None and self.header_fps == FFMPEG_GUESSED_FPS:
+            return [
+                f"the file states no frame count or duration (a damaged header, or a raw stream), so its "
+                f"{self.fps:g} fps is probably FFmpeg's guess (25 fps for a stream without timing); {use}"
+            ]
+        return []
 
     def _open(self) -> cv2.VideoCapture:
         if not self.path.is_file():
@@ -172,7 +220,7 @@ class VideoSource:
         return capture
 
     def frames(self) -> Iterator[Frame]:
-        self.unread, self.notes = Unread(), []
+        self.unread, self.notes, self.decoded = Unread(), [], 0
         capture, clock = self._open(), FrameClock(self.header_fps)
         failed: list[str] = []
         try:
@@ -186,7 +234,9 @@ class VideoSource:
                 # a later frame at 0 ms: the backend had no timestamp for it
                 index, time_s = clock.place(None if previous and stamp <= 0 else stamp, len(failed))
                 self._count_lost(previous, index, failed)
-                failed = []
+                failed, self.decoded = [], self.decoded + 1
+                if self.given_fps is not None:  # the user's rate over the file's timestamps
+                    time_s = index / self.given_fps
                 yield Frame(index, time_s, from_bgr8(image), bgr=image)
             self._check_count(clock)  # the decoder gave up: the end of what can be read
         finally:
@@ -202,6 +252,10 @@ class VideoSource:
 
     def _describe(self, clock: FrameClock) -> None:
         """Notes on the file once read: its rotation and how its frames were timed and numbered."""
+        if self.expected is None and not self.warnings:
+            self.notes.append(
+                "the file states no frame count or duration (a damaged header, or a raw stream)"
+            )
         if self.rotation:
             self.notes.append(
                 f"rotated {self.rotation}° clockwise for display (phone video): frames are upright"
@@ -211,7 +265,11 @@ class VideoSource:
                 f"variable frame rate: time is each frame's timestamp; frames from {clock.left_grid_at} on "
                 "are numbered in decoding order"
             )
-        if clock.bad_times:
+        if self.given_fps is not None:
+            self.notes.append(
+                f"timed at --fps {self.given_fps:g} (frame index ÷ rate; the file's timestamps unused)"
+            )
+        elif clock.bad_times:
             self.notes.append(
                 f"{clock.bad_times} frame(s) without a usable timestamp: timed at the header's "
                 f"{self.fps:g} fps from the frame before"
@@ -225,8 +283,10 @@ class VideoSource:
         read = clock.last[0] + 1
         if self.expected is not None and read < self.expected:
             self.unread.add(
-                read, f"video ends early (truncated, or its header's count of {self.expected} is wrong)",
+                read,
+                f"read {self.decoded} of the {self.expected} frames its header announces: the video ends "
+                f"early (truncated, or its header's count of {self.expected} is wrong)",
                 self.expected - read,
-            )  # fmt: skip
+            )
         elif self.expected is not None and read > self.expected:
             self.notes.append(f"the header announces {self.expected} frames; {read} were read (all are used)")

@@ -147,8 +147,16 @@ class InsertedSource:
     ):
         self.base, self.truth, self.sticker, self.sign = base, truth or {}, sticker, sign
         self.patch, self.people, self.person_height_m = patch, people or {}, person_height_m
-        self.kind, self.fps, self.expected, self.unread = base.kind, base.fps, base.expected, base.unread
+        self.kind, self.fps, self.expected = base.kind, base.fps, base.expected
         self.fits: list[dict] = []
+
+    @property
+    def unread(self):
+        return self.base.unread  # the base's own, renewed by each reading
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(getattr(self.base, "warnings", []))
 
     def _signs(self, objects: list[GtObject]) -> list[GtObject]:
         return [o for o in objects if o.corners is not None and not _is_person(o)]

@@ -68,6 +68,7 @@ class Replay:
     system: SystemRules = field(default_factory=SystemRules)
     ranks: Ranks = field(default_factory=Ranks)  # torchrun: the ranks share the batches
     pipelined: bool = True  # decode ahead, draw and encode the video in threads of their own
+    fps: float | None = None  # a recording's frame rate when its file's is wrong (--fps)
 
 
 def _with_truth(frames: Iterable[Frame], truth: Truth) -> Iterator[tuple[Frame, bool]]:
@@ -310,6 +311,9 @@ def run_source(
         }
     if getattr(source, "notes", None):  # what the reader noticed: rotation, variable frame rate, …
         metrics["source_notes"] = list(source.notes)
+    warnings = [*getattr(source, "warnings", []), *filter(None, [source.unread.warning()])]
+    if warnings:  # what makes this condition's numbers doubtful (the job gathers them for the report)
+        metrics["warnings"] = warnings
     if video is not None and video.writer is not None:
         metrics["annotated_video"] = name
     if interrupted:

@@ -68,8 +68,10 @@ def evaluate_views(
     out_size: tuple[int, int],
     goal: SignGoal,
     batch: int = 32,
+    progress: Callable | None = None,
 ) -> list[dict]:
-    """Records for ``face`` (``[4, h, w]``, clean or stuck) seen through each held-out view."""
+    """Records for ``face`` (``[4, h, w]``, clean or stuck) seen through each held-out view;
+    ``progress(n)`` is called with the number of views judged in each batch."""
     records = []
     for chunk in batched(views, batch):
         with torch.no_grad():
@@ -77,6 +79,8 @@ def evaluate_views(
         boxes = scaled_boxes(chunk, out_size)
         for v, r in zip(chunk, judge_frames(model, frames, boxes, goal), strict=True):
             records.append({"distance_m": round(v.distance_m, 3), "angle_deg": round(v.angle_deg, 2), **r})
+        if progress:
+            progress(len(chunk))
     return records
 
 

@@ -7,6 +7,7 @@ frames, and reuse it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -111,12 +112,23 @@ def record(point: TrackPoint, time_s: float, size: tuple[int, int], sign: SignSp
     return line
 
 
+@dataclass
+class Track:
+    """A followed sign: each frame's point and ground-truth line, in order. ``refined`` is False when
+    the backward refinement was interrupted (Ctrl-C): the points are then the forward pass's."""
+
+    tracked: list[tuple[TrackPoint, dict]]
+    refined: bool = True
+
+
 def track_frames(
-    frames: Iterable[Frame], keys: dict[int, np.ndarray], sign: SignSpec, advance=None
-) -> list[tuple[TrackPoint, dict]]:
+    frames: Iterable[Frame], keys: dict[int, np.ndarray], sign: SignSpec, advance=None, refining=None
+) -> Track:
     """Follow the sign marked in ``keys`` (frame → corners) through ``frames``, forward and then
-    backwards over its small, early views (:class:`physadv.harness.two_way.TwoWayTracker`): each
-    frame's point and ground-truth line, in order. ``advance(1, status)`` is called per frame read."""
+    backwards over its small, early views (:class:`physadv.harness.two_way.TwoWayTracker`).
+    ``advance(1, status)`` is called per frame read; ``refining(total)``, a context giving an
+    ``advance`` for the backward passes (``total`` frames; e.g. a progress bar). A Ctrl-C during the
+    backward passes keeps the forward pass's track (``Track.refined`` False); before, it is raised."""
     tracker, stamps = TwoWayTracker(keys, sign.class_name), []
     for frame in frames:
         image = frame.bgr if frame.bgr is not None else to_bgr8(frame.image)
@@ -124,8 +136,13 @@ def track_frames(
         stamps.append((frame.time_s, (image.shape[1], image.shape[0])))
         if advance is not None:
             advance(1, point.status)
-    points = tracker.finish()
-    return [(p, record(p, t, size, sign)) for p, (t, size) in zip(points, stamps, strict=True)]
+    try:
+        with refining(tracker.backward_frames()) if refining else contextlib.nullcontext() as tick:
+            points, refined = tracker.finish(tick), True
+    except KeyboardInterrupt:  # the forward pass is complete: keep it
+        points, refined = tracker.forward_points(), False
+    lines = [(p, record(p, t, size, sign)) for p, (t, size) in zip(points, stamps, strict=True)]
+    return Track(lines, refined)
 
 
 def truth_of(line: dict) -> list[GtObject] | None:

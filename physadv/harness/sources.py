@@ -180,17 +180,23 @@ class SceneSource:
 
 
 def open_source(
-    source: str | Path, sticker: Artefact | None = None, patch: Artefact | None = None, seed=None
+    source: str | Path,
+    sticker: Artefact | None = None,
+    patch: Artefact | None = None,
+    seed=None,
+    fps: float | None = None,
 ):
     """The source for what a user typed: a video file, a folder of frames or a scene spec (``sticker``
-    and ``patch`` are rendered into scenes; recordings get them from :mod:`physadv.harness.insertion`)."""
+    and ``patch`` are rendered into scenes; recordings get them from :mod:`physadv.harness.insertion`).
+    ``fps``: a recording's frame rate when its file's is wrong or missing (``--fps``; a folder of frames
+    has none: 30 unless given); a scene has its own."""
     path = Path(source)
     if not path.exists():
         raise PhysadvError(
             f"source '{source}' does not exist (a video file, a folder of frames or a scene spec)"
         )
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path) if fps is None else FolderSource(path, fps)
     suffix = path.suffix.lower()
     if suffix in SCENE_SUFFIXES:
         from physadv.scene.spec import load_spec
@@ -200,7 +206,7 @@ def open_source(
             spec["seed"] = seed
         return SceneSource(spec, sticker, patch)
     if suffix in VIDEO_SUFFIXES:
-        return VideoSource(path)
+        return VideoSource(path, fps)
     raise PhysadvError(
         f"cannot replay '{source}': give a video ({', '.join(VIDEO_SUFFIXES)}), a folder of frames or a "
         "scene spec (.yaml)"

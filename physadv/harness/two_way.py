@@ -87,11 +87,20 @@ class TwoWayTracker:
         self.views.append(view)
         return point
 
-    def finish(self) -> list[TrackPoint]:
-        """Every frame's point, the small frames' corners corrected backwards."""
-        points = [v.point for v in self.views]
+    def forward_points(self) -> list[TrackPoint]:
+        """Every frame's point as the forward pass left it (complete once every frame was fed)."""
+        return [v.point for v in self.views]
+
+    def backward_frames(self) -> int:
+        """How many frames the backward passes of :meth:`finish` read (its progress total)."""
+        return sum(start - first + 1 for first, _, starts in self._stretches() for start in starts)
+
+    def finish(self, advance=None) -> list[TrackPoint]:
+        """Every frame's point, the small frames' corners corrected backwards; ``advance(1)`` is called
+        per frame a backward pass reads (:meth:`backward_frames` in all)."""
+        points = self.forward_points()
         for first, last, starts in self._stretches():
-            for i, corners in self._backwards(first, last, starts).items():
+            for i, corners in self._backwards(first, last, starts, advance).items():
                 points[i] = replace(points[i], corners=corners, box=self._box(corners, self.views[i].shape))
         return points
 
@@ -120,13 +129,15 @@ class TwoWayTracker:
             and _size(view.point.corners) <= START_BAND * _size(first.point.corners)
         )
 
-    def _backwards(self, first: int, last: int, starts: list[int]) -> dict[int, np.ndarray]:
+    def _backwards(self, first: int, last: int, starts: list[int], advance=None) -> dict[int, np.ndarray]:
         """Average corners of the backward passes from ``starts`` over positions ``first``…``last``."""
         found: dict[int, list[np.ndarray]] = {}
         for start in starts:
             tracker = PlanarTracker({0: self.views[start].point.corners}, self.sign)
             for step, i in enumerate(range(start, first - 1, -1)):
                 point = tracker.update(step, self.views[i].canvas())
+                if advance is not None:
+                    advance(1)
                 if i <= last and point.found and self.views[i].point.found:
                     found.setdefault(i, []).append(point.corners)
         out = {}

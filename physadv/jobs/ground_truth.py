@@ -50,9 +50,9 @@ def load_file_truth(
         print(f"ground truth names no classes: every box counts as a '{judged_name}'")
     summary = log.summary("ground truth")
     if summary:
-        print(summary, file=sys.stderr)
+        print(f"physadv: warning: {summary}", file=sys.stderr)
     _check_judged_class(truth, judged_name, gt)
     notes = {"classes": mapping.as_dict(), "class_rules": {k: r for k, (_, r) in mapping.used.items()}}
     if log.total_dropped or log.clipped:
-        notes["boxes"] = log.as_dict()
+        notes["boxes"] = {**log.as_dict(), "summary": summary}  # the warning, repeated in the report
     return truth, notes

@@ -62,7 +62,7 @@ def _people_for_patch(replay: Replay, source_path) -> tuple[dict, str]:
         raise PhysadvError(
             "--patch on a recording without people in --gt needs a detector with a 'person' class"
         )
-    source = open_source(source_path)
+    source = open_source(source_path, fps=replay.fps)
     with progress_bar("linking people (ByteTrack)", source.expected) as advance:
         linked = link_people(source.frames(), replay.model, person, source.fps, replay.batch, advance)
     replay.truth.file = linked
@@ -73,7 +73,7 @@ def _people_for_patch(replay: Replay, source_path) -> tuple[dict, str]:
 def _conditions(replay: Replay, source_path, sticker, patch, seed, controls=None) -> tuple[list, str | None]:
     """The conditions to replay, and (recordings with a patch) where the people came from.
     ``controls`` (scenes only): more patches worn as conditions of their own."""
-    first = open_source(source_path, sticker, patch, seed)
+    first = open_source(source_path, sticker, patch, seed, replay.fps)
     if isinstance(first, SceneSource):
         if sticker is None and patch is None:
             return [("clean", first)], None
@@ -89,7 +89,12 @@ def _conditions(replay: Replay, source_path, sticker, patch, seed, controls=None
         )
     people, placed = _people_for_patch(replay, source_path) if patch is not None else (None, None)
     attacked = InsertedSource(
-        open_source(source_path), truth, sticker, sign_name(replay.goal.gt_class), patch, people
+        open_source(source_path, fps=replay.fps),
+        truth,
+        sticker,
+        sign_name(replay.goal.gt_class),
+        patch,
+        people,
     )
     return [("clean", first), ("attacked", attacked)], placed
 
@@ -139,6 +144,23 @@ def for_inference(replay: Replay) -> Replay:
         model=fused_for_inference(replay.model),
         crop_detector=fused_for_inference(replay.crop_detector),
     )
+
+
+def run_warnings(result: dict) -> list[str]:
+    """Every warning of a replay, one line each, for ``metrics.json``, the report and the terminal:
+    what was dropped from the ground truth and, per condition, what its source warned of (unread
+    frames, an untrusted frame rate). A warning several conditions share (clean and attacked read the
+    same recording) is given once, naming them all."""
+    out, by_text = [], {}
+    gt = result.get("ground_truth_read", {}).get("boxes", {}).get("summary")
+    if gt:
+        out.append(gt)
+    for name, m in result["conditions"].items():
+        gt = m.get("ground_truth_read", {}).get("boxes", {}).get("summary")
+        for text in ([gt] if gt else []) + m.get("warnings", []):
+            by_text.setdefault(text, []).append(name)
+    out += [f"{', '.join(names)}: {text}" for text, names in by_text.items()]
+    return out
 
 
 def result_header(replay: Replay, source: str, kind: str, model_name: str, ground_truth: str) -> dict:
@@ -234,6 +256,7 @@ def run_replay_job(
             f"{replay.truth.object_height_m} m tall and a horizontal field of view of "
             f"{replay.truth.hfov_deg}° (pinhole camera; no tilt correction)."
         )
+    result["warnings"] = run_warnings(result)
     write_json(out / "metrics.json", result)
     if replayed == 0:
         first = next(iter(result["conditions"].values())).get("unread_frames", {})

@@ -23,7 +23,7 @@ from physadv.errors import PhysadvError
 from physadv.harness.replay import COLUMNS, Replay, Truth, run_source
 from physadv.harness.sources import open_source
 from physadv.harness.tally import Tally
-from physadv.jobs.replay import for_inference, result_header
+from physadv.jobs.replay import for_inference, result_header, run_warnings
 from physadv.progress import progress_bar
 from physadv.report.replay_report import write_report
 from physadv.results import Rate, write_json
@@ -117,6 +117,7 @@ def run_sources_job(
             f"{replay.truth.object_height_m} m tall and a horizontal field of view of "
             f"{replay.truth.hfov_deg}° (pinhole camera; no tilt correction)."
         )
+    result["warnings"] = run_warnings(result)
     write_json(out / "metrics.json", result)
     if replayed == 0:
         raise PhysadvError(f"no frame of the {len(listed)} recordings listed could be read")

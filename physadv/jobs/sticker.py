@@ -28,21 +28,29 @@ class Evaluation:
     conf: float = 0.25
 
 
-def write_printables(attack: StickerAttack, sticker: Artefact, out: Path, paper: str, dpi: int) -> list[str]:
-    """sticker.png (+ .json), the sticker sheet and placement guide, and the full-sign poster."""
+def write_printables(
+    attack: StickerAttack, sticker: Artefact, out: Path, paper: str, dpi: int, advance=lambda: None
+) -> list[str]:
+    """sticker.png (+ .json), the sticker sheet and placement guide, and the full-sign poster;
+    ``advance()`` after each of the 5 files (tens of seconds at 300 dpi on a CPU)."""
     from physadv.printing.export import save_pdf, save_png, save_sidecar
     from physadv.printing.stickers import save_placement_guide, save_sticker_sheet
     from physadv.scene.geometry import stop_sign_outline_mm
 
     save_png(sticker, out / "sticker.png", dpi)
     save_sidecar(sticker, out / "sticker.json", dpi=dpi)
+    advance()
     outline = stop_sign_outline_mm(sticker.size_mm[0]) if attack.config.sign == "stop" else None
     save_sticker_sheet(sticker, out / "sticker_sheet.pdf", paper, dpi)
+    advance()
     save_placement_guide(sticker, out / "placement_guide.pdf", outline, paper, min(dpi, 150))
+    advance()
     face = attack.stuck_face(sticker.image.to(attack.device), sticker.alpha.to(attack.device)).cpu()
     poster = Artefact(face[:3], sticker.size_mm, face[3:], provenance=sticker.provenance)
     save_png(poster, out / "poster.png", dpi)
+    advance()
     save_pdf(poster, out / f"poster_{paper}.pdf", dpi, paper=paper, label="sign with stickers")
+    advance()
     return ["sticker.png", "sticker_sheet.pdf", "placement_guide.pdf", "poster.png", f"poster_{paper}.pdf"]
 
 
@@ -55,9 +63,10 @@ def evaluate(attack: StickerAttack, sticker: Artefact, plan: Evaluation) -> tupl
     detector = attack.detector
     conditions, frames = {}, {}
     if plan.views:
-        views = attack.views(plan.views, seed=2)  # never used in optimisation (seed 1)
-        clean = evaluate_views(attack.model, attack.face, views, attack.out_size, goal)
-        stuck = evaluate_views(attack.model, face, views, attack.out_size, goal)
+        with progress_bar("judging held-out views", 2 * plan.views) as advance:
+            views = attack.views(plan.views, seed=2)  # never used in optimisation (seed 1)
+            clean = evaluate_views(attack.model, attack.face, views, attack.out_size, goal, progress=advance)
+            stuck = evaluate_views(attack.model, face, views, attack.out_size, goal, progress=advance)
         conditions["eot_heldout"], frames["eot_heldout"] = summarise(clean, stuck, detector), stuck
     for name, path in (("lab_table", plan.lab), ("driveby", plan.driveby)):
         if path is None:
@@ -186,7 +195,8 @@ def run_sticker_job(
     sticker.provenance.update({"attack": "rp2", **attack.config.as_dict()})
     if job is not None:
         sticker.provenance["settings"] = job.to_dict()
-    files = write_printables(attack, sticker, out, paper, dpi)
+    with progress_bar(f"writing the printables ({dpi} dpi)", 5) as advance:
+        files = write_printables(attack, sticker, out, paper, dpi, advance)
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in record["history"]))
     conditions, frames = evaluate(attack, sticker, plan)
     with (out / "eval_frames.jsonl").open("w") as f:

@@ -18,6 +18,11 @@ from physadv.harness.sources import SceneSource, open_source
 from physadv.progress import progress_bar
 from physadv.results import write_json
 
+SKIPPED = (
+    "the backward refinement of the small, early frames was skipped (Ctrl-C): track.jsonl holds the "
+    "forward pass's track, complete but with the mark's error carried through those frames"
+)
+
 
 def run_track_job(
     source_path: str | Path,
@@ -25,28 +30,40 @@ def run_track_job(
     sign: SignSpec,
     out: Path,
     review: bool = True,
+    fps: float | None = None,
 ) -> tuple[GroundTruth, dict]:
     """Track the sign through ``source_path`` from the ``keys`` (frame → ``[4, 2]`` corners) and
     write ``out/track.jsonl``, ``out/review.mp4`` (with ``review``) and ``out/track_summary.json``.
-    Returns the ground truth (lost frames left out) and the summary."""
-    source = open_source(source_path)
+    ``fps``: the recording's frame rate when its file's is wrong (``--fps``).
+    Returns the ground truth (lost frames left out) and the summary. A Ctrl-C during the backward
+    refinement writes the forward pass's track and summary (no review video), then raises
+    ``KeyboardInterrupt``; before it, nothing is written."""
+    source = open_source(source_path, fps=fps)
     if isinstance(source, SceneSource):
         raise PhysadvError(
             "a rendered scene has exact ground truth already; track a video or a folder of frames"
         )
     _check_marks(keys, getattr(source, "size", None))
     with progress_bar("tracking the sign", source.expected) as advance:
-        tracked = track_frames(source.frames(), keys, sign, advance)
+        track = track_frames(
+            source.frames(),
+            keys,
+            sign,
+            advance,
+            lambda n: progress_bar("refining the early frames backwards", n),
+        )
+    tracked = track.tracked
     points, lines = [p for p, _ in tracked], [line for _, line in tracked]
     if not points:
         raise PhysadvError(f"no frame of '{source_path}' could be read")
     missing = sorted(k for k in keys if k > points[-1].index)
     if missing:  # before anything is written: a track without its key frame is no track
         raise PhysadvError(f"key frame {missing[0]} is past the video's last frame ({points[-1].index})")
-    _say_unread(source)
+    warnings = _warnings(source)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "track.jsonl", "w") as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)
+    review = review and track.refined  # interrupted: the user wants to stop, not wait for a second reading
     if review and points:  # a second reading of the video: the corners are final only after the whole pass
         by_index = {p.index: (p, line) for p, line in tracked}
         video = VideoOut(out / "review.mp4", source.fps)
@@ -65,9 +82,14 @@ def run_track_job(
         "hfov_deg": sign.hfov_deg,
         "key_frames": sorted(keys),
         **summarise(points),
+        "backward_refinement": "done" if track.refined else "skipped (interrupted)",
+        "warnings": warnings,
         "files": {"ground_truth": "track.jsonl", **({"review_video": "review.mp4"} if review else {})},
     }
     write_json(out / "track_summary.json", summary)
+    if not track.refined:
+        print(f"physadv: {SKIPPED}; wrote {out}/track.jsonl, track_summary.json", file=sys.stderr, flush=True)
+        raise KeyboardInterrupt
     return as_ground_truth(lines), summary
 
 
@@ -84,14 +106,11 @@ def _check_marks(keys: dict[int, np.ndarray], size: tuple[int, int] | None) -> N
             )
 
 
-def _say_unread(source) -> None:
-    """A counted warning for frames the reader could not decode (tracked across as lost)."""
-    unread = getattr(source, "unread", None)
-    if unread is not None and unread.count:
-        why = f" ({unread.reasons[0]})" if unread.reasons else ""
-        print(
-            f"physadv: warning: {unread.count} frame(s) unreadable, the first bad frame is "
-            f"{unread.first}{why}; the track skips them",
-            file=sys.stderr,
-            flush=True,
-        )
+def _warnings(source) -> list[str]:
+    """The source's warnings (an untrusted frame rate; frames the reader could not decode, tracked
+    across as lost), said on stderr; they also go into ``track_summary.json``."""
+    unread = source.unread.warning()
+    lines = [*getattr(source, "warnings", []), *([f"{unread}; the track skips them"] if unread else [])]
+    for line in lines:
+        print(f"physadv: warning: {line}", file=sys.stderr, flush=True)
+    return lines

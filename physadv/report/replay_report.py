@@ -111,6 +111,10 @@ def write_report(result: dict, out: Path) -> tuple[Path, Path]:
     doc.paragraph(" ".join([verdict(result), *summary_sentences(conds)]))
     if "interrupted" in result:
         doc.paragraph(f"Interrupted: {result['interrupted']}.")
+    if result.get("warnings"):  # the run's warnings, as the terminal showed them
+        doc.heading("Warnings")
+        for line in result["warnings"]:
+            doc.paragraph(f"⚠ {line}")
     judged = {name: m for name, m in conds.items() if m.get("frames")}  # frames with ground truth
     if judged:
         doc.heading("Rates (95 % Wilson intervals)")
