@@ -44,6 +44,24 @@ def test_a_bad_input_under_torchrun_is_said_once(tmp_path):
     assert result.returncode == 1 and "ChildFailedError" in result.stderr and "exitcode  : 2" in result.stderr
     assert result.stderr.index("physadv: error:") < result.stderr.index("Traceback")
     assert "traceback : physadv: error: source" in result.stderr  # each rank's line in torchrun's table
+    # --sources: a recording only rank 1 would have replayed is checked by every rank before sharing
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(tmp_path / "a.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(3):
+        writer.write(np.full((48, 64, 3), 90, np.uint8))
+    writer.release()
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    (tmp_path / "list.txt").write_text("a.avi\ntext.mp4\n")
+    listed = subprocess.run(
+        [*command[:-1], "--sources", str(tmp_path / "list.txt"), "--out", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    said = [line for line in listed.stderr.splitlines() if line.startswith("physadv: error:")]
+    assert len(said) == 1 and "cannot read video" in said[0] and "text.mp4" in said[0], listed.stderr
 
 
 def _sticker(out: Path, steps: int, ranks: int = 1, *extra: str) -> subprocess.CompletedProcess:

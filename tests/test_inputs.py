@@ -109,13 +109,17 @@ def test_eval_maps_a_pedestrian_ground_truth_to_person(people, tmp_path):
         objects += len(boxes)
         lines.append(json.dumps({"frame": index, "boxes": boxes, "class": "pedestrian"}))
     lines.append(json.dumps({"frame": 0, "box": [100, 100, 100, 160], "class": "pedestrian"}))
-    (tmp_path / "gt.jsonl").write_text("\n".join(lines) + "\n")
+    past = json.dumps({"frame": 7, "box": [10, 10, 40, 90], "class": "pedestrian"})  # frames lost?
+    (tmp_path / "gt.jsonl").write_text("\n".join([*lines, past]) + "\n")
     args = ["eval", frames, "--gt", tmp_path / "gt.jsonl", "--target-class", "person", "--no-video"]
     result = run_physadv(*args, "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert "pedestrian → person (alias)" in result.stdout
     assert "gt.jsonl:4: box [100, 100, 100, 160] has zero or negative width" in result.stderr
+    unseen = "annotates 1 frame(s) after the recording's last frame (2; the file's go up to 7)"
+    assert unseen in result.stderr  # a header-damaged video loses its first frames: the match shifts
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert any(unseen in line for line in metrics["warnings"])
     recording = metrics["conditions"]["recording"]
     assert recording["true_positive_rate"]["n"] == objects > 0
     assert recording["true_positive_rate"]["k"] >= 0.7 * objects  # the embedded detector finds them
@@ -451,6 +455,9 @@ def test_a_damaged_header_warns_that_its_frame_rate_is_a_guess(tmp_path):
     ]
     with pytest.raises(PhysadvError, match="--fps must be a positive number"):
         VideoSource(path, fps=0)
+    assert VideoSource(path, fps=1000).warnings == [
+        "--fps 1000 is outside a camera's usual 1–240 fps: times assume it anyway"
+    ]  # the trial's slip: accepted without a word
 
 
 @pytest.mark.slow

@@ -174,6 +174,7 @@ def test_tiny_people_run_and_min_box_is_in_photo_pixels(tmp_path, min_box):
     assert summary["train_objects"] == 1 and summary["heldout_objects"] == 1
     assert any("--holdout" in w for w in summary["warnings"])  # one training person: it says so
     assert "--holdout" in result.stderr
+    assert result.stderr.count("physadv: warning: only 1 people in") == 1  # said once, before training
     if min_box == "8":
         refused = run_physadv(*args[:-1], tmp_path / "run16", "--min-box", 16)
         assert refused.returncode == 2 and "no person found" in refused.stderr

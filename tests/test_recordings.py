@@ -405,7 +405,7 @@ def test_track_shows_its_backward_pass_and_keeps_the_forward_track_on_ctrl_c(
     assert ended.value.code == 130
     err = capsys.readouterr().err
     assert "backward refinement of the small, early frames was skipped (Ctrl-C)" in err
-    assert "physadv: interrupted; what was written is kept: during the backward refinement" in err
+    assert "physadv: interrupted; what was written is kept: what the line above names" in err
     summary = json.loads((tmp_path / "cut" / "track_summary.json").read_text())
     assert summary["backward_refinement"] == "skipped (interrupted)" and summary["frames"] == n
     assert not (tmp_path / "cut" / "review.mp4").exists()  # no second reading after a Ctrl-C
@@ -419,3 +419,18 @@ def test_track_shows_its_backward_pass_and_keeps_the_forward_track_on_ctrl_c(
     )  # the forward pass's corners, which the full run's backward pass changed in the small frames
     full = [json.loads(x) for x in (tmp_path / "full" / "track.jsonl").read_text().splitlines()]
     assert any(a.get("objects") != b.get("objects") for a, b in zip(full, lines, strict=True))
+
+    @contextlib.contextmanager
+    def ctrl_c_while_tracking(description, frames):  # SIGINT at the forward pass's first frame
+        with real(description, frames):
+
+            def tick(k=1, status=None, resumed=False):
+                raise KeyboardInterrupt
+
+            yield tick
+
+    monkeypatch.setattr(track_job, "progress_bar", ctrl_c_while_tracking)
+    with pytest.raises(SystemExit) as ended:
+        cli.main([*command, str(tmp_path / "early")])
+    assert ended.value.code == 130 and not (tmp_path / "early").exists()
+    assert "stopped while tracking forwards: nothing was written" in capsys.readouterr().err

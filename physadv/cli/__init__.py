@@ -83,8 +83,7 @@ AFTER_INTERRUPT = {  # what a Ctrl-C leaves, per command
     "eval": "the report in --out covers the frames judged so far",
     "defend": "finished rows and adaptive checkpoints are kept: run it again with the same --out",
     "demo": "run it again with the same --out to continue",
-    "track": "during the backward refinement, the forward pass's track (track.jsonl, track_summary.json); "
-    "before it, nothing: run it again",
+    "track": "what the line above names (run it again to track from the start)",
 }
 
 

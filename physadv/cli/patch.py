@@ -96,10 +96,10 @@ def patch(
             typer.echo(f"  the compositors {verdict} (largest gap {gap['worst_points']:.1f} points)")
     if summary["tpr_clean"] is not None and summary["tpr_clean"] < 0.05:
         typer.echo(
-            f"warning: {model[0]} finds almost none of the labelled objects even without a patch "
+            f"physadv: warning: {model[0]} finds almost none of the labelled objects even without a patch "
             f"(clean TPR {100 * summary['tpr_clean']:.1f}%): these numbers say nothing about the patch",
             err=True,
         )
-    for line in summary["warnings"]:
-        typer.echo(f"warning: {line}", err=True)
+    if summary["warnings"]:  # said before training; summary.json keeps them
+        typer.echo(f"physadv: {len(summary['warnings'])} warning(s) above, also in summary.json", err=True)
     typer.echo(f"wrote {out}/patch.png, patch.pdf ({size_mm:g} mm), grid.jpg, history.png, summary.json")

@@ -189,9 +189,11 @@ class VideoSource:
         self.warnings = self._rate_warnings()
 
     def _rate_warnings(self) -> list[str]:
-        """Why the frame rate used cannot be trusted ([] when it can, or when the user gave it)."""
-        if self.given_fps is not None:
-            return []
+        """Why the frame rate used cannot be trusted ([] when it can, or when the user gave a usual one)."""
+        if self.given_fps is not None:  # the user's word, but a slip (--fps 300 for 30) is worth a line
+            if PLAUSIBLE_FPS[0] <= self.given_fps <= PLAUSIBLE_FPS[1]:
+                return []
+            return [f"--fps {self.given_fps:g} is outside a camera's usual 1–240 fps: times assume it anyway"]
         use = (
             f"times (seconds, 'in time to stop', hidden seconds) assume {self.fps:g} fps: give the "
             "recording's real rate with --fps"

@@ -98,6 +98,7 @@ class Run:
         self.untruthed = Tally("detect_no_truth", replay.bins, False) if kind == "detect" else None
         self.timelines = Timelines()
         self.focal: float | None = None
+        self.last_index = -1  # the last frame replayed (ground truth past it was never seen)
 
     def _distance(self, obj: GtObject, frame: Frame) -> tuple[float | None, str]:
         if obj.distance_m is not None:
@@ -159,6 +160,8 @@ class Run:
         """Judge, tally, write and draw ``chunk``; ``predicted``: its :meth:`predict` (computed
         here if None, or by another rank)."""
         names = self.r.model.names
+        if chunk:
+            self.last_index = max(self.last_index, chunk[-1][0].index)
         for (frame, judged), (result, truth) in zip(chunk, predicted or self.predict(chunk), strict=True):
             frame.truth = truth  # as the predicting rank saw it (the crop detector may have set it)
             objs = self.r.goal.judged(frame.truth) if frame.truth is not None else []
@@ -283,6 +286,20 @@ def replay_source(
     return run_source(replay, source, condition, out, csv_file, advance, annotate, group)[1]
 
 
+def truth_past_the_end(truth: dict | None, last_index: int) -> str | None:
+    """A warning when a ground-truth file annotates frames after the last one the video gave: frames
+    were lost (at the start, when a damaged header makes FFmpeg read from the middle), so every frame
+    may be matched with another frame's boxes. None when the file ends within the video."""
+    unseen = sorted(i for i in (truth or {}) if i > last_index)
+    if not unseen:
+        return None
+    return (
+        f"the ground truth annotates {len(unseen)} frame(s) after the recording's last frame ({last_index}; "
+        f"the file's go up to {unseen[-1]}): frames are missing, and if they were lost at the start "
+        "(a damaged header) every frame is judged against another frame's boxes; check the recording"
+    )
+
+
 def run_source(
     replay: Replay, source, condition: str, out: Path, csv_file, advance=None, annotate=True, group=None
 ) -> tuple[Run, dict]:
@@ -312,6 +329,8 @@ def run_source(
     if getattr(source, "notes", None):  # what the reader noticed: rotation, variable frame rate, …
         metrics["source_notes"] = list(source.notes)
     warnings = [*getattr(source, "warnings", []), *filter(None, [source.unread.warning()])]
+    if not interrupted and (unseen := truth_past_the_end(replay.truth.file, run.last_index)):
+        warnings.append(unseen)
     if warnings:  # what makes this condition's numbers doubtful (the job gathers them for the report)
         metrics["warnings"] = warnings
     if video is not None and video.writer is not None:

@@ -143,8 +143,8 @@ def training_warnings(attack: PatchAttack, held_out_people: int) -> list[str]:
     if attack.scenes is None and attack.images is not None and attack.images.objects < MIN_TRAIN_PEOPLE:
         out.append(
             f"only {attack.images.objects} people in {len(attack.images)} training photos: a patch made on "
-            "so few overfits them and says little about other people. Judge it on the held-out photos "
-            "(keep --holdout at 0.25 or more, or give --val), add photos, or train in a rendered street "
+            "so few overfits them and says little about other people: judge it on held-out photos only "
+            "(a --val folder, or --holdout 0.25 or more), add photos, or train in a rendered street "
             "(--scene)"
         )
     if held_out_people < MIN_HELD_OUT_PEOPLE:
@@ -197,7 +197,7 @@ def run_patch_job(
         if job is not None:
             job.write_yaml(out / "config.yaml", "physadv patch: the resolved settings of this run")
         for line in warnings:
-            print(f"warning: {line}", file=sys.stderr)
+            print(f"physadv: warning: {line}", file=sys.stderr)
     patch, record = run_with_progress(attack, "optimising patch", checkpoint, resume, checkpoint_every)
     if not main:
         return {}

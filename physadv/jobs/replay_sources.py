@@ -86,8 +86,10 @@ def run_sources_job(
     report in ``out``; returns the result on rank 0 (None on other ranks).
 
     Raises:
-        PhysadvError: no frame of any recording could be read.
+        PhysadvError: a listed recording cannot be opened; no frame of any recording could be read.
     """
+    for item in listed:  # every rank checks every recording before they are shared out, so a bad one
+        open_source(item.path)  # is said once (rank 0), before anything is replayed
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     replay = for_inference(replay)

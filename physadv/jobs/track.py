@@ -44,14 +44,18 @@ def run_track_job(
             "a rendered scene has exact ground truth already; track a video or a folder of frames"
         )
     _check_marks(keys, getattr(source, "size", None))
-    with progress_bar("tracking the sign", source.expected) as advance:
-        track = track_frames(
-            source.frames(),
-            keys,
-            sign,
-            advance,
-            lambda n: progress_bar("refining the early frames backwards", n),
-        )
+    try:
+        with progress_bar("tracking the sign", source.expected) as advance:
+            track = track_frames(
+                source.frames(),
+                keys,
+                sign,
+                advance,
+                lambda n: progress_bar("refining the early frames backwards", n),
+            )
+    except KeyboardInterrupt:  # the forward pass (the backward one is caught inside): no track yet
+        print("physadv: stopped while tracking forwards: nothing was written", file=sys.stderr, flush=True)
+        raise
     tracked = track.tracked
     points, lines = [p for p, _ in tracked], [line for _, line in tracked]
     if not points:
