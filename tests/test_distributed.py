@@ -27,6 +27,18 @@ def test_ranks_share_a_batch_without_gaps():
     assert [Ranks(r, 2).deal(list(range(5))) for r in range(2)] == [[0, 2, 4], [1, 3]]
 
 
+def test_a_stray_rank_variable_does_not_silence_errors(tmp_path, monkeypatch, capsys):
+    """Only torchrun's ranks other than 0 keep quiet: a RANK left in a shell (a cluster's job
+    environment) without several ranks must not hide a user's error."""
+    from physadv import cli
+
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["eval", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "e")])
+    assert ended.value.code == 2 and "physadv: error: source" in capsys.readouterr().err
+
+
 def test_a_bad_input_under_torchrun_is_said_once(tmp_path):
     """Two gloo ranks meet the same bad input: physadv's one-line error is printed by rank 0 alone,
     before torchrun's own report of the failed ranks (which physadv cannot suppress)."""

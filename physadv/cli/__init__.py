@@ -97,7 +97,8 @@ def _say_error(text: str) -> None:
     """A user-facing error line, from rank 0 alone under torchrun: every rank checks the same input
     and fails alike, so the others exit with the same code silently (one line, not one per rank)."""
     _record_for_torchrun(text)
-    if os.environ.get("RANK", "0").strip() in ("0", ""):
+    several = os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")  # as ranks_from_env sees it
+    if not several or os.environ.get("RANK", "0").strip() in ("0", ""):  # a stray RANK alone silences nothing
         print(text, file=sys.stderr)
 
 
