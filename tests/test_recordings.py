@@ -357,6 +357,10 @@ def test_track_refuses_marks_it_cannot_use_before_writing_anything(tmp_path):
     (tmp_path / "c").write_text("a file, not a folder")
     blocked = run_physadv("track", video, "--mark", "10,10,40,40", "--out", tmp_path / "c")
     assert one_line(blocked, "cannot make the folder"), blocked.stderr
+    noise = run_physadv("track", video, "--mark", "10,10,40,40", "--out", tmp_path / "d", "--no-video")
+    assert noise.returncode == 0, noise.stderr  # no drawn face to refine against: nothing to go back over
+    summary = json.loads((tmp_path / "d" / "track_summary.json").read_text())
+    assert summary["backward_refinement"] == "none needed (no small, early frames)"
 
 
 def test_track_shows_its_backward_pass_and_keeps_the_forward_track_on_ctrl_c(
@@ -380,6 +384,7 @@ def test_track_shows_its_backward_pass_and_keeps_the_forward_track_on_ctrl_c(
     shown = [x for x in capsys.readouterr().out.splitlines() if x.startswith("refining the early frames")]
     total = int(shown[-1].split(": ")[1].split("/")[1].split(" ")[0])
     assert total > n and f": {total}/{total} (100%)" in shown[-1]  # several passes over the small frames
+    assert json.loads((tmp_path / "full" / "track_summary.json").read_text())["backward_refinement"] == "done"
 
     real = track_job.progress_bar
 

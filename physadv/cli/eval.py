@@ -295,8 +295,9 @@ def _check_fps(fps: float | None, source: Path, listed: list) -> None:
         raise PhysadvError("--fps sets one recording's frame rate: not with --sources")
     if source.suffix.lower() in (".yaml", ".yml"):
         raise PhysadvError("--fps is for recordings: a scene spec sets its own frame rate")
-    if not fps > 0:
-        raise PhysadvError(f"--fps must be a positive number of frames per second, got {fps:g}")
+    from physadv.data.video import check_fps
+
+    check_fps(fps)
 
 
 def _say(ranks, text: str) -> None:

@@ -146,6 +146,13 @@ class FrameClock:
         return self.last
 
 
+def check_fps(fps: float | None) -> None:
+    """A frame rate a user gives (``--fps``, frames per second) must be a positive number (None: not
+    given). Raises PhysadvError (one line) otherwise."""
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise PhysadvError(f"--fps must be a positive number of frames per second, got {fps:g}")
+
+
 class VideoSource:
     """Frames of a video file, decoded by OpenCV one at a time, numbered and timed by their
     timestamps (see the module docstring).
@@ -171,8 +178,7 @@ class VideoSource:
 
     def __init__(self, path: Path, fps: float | None = None):
         self.path = Path(path)
-        if fps is not None and not (math.isfinite(fps) and fps > 0):
-            raise PhysadvError(f"--fps must be a positive number of frames per second, got {fps}")
+        check_fps(fps)
         capture = self._open()
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         # FFmpeg without a duration (a raw stream, a damaged header) leaves OpenCV a garbage count

@@ -119,6 +119,14 @@ class Track:
 
     tracked: list[tuple[TrackPoint, dict]]
     refined: bool = True
+    backward_frames: int = 0  # frames the backward passes read (0: no small, early frames to refine)
+
+    @property
+    def refinement(self) -> str:
+        """The backward refinement in a word, for the track's summary."""
+        if not self.refined:
+            return "skipped (interrupted)"
+        return "done" if self.backward_frames else "none needed (no small, early frames)"
 
 
 def track_frames(
@@ -136,13 +144,14 @@ def track_frames(
         stamps.append((frame.time_s, (image.shape[1], image.shape[0])))
         if advance is not None:
             advance(1, point.status)
+    backward = tracker.backward_frames()
     try:
-        with refining(tracker.backward_frames()) if refining else contextlib.nullcontext() as tick:
+        with refining(backward) if refining else contextlib.nullcontext() as tick:
             points, refined = tracker.finish(tick), True
     except KeyboardInterrupt:  # the forward pass is complete: keep it
         points, refined = tracker.forward_points(), False
     lines = [(p, record(p, t, size, sign)) for p, (t, size) in zip(points, stamps, strict=True)]
-    return Track(lines, refined)
+    return Track(lines, refined, backward)
 
 
 def truth_of(line: dict) -> list[GtObject] | None:

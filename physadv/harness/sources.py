@@ -20,7 +20,7 @@ import torch
 from physadv.artefact import Artefact
 from physadv.data.groundtruth import GtObject
 from physadv.data.images import IMAGE_SUFFIXES, frame_files, read_rgb8
-from physadv.data.video import VIDEO_SUFFIXES, Frame, Unread, VideoSource, from_bgr8
+from physadv.data.video import VIDEO_SUFFIXES, Frame, Unread, VideoSource, check_fps, from_bgr8
 from physadv.errors import PhysadvError
 from physadv.scene.render import MIN_VISIBLE
 
@@ -106,6 +106,7 @@ class FolderSource:
     kind = "folder"
 
     def __init__(self, path: Path, fps: float = 30.0):
+        check_fps(fps)
         self.path = Path(path)
         self.files = frame_files(self.path)
         if not self.files:

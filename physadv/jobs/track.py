@@ -86,7 +86,7 @@ def run_track_job(
         "hfov_deg": sign.hfov_deg,
         "key_frames": sorted(keys),
         **summarise(points),
-        "backward_refinement": "done" if track.refined else "skipped (interrupted)",
+        "backward_refinement": track.refinement,
         "warnings": warnings,
         "files": {"ground_truth": "track.jsonl", **({"review_video": "review.mp4"} if review else {})},
     }
