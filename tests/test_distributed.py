@@ -74,6 +74,10 @@ def test_a_bad_input_under_torchrun_is_said_once(tmp_path):
     )
     said = [line for line in listed.stderr.splitlines() if line.startswith("physadv: error:")]
     assert len(said) == 1 and "cannot read video" in said[0] and "text.mp4" in said[0], listed.stderr
+    # Typer's own usage errors (an unknown option) are printed by rank 0 alone too
+    usage = subprocess.run([*command, "--no-such-option"], capture_output=True, text=True, timeout=300)
+    assert usage.stderr.count("No such option") == 1, usage.stderr
+    assert "exitcode  : 2" in usage.stderr
 
 
 def _sticker(out: Path, steps: int, ranks: int = 1, *extra: str) -> subprocess.CompletedProcess:

@@ -450,8 +450,8 @@ def test_a_damaged_header_warns_that_its_frame_rate_is_a_guess(tmp_path):
     assert [f.time_s for f in retimed] == pytest.approx([f.index / 30 for f in retimed])
     odd = VideoSource(write_mjpeg_avi(tmp_path / "odd.avi", [numbered_frame(0, 96, 64)] * 3, fps=1000))
     assert odd.warnings == [
-        "the file states 1000 fps, not a camera's rate; times (seconds, 'in time to stop', hidden seconds) "
-        "assume 1000 fps: give the recording's real rate with --fps"
+        "the file states 1000 fps, not a camera's rate; every time in seconds (and eval's 'in time to stop') "
+        "assumes 1000 fps: give the recording's real rate with --fps"
     ]
     with pytest.raises(PhysadvError, match="--fps must be a positive number"):
         VideoSource(path, fps=0)

@@ -259,7 +259,10 @@ def test_track_and_eval_with_a_sticker_on_a_small_video(short_driveby, tmp_path)
     box = ",".join(f"{v:.1f}" for v in _sign(truth, 0).box)
     track = run_physadv("track", video / "scene.mp4", "--mark", box, "--out", tmp_path / "t")
     assert track.returncode == 0, track.stderr
-    assert f"tracked {n} of {n} frames" in track.stdout
+    assert f"the sign is placed in {n} of {n} frames (1 marked, {n - 1} tracked" in track.stdout
+    summary = json.loads((tmp_path / "t" / "track_summary.json").read_text())
+    assert summary["fps"] == pytest.approx(cv2.VideoCapture(str(video / "scene.mp4")).get(cv2.CAP_PROP_FPS))
+    assert summary["fps_given"] is None
     lines = [json.loads(x) for x in (tmp_path / "t" / "track.jsonl").read_text().splitlines()]
     assert len(lines) == n and lines[0]["tracking"] == "key" and len(lines[5]["objects"][0]["corners"]) == 4
     assert int(cv2.VideoCapture(str(tmp_path / "t" / "review.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == n
@@ -439,3 +442,9 @@ def test_track_shows_its_backward_pass_and_keeps_the_forward_track_on_ctrl_c(
         cli.main([*command, str(tmp_path / "early")])
     assert ended.value.code == 130 and not (tmp_path / "early").exists()
     assert "stopped while tracking forwards: nothing was written" in capsys.readouterr().err
+    # under `eval --track` the last line says what the tracking stage left, not eval's report
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["eval", str(video / "scene.mp4"), "--track", box, "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err
+    assert ended.value.code == 130 and "stopped while tracking forwards" in err
+    assert "what was written is kept: what the line above names; nothing was judged yet" in err

@@ -24,7 +24,7 @@ from physadv.cli.patch import patch
 from physadv.cli.printable import printable
 from physadv.cli.sticker import sticker
 from physadv.cli.track import track
-from physadv.errors import PhysadvError
+from physadv.errors import Interrupted, PhysadvError
 
 app = typer.Typer(
     name="physadv",
@@ -87,18 +87,54 @@ AFTER_INTERRUPT = {  # what a Ctrl-C leaves, per command
 }
 
 
-def _say_interrupted(command: str | None) -> None:
+def _say_interrupted(command: str | None, exc: BaseException) -> None:
+    """What a Ctrl-C left: the stage's own word (an :class:`Interrupted` anywhere in the chain of
+    exceptions, as Typer wraps it), else the command's."""
     what = AFTER_INTERRUPT.get(command or "", "nothing was finished: run it again")
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, Interrupted):
+            what = exc.kept
+            break
+        exc = exc.__cause__ or exc.__context__
     _say_error(f"physadv: interrupted; what was written is kept: {what}")
     sys.exit(130)
 
 
-def _say_error(text: str) -> None:
-    """A user-facing error line, from rank 0 alone under torchrun: every rank checks the same input
-    and fails alike, so the others exit with the same code silently (one line, not one per rank)."""
-    _record_for_torchrun(text)
+def _run(argv: list[str] | None) -> None:
+    """The app; on a torchrun rank other than 0, Typer's own usage errors (an unknown option, a
+    missing argument) are left to rank 0 as well: Click's non-standalone mode hands them back
+    unprinted, and this rank exits with their code."""
+    if _speaks():
+        app(args=argv, prog_name="physadv")
+        return
+    try:
+        code = typer.main.get_command(app).main(args=argv, prog_name="physadv", standalone_mode=False)
+    except typer.Abort as exc:  # an end of input or Ctrl-C, as older Typers report it
+        raise KeyboardInterrupt from exc
+    except Exception as exc:
+        # Click's usage errors (click itself in older Typers, a vendored copy in newer ones)
+        if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+            raise
+        _say_error(f"physadv: error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:  # typer.Exit(code) (130: Ctrl-C), returned instead of raised
+        sys.exit(code)
+
+
+def _speaks() -> bool:
+    """False on a torchrun rank other than 0 (WORLD_SIZE > 1): every rank checks the same input and
+    fails alike, so only rank 0 prints errors. A stray RANK without WORLD_SIZE silences nothing."""
     several = os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")  # as ranks_from_env sees it
-    if not several or os.environ.get("RANK", "0").strip() in ("0", ""):  # a stray RANK alone silences nothing
+    return not several or os.environ.get("RANK", "0").strip() in ("0", "")
+
+
+def _say_error(text: str) -> None:
+    """A user-facing error line, from rank 0 alone under torchrun (:func:`_speaks`); every rank
+    records it in torchrun's error file."""
+    _record_for_torchrun(text)
+    if _speaks():
         print(text, file=sys.stderr)
 
 
@@ -122,15 +158,15 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), None)
     try:
-        app(args=argv, prog_name="physadv")
+        _run(argv)
     except PhysadvError as exc:
         _say_error(f"physadv: error: {exc}")
         sys.exit(2)
-    except KeyboardInterrupt:
-        _say_interrupted(command)
+    except KeyboardInterrupt as exc:
+        _say_interrupted(command, exc)
     except SystemExit as exc:  # Typer turns Ctrl-C into a silent exit 130
         if exc.code == 130:
-            _say_interrupted(command)
+            _say_interrupted(command, exc)
         raise
     except (FileExistsError, NotADirectoryError) as exc:  # e.g. --out naming a file
         _say_error(f"physadv: error: cannot make the folder '{exc.filename}': a file is there")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from physadv.cli.options import end2end_option, fps_option
-from physadv.errors import PhysadvError
+from physadv.errors import Interrupted, PhysadvError
 from physadv.scene.assumptions import PERSON_HEIGHT_M
 
 
@@ -102,7 +102,13 @@ def _track(source: Path, marks: list[str], sign: str, hfov_deg: float, out: Path
             f"--track follows a sign physadv knows ({', '.join(sorted(SIGNS)[:4])}, …), not '{sign}': give "
             "--gt, or track another sign with `physadv track --size-mm` and pass its track.jsonl as --gt"
         )
-    return run_track_job(source, keys, SignSpec.of(sign, hfov_deg), out, video, fps)
+    try:
+        return run_track_job(source, keys, SignSpec.of(sign, hfov_deg), out, video, fps)
+    except KeyboardInterrupt as exc:  # stopped while tracking: nothing was judged yet
+        raise Interrupted(
+            "what the line above names; nothing was judged yet (run it again, or pass a written "
+            "track.jsonl as --gt)"
+        ) from exc
 
 
 def eval_command(

@@ -81,7 +81,7 @@ def patch(
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return
     model, size_mm = job.model, job.attack.size_mm
-    typer.echo(f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}")
+    typer.echo(f"{summary['steps']} step{'' if summary['steps'] == 1 else 's'} in {summary['seconds']:.0f} s on {summary['device']}")
     for what, per_model in summary["judged"].items():
         for name, judged in per_model.items():
             people = judged["independent"]["clean"]["objects"]

@@ -63,7 +63,7 @@ def sticker(
     }[goal]
     typer.echo(
         f"sticker area: {100 * summary['sticker_area_fraction']:.1f}% of the sign face; "
-        f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['device']}"
+        f"{summary['steps']} step{'' if summary['steps'] == 1 else 's'} in {summary['seconds']:.0f} s on {summary['device']}"
     )
     from physadv.harness.metrics import Rate
 

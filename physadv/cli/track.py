@@ -45,8 +45,9 @@ def track(
     _check_fps(fps, source, [])
     _, summary = run_track_job(source, keys, SignSpec.of(sign, hfov_deg, size), out, video, fps)
     typer.echo(
-        f"tracked {summary['frames_tracked'] + summary['frames_key']} of {summary['frames']} frames "
-        f"(lost {summary['frames_lost']}, outside the frame {summary['frames_outside']}; lowest confidence "
+        f"the sign is placed in {summary['frames_tracked'] + summary['frames_key']} of {summary['frames']} "
+        f"frames ({summary['frames_key']} marked, {summary['frames_tracked']} tracked; lost "
+        f"{summary['frames_lost']}, outside the frame {summary['frames_outside']}; lowest confidence "
         f"{'—' if summary['lowest_confidence'] is None else summary['lowest_confidence']})"
     )
     typer.echo(

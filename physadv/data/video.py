@@ -201,7 +201,7 @@ class VideoSource:
                 return []
             return [f"--fps {self.given_fps:g} is outside a camera's usual 1–240 fps: times assume it anyway"]
         use = (
-            f"times (seconds, 'in time to stop', hidden seconds) assume {self.fps:g} fps: give the "
+            f"every time in seconds (and eval's 'in time to stop') assumes {self.fps:g} fps: give the "
             "recording's real rate with --fps"
         )
         if self.header_fps is None:

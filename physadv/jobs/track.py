@@ -84,6 +84,8 @@ def run_track_job(
         "sign": sign.class_name,
         "size_m": [sign.width_m, sign.height_m],
         "hfov_deg": sign.hfov_deg,
+        "fps": source.fps,  # the rate every time_s assumes: --fps if given, else the file's
+        "fps_given": fps,
         "key_frames": sorted(keys),
         **summarise(points),
         "backward_refinement": track.refinement,
