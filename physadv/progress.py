@@ -26,6 +26,11 @@ LOG_EVERY_PERCENT = 5
 LOG_EVERY_SECONDS = 30.0
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1 ("1 step", "3 steps")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
