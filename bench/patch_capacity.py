@@ -1,6 +1,6 @@
 """Can a patch of this size hide people from this detector at all? A capacity check without EOT.
 
-    python bench/patch_capacity.py runs/persons/images/train --photos 8 --size-mm 400 --steps 150
+    python bench/patch_capacity.py runs/persons/images/train --photos 8 --size-mm 400 --steps 150 --lr 0.03
 
 It optimises a patch, held straight (no EOT component on), on the ``--photos`` training photos with the
 largest people, drawn again and again, and prints the share of their people still detected (score
@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--size-mm", type=float, default=400.0)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--loss", default="threshold", choices=("max", "topk", "threshold"))
+    ap.add_argument("--lr", type=float, default=0.1)
     args = ap.parse_args()
 
     from physadv.attacks.person_patch import PatchAttack, PatchConfig
@@ -45,6 +46,7 @@ def main() -> None:
         steps=args.steps,
         batch=len(keep),
         loss=args.loss,
+        lr=args.lr,
         eot=PersonEOT(components=()),
     )
     attack = PatchAttack([model], config, photos, Palette.default().colours)

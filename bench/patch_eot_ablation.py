@@ -109,6 +109,7 @@ def make_patch(args, model, train, off: list[str], out: Path):
         lr=args.lr,
         init=args.init,
         resolution=args.resolution,
+        scene_share=args.scene_share,
     )
     attack = PatchAttack([model], config, train, Palette.default().colours, scenes=scenes)
     start = time.perf_counter()
@@ -133,9 +134,10 @@ def main() -> None:
     ap.add_argument("--loss", default="threshold", choices=("max", "topk", "threshold"))
     ap.add_argument("--topk", type=int, default=5)
     ap.add_argument("--threshold", type=float, default=0.1)
-    ap.add_argument("--lr", type=float, default=0.03)
+    ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--init", default="grey", choices=("grey", "random"))
     ap.add_argument("--resolution", type=int, default=150)
+    ap.add_argument("--scene-share", type=float, default=0.5, help="the part of each batch from the street")
     ap.add_argument("--rows", default="all,sizes,angle,cloth,light,camera,printer,none")
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     args = ap.parse_args()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from physadv.jobs.demo import PATCH_MM
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,6 +62,8 @@ def test_demo_quick_writes_the_report_and_every_file(installed_physadv, tmp_path
     report = (out / "report.md").read_text()
     verdict = report.split("\n\n")[1]
     assert "speed limit 45" in verdict and "patch" in verdict and "To print" in verdict
+    side = f"{PATCH_MM:g}"
+    assert f"A {PATCH_MM / 10:g} cm patch" in verdict and f"one {side} × {side} mm page" in verdict
     for section in (
         "Sticker (RP2)",
         "Patch (Thys et al.)",

@@ -210,8 +210,8 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
     finished = run_physadv(*args, "--steps", 4)  # without --resume: refused, the finished run is kept
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
     assert f"{out} holds a checkpoint at step 4 of this command: add --resume" in finished.stderr
-    changed = run_physadv(*args, "--steps", 4, "--lr", 0.1, "--resume")
-    assert changed.returncode == 2 and "different settings (lr): lr: 0.03 → 0.1; " in changed.stderr
+    changed = run_physadv(*args, "--steps", 4, "--lr", 0.03, "--resume")
+    assert changed.returncode == 2 and "different settings (lr): lr: 0.1 → 0.03; " in changed.stderr
     assert "Traceback" not in changed.stderr
     assert "resumed" not in changed.stdout + changed.stderr  # refused before claiming to resume
 

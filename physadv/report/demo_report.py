@@ -21,6 +21,7 @@ def verdict(r: dict) -> str:
     sticker, lab, drive = r["sticker"], r["lab"], r["driveby"]
     patch = r["patch"]
     patch_metrics = patch["conditions_independent"]["default"]
+    side_mm = patch["config"]["size_mm"]
     ped_clean, ped_attacked = _cond(r["pedestrians"], "clean"), _cond(r["pedestrians"], "attacked")
     ped_noise = _cond(r["pedestrians"], "noise_control")
     parts = [
@@ -32,8 +33,9 @@ def verdict(r: dict) -> str:
         f"correctly in "
         f"{_pct(_cond(drive, 'clean').get('accuracy'))} of clean drive-by frames and "
         f"{_pct(_cond(drive, 'attacked').get('accuracy'))} with the sticker.",
-        f"A 40 cm patch worn on the torso, printed, cut the embedded YOLO's person true-positive rate on "
-        f"held-out photos from {_pct(patch_metrics['clean']['true_positive_rate@0.25'])} to "
+        f"A {side_mm / 10:g} cm patch worn on the torso, printed, cut the embedded YOLO's person "
+        f"true-positive rate on held-out photos from "
+        f"{_pct(patch_metrics['clean']['true_positive_rate@0.25'])} to "
         f"{_pct(patch_metrics['patched']['true_positive_rate@0.25'])} (a noise patch of the same size: "
         f"{_pct(patch_metrics['noise_control']['true_positive_rate@0.25'])}; pasted by an independent "
         f"compositor, OpenCV, not the one it was optimised through); in the rendered street replay, from "
@@ -53,7 +55,7 @@ def verdict(r: dict) -> str:
         parts.append("Would the car have stopped? " + " ".join(stop))
     parts.append(
         "To print: sticker/sticker_sheet.pdf (each sticker at true size) with sticker/placement_guide.pdf, "
-        "and patch/patch.pdf (one 400 × 400 mm page)."
+        f"and patch/patch.pdf (one {side_mm:g} × {side_mm:g} mm page)."
     )
     if r.get("quick"):
         parts.append(
@@ -198,7 +200,7 @@ def write_demo_report(out: Path, r: dict) -> tuple[Path, Path]:
         ("sticker/placement_guide.pdf", "full-size guide for placing them on a real sign"),
         ("sticker/poster_letter.pdf", "the whole sign with stickers, tiled at true size"),
         ("sticker/summary.json", "the sticker job's numbers"),
-        ("patch/patch.pdf", "the patch, one page of 400 × 400 mm"),
+        ("patch/patch.pdf", f"the patch, one page of {r['patch']['config']['size_mm']:g} mm square"),
         ("patch/patch_letter.pdf", "the patch tiled on letter paper with cut marks"),
         ("patch/summary.json", "the patch job's numbers"),
         ("replay_lab/report.html", "the lab-table replay, frame by frame"),
