@@ -102,25 +102,7 @@ def _say_interrupted(command: str | None, exc: BaseException) -> None:
     sys.exit(130)
 
 
-def _run(argv: list[str] | None) -> None:
-    """The app; on a torchrun rank other than 0, Typer's own usage errors (an unknown option, a
-    missing argument) are left to rank 0 as well: Click's non-standalone mode hands them back
-    unprinted, and this rank exits with their code."""
-    if _speaks():
-        app(args=argv, prog_name="physadv")
-        return
-    try:
-        code = typer.main.get_command(app).main(args=argv, prog_name="physadv", standalone_mode=False)
-    except typer.Abort as exc:  # an end of input or Ctrl-C, as older Typers report it
-        raise KeyboardInterrupt from exc
-    except Exception as exc:
-        # Click's usage errors (click itself in older Typers, a vendored copy in newer ones)
-        if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
-            raise
-        _say_error(f"physadv: error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
-    if isinstance(code, int) and code:  # typer.Exit(code) (130: Ctrl-C), returned instead of raised
-        sys.exit(code)
+SILENT_RANK_LINGER_S = 5.0  # measured: without it, a loaded machine's rank 0 was stopped before its line
 
 
 def _speaks() -> bool:
@@ -136,6 +118,8 @@ def _say_error(text: str) -> None:
     _record_for_torchrun(text)
     if _speaks():
         print(text, file=sys.stderr)
+    else:  # torchrun stops every rank once one has failed: let rank 0 reach its line first
+        time.sleep(SILENT_RANK_LINGER_S)
 
 
 def _record_for_torchrun(text: str) -> None:
@@ -158,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), None)
     try:
-        _run(argv)
+        app(args=argv, prog_name="physadv")
     except PhysadvError as exc:
         _say_error(f"physadv: error: {exc}")
         sys.exit(2)

@@ -35,7 +35,7 @@ class Budget:
 
     sticker: dict = field(default_factory=dict)  # StickerConfig overrides; none: the command's defaults
     sticker_views: int = 100
-    person_train: int = 320  # 160: 38.8 % in the street; 320: 27.4 % (docs/patches.md)
+    person_train: int = 320  # 160 people: 38.8 % in the street; 320: 25.4 % (docs/patches.md)
     person_val: int = 60
     patch_steps: int = 400
     street_frames: int = 32
