@@ -39,6 +39,25 @@ def test_a_stray_rank_variable_does_not_silence_errors(tmp_path, monkeypatch, ca
     assert ended.value.code == 2 and "physadv: error: source" in capsys.readouterr().err
 
 
+def test_a_silent_rank_waits_for_rank_0_on_errors_but_not_on_ctrl_c(monkeypatch, capsys):
+    """Rank 1 of 2 says nothing; on an error it lingers so that torchrun does not stop rank 0 before
+    rank 0 has said it, but Ctrl-C reaches every rank at once, so it leaves without waiting."""
+    from physadv import cli
+
+    slept = []
+    monkeypatch.setattr(cli.time, "sleep", slept.append)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("TORCHELASTIC_ERROR_FILE", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["eval", "/nonexistent/drive.mp4", "--out", "/nonexistent/e"])
+    assert ended.value.code == 2 and slept == [cli.SILENT_RANK_LINGER_S]
+    with pytest.raises(SystemExit) as ended:
+        cli._say_interrupted("patch", KeyboardInterrupt())
+    assert ended.value.code == 130 and slept == [cli.SILENT_RANK_LINGER_S]  # no second wait
+    assert capsys.readouterr().err == ""  # rank 1 said neither
+
+
 def test_a_bad_input_under_torchrun_is_said_once(tmp_path):
     """Two gloo ranks meet the same bad input: physadv's one-line error is printed by rank 0 alone,
     before torchrun's own report of the failed ranks (which physadv cannot suppress)."""

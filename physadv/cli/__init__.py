@@ -98,7 +98,8 @@ def _say_interrupted(command: str | None, exc: BaseException) -> None:
             what = exc.kept
             break
         exc = exc.__cause__ or exc.__context__
-    _say_error(f"physadv: interrupted; what was written is kept: {what}")
+    # Ctrl-C reaches every rank at once: no rank need wait for rank 0 to say it
+    _say_error(f"physadv: interrupted; what was written is kept: {what}", linger=False)
     sys.exit(130)
 
 
@@ -112,13 +113,13 @@ def _speaks() -> bool:
     return not several or os.environ.get("RANK", "0").strip() in ("0", "")
 
 
-def _say_error(text: str) -> None:
+def _say_error(text: str, linger: bool = True) -> None:
     """A user-facing error line, from rank 0 alone under torchrun (:func:`_speaks`); every rank
-    records it in torchrun's error file."""
+    records it in torchrun's error file. ``linger``: a silent rank waits before failing."""
     _record_for_torchrun(text)
     if _speaks():
         print(text, file=sys.stderr)
-    else:  # torchrun stops every rank once one has failed: let rank 0 reach its line first
+    elif linger:  # torchrun stops every rank once one has failed: let rank 0 reach its line first
         time.sleep(SILENT_RANK_LINGER_S)
 
 
