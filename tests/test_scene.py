@@ -118,6 +118,45 @@ def test_spec_validation_names_the_nearest_key(tmp_path):
         load_spec(bad)
 
 
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        # a user trial's specs: each crashed the renderer ("low >= high", "float division by zero")
+        (
+            "kind: pedestrians\npedestrians: {count: [5, -2]}\n",
+            "'pedestrians.count' is [5, -2]: low must not",
+        ),
+        ("kind: pedestrians\ncamera: {hfov_deg: 0}\n", "'camera.hfov_deg' is 0; it must lie between 1.0"),
+        (
+            "kind: pedestrians\npedestrians: {distance_m: [2]}\n",
+            "'pedestrians.distance_m' must be a [low, high]",
+        ),
+        ("kind: pedestrians\npedestrians: {count: [1.5, 3]}\n", "'pedestrians.count' must be a whole number"),
+        ("kind: pedestrians\neffects: {noise_std: -0.1}\n", "'effects.noise_std' is -0.1; it must lie"),
+        ("kind: lab\nlab: {poses: [{distance_ft: 0}]}\n", "'lab.poses[0].distance_ft' is 0; it must lie"),
+        # rendered a default drive-by, the pedestrians block silently ignored
+        (
+            "kind: driveby\npedestrians: {count: [1, 2]}\n",
+            "its 'pedestrians' section would be ignored: kind is",
+        ),
+        ("pedestrians: {count: [1, 2]}\n", "no kind is given (so 'lab'); set kind: pedestrians"),
+        # said "a lab scene needs lab.poses"
+        ("", "is empty: it needs a kind (lab, driveby or pedestrians)"),
+    ],
+)
+def test_a_bad_spec_value_is_one_line_naming_it(tmp_path, text, said):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    result = run_physadv("scene", "render", spec, "--out", tmp_path / "out")
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_single_number_is_a_range_of_one_value():
+    spec = validate({"kind": "pedestrians", "pedestrians": {"count": 3, "distance_m": 5}})
+    assert spec["pedestrians"]["count"] == [3, 3] and spec["pedestrians"]["distance_m"] == [5, 5]
+
+
 @pytest.mark.parametrize("name", ["lab_rp2.yaml", "driveby_stop.yaml", "pedestrians.yaml"])
 def test_shipped_specs_validate(name):
     spec = load_spec(ROOT / "scenes" / name)

@@ -23,6 +23,7 @@ FT = 0.3048
 SHIPPED_SCENES = Path(__file__).resolve().parents[1] / "scenes"
 
 POSE = {"distance_ft": 10.0, "angle_deg": 0.0}
+KIND_SECTIONS = ("lab", "driveby", "pedestrians")  # the sections only their own kind reads
 SCHEMA: dict[str, Any] = {
     "kind": "lab",  # (str) lab | driveby | pedestrians
     "seed": 0,  # (int) every random draw follows from it
@@ -106,9 +107,78 @@ def _merge(user: Any, schema: Any, where: str) -> Any:
     return user
 
 
+# What each number may be: (lowest, highest, kind) — "int"/"num" a single value, "range" a
+# [low, high] pair with low <= high (a single number means [n, n]), "irange" the same of whole numbers.
+# Outside these the renderer would divide by zero, draw from an empty range or allocate without limit.
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "camera.width": (16, 8192, "int"),
+    "camera.height": (16, 8192, "int"),
+    "camera.hfov_deg": (1.0, 179.0, "num"),
+    "camera.height_m": (0.05, 100.0, "num"),
+    "camera.jitter_deg": (0.0, 45.0, "num"),
+    "sign.height_m": (0.0, 20.0, "num"),
+    "sign.lateral_m": (-100.0, 100.0, "num"),
+    "sign.yaw_deg": (-89.0, 89.0, "num"),
+    "lab.draws_per_pose": (1, 10000, "int"),
+    "driveby.start_ft": (0.0, 10000.0, "num"),
+    "driveby.end_ft": (0.0, 10000.0, "num"),
+    "driveby.speed_kmh": (0.1, 400.0, "num"),
+    "driveby.fps": (1.0, 240.0, "num"),
+    "pedestrians.frames": (1, 100000, "int"),
+    "pedestrians.fps": (1.0, 240.0, "num"),
+    "pedestrians.count": (0, 100, "irange"),
+    "pedestrians.distance_m": (0.5, 500.0, "range"),
+    "pedestrians.lateral_m": (-100.0, 100.0, "range"),
+    "pedestrians.sign_probability": (0.0, 1.0, "num"),
+    "effects.brightness": (0.01, 10.0, "range"),
+    "effects.contrast": (0.0, 10.0, "range"),
+    "effects.colour_temperature_k": (1000.0, 40000.0, "range"),
+    "effects.shadow": (0.0, 1.0, "range"),
+    "effects.motion_blur_px": (0.0, 100.0, "range"),
+    "effects.noise_std": (0.0, 1.0, "range"),
+    "effects.jpeg_quality": (0, 100, "irange"),
+}
+POSE_BOUNDS = {"distance_ft": (0.5, 1000.0), "angle_deg": (-89.0, 89.0)}
+
+
+def _in_bounds(name: str, value: Any, bounds: tuple[float, float, str]) -> Any:
+    """``value`` checked against ``bounds`` (see :data:`BOUNDS`); a range comes back as ``[low, high]``."""
+    lo, hi, kind = bounds
+    whole = kind in ("int", "irange")
+    if kind in ("range", "irange"):
+        pair = list(value) if isinstance(value, (list, tuple)) else [value, value]
+        if len(pair) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair):
+            raise PhysadvError(f"scene spec: '{name}' must be a [low, high] range or a number, got {value!r}")
+        if pair[0] > pair[1]:
+            raise PhysadvError(f"scene spec: '{name}' is [{pair[0]}, {pair[1]}]: low must not exceed high")
+        values = pair
+    else:
+        values = [value]
+    for v in values:
+        if whole and v != int(v):
+            raise PhysadvError(f"scene spec: '{name}' must be a whole number, got {v!r}")
+        if not lo <= v <= hi:
+            raise PhysadvError(f"scene spec: '{name}' is {v!r}; it must lie between {lo} and {hi}")
+    return values if kind in ("range", "irange") else value
+
+
+def _check_values(full: dict) -> None:
+    """Every number of a merged spec within :data:`BOUNDS` (ranges normalised to pairs, in place)."""
+    for name, bounds in BOUNDS.items():
+        section, key = name.split(".")
+        value = full[section][key]
+        if name == "effects.jpeg_quality" and not isinstance(value, (list, tuple)) and value == 0:
+            continue  # 0: no compression
+        full[section][key] = _in_bounds(name, value, bounds)
+    for i, pose in enumerate(full["lab"]["poses"]):
+        for key, (lo, hi) in POSE_BOUNDS.items():
+            _in_bounds(f"lab.poses[{i}].{key}", pose[key], (lo, hi, "num"))
+
+
 def validate(spec: dict) -> dict:
     """Fill defaults and check every key and value; returns the complete spec."""
     full = _merge(spec or {}, SCHEMA, "")
+    _check_values(full)
     if full["kind"] not in ("lab", "driveby", "pedestrians"):
         raise PhysadvError(f"scene spec: kind must be lab, driveby or pedestrians, got '{full['kind']}'")
     from physadv.scene.signs import SIGNS
@@ -136,6 +206,20 @@ def load_spec(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise PhysadvError(f"scene spec '{path}' is not valid YAML: {yaml_problem(exc)}") from None
+    if data is None:
+        raise PhysadvError(
+            f"scene spec '{path}' is empty: it needs a kind (lab, driveby or pedestrians) and that kind's "
+            "section, e.g. the files in scenes/"
+        )
+    if isinstance(data, dict):
+        kind = data.get("kind", SCHEMA["kind"])
+        unused = [k for k in KIND_SECTIONS if k in data and k != kind]
+        if unused:
+            given = f"kind is '{kind}'" if "kind" in data else f"no kind is given (so '{kind}')"
+            raise PhysadvError(
+                f"scene spec '{path}': its '{unused[0]}' section would be ignored: {given}; "
+                f"set kind: {unused[0]}, or remove that section"
+            )
     return validate(data)
 
 
