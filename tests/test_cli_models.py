@@ -129,6 +129,38 @@ def test_attack_help_shows_the_settings_defaults():
         for flag, value in (("--steps", job.attack.steps), ("--lr", job.attack.lr), ("--dpi", job.dpi)):
             assert f"[default: ({value})]" in _option_help(shown, flag), (command, flag)
         assert "(dpi) [default:" in _option_help(shown, "--dpi")  # the unit survives too
+    # a nested default the job sets apart from its class: the patch job's folds (the help said 0.3)
+    assert PatchJob().attack.eot.crease == 0.5 != type(PatchJob().attack.eot)().crease
+    assert "[default: (0.5)]" in _option_help(shown, "--crease")
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--size-mm", "1e9"), ("--imgsz", "100000"), ("--resolution", "100000"), ("--batch", "100000")],
+)
+def test_an_absurd_size_is_a_usage_error_before_anything_loads(tmp_path, flag, value):
+    """A user trial's values: each loaded the photos and the model, then died of an allocation."""
+    result = run(PHYSADV, "patch", "--images", tmp_path / "none", flag, value, "--out", tmp_path / "o")
+    assert result.returncode == 2 and f"Invalid value for '{flag}'" in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_running_out_of_memory_names_the_settings_that_size_the_work():
+    """numpy's and torch's own out-of-memory errors, raised for real, in the user's words."""
+    import numpy as np
+    import torch
+
+    from physadv.cli import _out_of_memory
+
+    for allocate, asked in (
+        (lambda: np.empty(10**13, np.uint8), "9.09 TiB"),
+        (lambda: torch.empty(10**13, dtype=torch.uint8), "9313.2 GiB"),
+    ):
+        with pytest.raises((MemoryError, RuntimeError)) as failed:
+            allocate()
+        said = _out_of_memory(failed.value)
+        assert said.startswith(f"out of memory ({asked} asked for at once)") and "--batch" in said
+    assert _out_of_memory(RuntimeError("shape mismatch")) is None
 
 
 def test_version_is_the_installed_one():

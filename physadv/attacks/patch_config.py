@@ -26,12 +26,14 @@ class PatchConfig(Settings):
         ["person"], "the attacked class names, looked up in each model by name", derived=True
     )
     size_mm: float = setting(400.0, "printed side of the square patch: its size on the torso", unit="mm",
-                             minimum=10.0)  # fmt: skip
+                             minimum=10.0, maximum=3000.0)  # fmt: skip
     steps: int = setting(1000, "optimisation steps (Adam updates)", minimum=1)
     # 0.1 over 0.03: at 600 mm the street's rate falls in 400 steps as far as in 2000 (docs/patches.md)
     lr: float = setting(0.1, "Adam learning rate (patch colours in [0, 1])", minimum=0.0)
-    batch: int = setting(0, "people-frames per step (0: 8 on CPU, 32 on CUDA)", minimum=0)
-    resolution: int = setting(150, "patch pixels per side while optimising", unit="px", minimum=16)
+    batch: int = setting(0, "people-frames per step (0: 8 on CPU, 32 on CUDA)", minimum=0,
+                        maximum=1024)  # fmt: skip
+    resolution: int = setting(150, "patch pixels per side while optimising", unit="px", minimum=16,
+                             maximum=1024)  # fmt: skip
     # threshold at 0.1 over max: 7–9 points lower true-positive rates at 400 mm (docs/patches.md)
     loss: str = setting(
         "threshold", "per-person score: threshold (sum of the scores above it), max (Thys), topk (mean "

@@ -43,12 +43,14 @@ class StickerConfig(Settings):
     )
     # colours saturate within ~100 steps; 0.05 ends weaker (bench/sticker_masks.py --lr)
     lr: float = setting(0.2, "Adam learning rate (sticker colours in [0, 1])", minimum=0.0)
-    batch: int = setting(0, "EOT views per step (0: 32 crops / 8 frames on CPU, 4x on CUDA)", minimum=0)
+    batch: int = setting(0, "EOT views per step (0: 32 crops / 8 frames on CPU, 4x on CUDA)", minimum=0,
+                        maximum=4096)  # fmt: skip
     pool: int = setting(384, "EOT views drawn once and sampled from (at least batch)", minimum=8)
     lambda_norm: float = setting(0.02, "weight of RP2's |M·δ| term", minimum=0.0)
     lambda_nps: float = setting(0.1, "weight of non-printability", minimum=0.0)
     lambda_tv: float = setting(0.05, "weight of total variation", minimum=0.0)
-    resolution: int = setting(128, "sticker pixels per side while optimising", unit="px", minimum=16)
+    resolution: int = setting(128, "sticker pixels per side while optimising", unit="px", minimum=16,
+                             maximum=1024)  # fmt: skip
     seed: int = setting(0, "random seed of the views and the optimisation")
     view_range: ViewRange = setting(ViewRange(), "where EOT views are drawn from")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -138,6 +139,22 @@ def _record_for_torchrun(text: str) -> None:
         Path(path).write_text(json.dumps(data))
 
 
+def _out_of_memory(exc: BaseException) -> str | None:
+    """The user's words for running out of memory (numpy's MemoryError, torch's CPU allocator, CUDA's
+    OutOfMemoryError), naming the settings that scale memory; None for any other error."""
+    text = str(exc)
+    cpu = isinstance(exc, RuntimeError) and ("DefaultCPUAllocator" in text or "alloc_cpu" in text)
+    if not (isinstance(exc, MemoryError) or cpu or type(exc).__name__ == "OutOfMemoryError"):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    size = f"{int(asked[1]) / 2**30:.1f} GiB" if asked else None
+    size = size or (m[1] if (m := re.search(r"allocate ([\d.]+ [KMGT]iB)", text)) else "more than there is")
+    return (
+        f"out of memory ({size} asked for at once): lower what sets the work's size — --batch, --imgsz, "
+        "--resolution, --size-mm, views or frames — or run where there is more memory"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``physadv`` and ``python cli.py``."""
     args = sys.argv[1:] if argv is None else argv
@@ -159,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # never a bare traceback for a user; PHYSADV_DEBUG=1 shows it
         if os.environ.get("PHYSADV_DEBUG"):
             raise
+        if _out_of_memory(exc):
+            _say_error(f"physadv: error: {_out_of_memory(exc)}")
+            sys.exit(2)
         print(
             f"physadv: internal error: {type(exc).__name__}: {exc} (set PHYSADV_DEBUG=1 for details)",
             file=sys.stderr,

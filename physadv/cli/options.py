@@ -26,13 +26,23 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory()  # type: ignore[misc]
 
 
+def _nested_default(cls: type[Settings], key: str) -> Any:
+    """The default ``key`` has in ``cls``'s own default of the outer setting: a job may set a nested
+    setting's default differently from the inner class (the patch job's ``attack.eot.crease``)."""
+    first, *rest = key.split(".")
+    value = _default(next(f for f in dataclasses.fields(cls) if f.name == first))
+    for part in rest:
+        value = getattr(value, part)
+    return value
+
+
 def option(cls: type[Settings], key: str, *flags: str) -> Any:
     """A typer option for setting ``key`` of ``cls``: its meaning and default in the help, its bounds
     checked, and ``None`` when the user did not type it (so ``--config`` and the default stand)."""
     f = _field(cls, key)
     meta = f.metadata
     name = key.split(".")[-1].replace("_", "-")
-    default = _default(f)
+    default = _nested_default(cls, key)
     if not flags:
         flags = (f"--{name}/--no-{name}",) if isinstance(default, bool) else (f"--{name}",)
     # typer's rich help reads "[...]" in a help text as markup and drops it: the unit goes in

@@ -19,9 +19,10 @@ class PatchJob(AttackJob):
     scene: Path | None = setting(
         None, "a 'pedestrians' scene spec: optimise in its rendered streets (alone or mixed with images)"
     )
-    scene_frames: int = setting(32, "scene: rendered frames kept in the pool", minimum=2)
+    scene_frames: int = setting(32, "scene: rendered frames kept in the pool", minimum=2, maximum=4096)
     scene_refresh: float = setting(0.5, "scene: frames re-rendered per step", minimum=0.0)
-    scene_val: int = setting(48, "scene: held-out street frames to judge on (other seeds)", minimum=0)
+    scene_val: int = setting(48, "scene: held-out street frames to judge on (other seeds)", minimum=0,
+                         maximum=100000)  # fmt: skip
     model: list[str] = setting(["default"], "detector .pt, model yaml or 'default'; several: an ensemble")
     classes: list[str] = setting(["person"], "classes to hide: names or ids")
     labels: str = setting(
@@ -42,7 +43,7 @@ class PatchJob(AttackJob):
         16.0, "ignore objects whose box is smaller than this on its short side", unit="photo px", minimum=0.0
     )
     imgsz: int | None = setting(None, "detector input size (default: the model's own; 640 for yamls)",
-                                unit="px", minimum=32)  # fmt: skip
+                                unit="px", minimum=32, maximum=4096)  # fmt: skip
     paper: str = setting("letter", "paper for the tiled PDF", choices=PAPERS)
     dpi: int = setting(150, "print resolution of the printables", unit="dpi", minimum=72, maximum=1200)
     # the command trains with more folds than the library's default (the demo's): folds are what a
