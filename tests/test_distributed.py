@@ -58,6 +58,21 @@ def test_a_silent_rank_waits_for_rank_0_on_errors_but_not_on_ctrl_c(monkeypatch,
     assert capsys.readouterr().err == ""  # rank 1 said neither
 
 
+def test_scene_training_under_torchrun_is_refused_before_the_street_renders(tmp_path, monkeypatch, capsys):
+    """A user trial: both ranks rendered the street for 13 s before being told --scene is one-process."""
+    from physadv import cli
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit) as ended:
+        cli.main(
+            ["patch", "--scene", "scenes/pedestrians.yaml", "--steps", "1", "--out", str(tmp_path / "p")]
+        )
+    captured = capsys.readouterr()
+    assert ended.value.code == 2 and "--scene under torchrun is not supported yet" in captured.err
+    assert "street" not in captured.out + captured.err.replace("--scene", "")  # nothing was rendered
+
+
 def test_a_bad_input_under_torchrun_is_said_once(tmp_path):
     """Two gloo ranks meet the same bad input: physadv's one-line error is printed by rank 0 alone,
     before torchrun's own report of the failed ranks (which physadv cannot suppress)."""

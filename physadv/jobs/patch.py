@@ -264,6 +264,8 @@ def run_patch(job: PatchJob, out: Path, resume: bool = False) -> dict | None:
 
     if job.images is None and job.scene is None:
         raise PhysadvError("give --images (photos of people), --scene (a pedestrians scene spec), or both")
+    if job.scene is not None and distributed.ranks_from_env().active:  # before the street is rendered
+        raise PhysadvError("--scene under torchrun is not supported yet: train on photos, or in one process")
     if not resume:  # before the models and photos load: a rerun into a finished or interrupted run
         refuse_overwrite(out / CHECKPOINT_NAME)
     victims = [
