@@ -194,6 +194,19 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
     # clean row over patched row, one column per held-out image with people, letterbox cropped
     assert grid.shape[0] == 2 * 240 and grid.shape[1] == 320 * min(6, summary["heldout_images"])
     assert Image.open(out / "patch.png").size == (round(400 / 25.4 * 150),) * 2  # 400 mm at 150 dpi
+    # the noise control it judged, printable beside the patch for a replay or a physical control
+    import torch.nn.functional as F
+
+    from physadv.harness.patch_eval import control_trials
+    from physadv.printing.export import load_artefact_image
+
+    assert "noise_control.png" in summary["files"] and "history.jsonl" in summary["files"]
+    wrote = next(line for line in first.stdout.splitlines() if line.startswith("wrote "))
+    assert all(name in wrote for name in summary["files"]) and "patch.pdf (400 mm)" in wrote
+    noise = load_artefact_image(out / "noise_control.png", (400, 400)).image
+    assert noise.shape[-1] == Image.open(out / "patch.png").size[0]
+    judged = control_trials(torch.zeros(3, 48, 48), 0)["noise_control"].patch
+    assert (F.adaptive_avg_pool2d(noise[None], 48)[0] - judged).abs().mean() < 0.02
 
     # the run's resolved settings: read back by --config (flags override it), carried by the sidecar
     written = yaml.safe_load((out / "config.yaml").read_text())

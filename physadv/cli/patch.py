@@ -103,4 +103,5 @@ def patch(
         )
     if summary["warnings"]:  # said before training; summary.json keeps them
         typer.echo(f"physadv: {len(summary['warnings'])} warning(s) above, also in summary.json", err=True)
-    typer.echo(f"wrote {out}/patch.png, patch.pdf ({size_mm:g} mm), grid.jpg, history.png, summary.json")
+    files = ", ".join(f"{f} ({size_mm:g} mm)" if f == "patch.pdf" else f for f in summary["files"])
+    typer.echo(f"wrote {out}/: {files}, summary.json, config.yaml")

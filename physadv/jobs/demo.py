@@ -187,23 +187,12 @@ def make_patch(out: Path, budget: Budget, device: str):
     return summary, detector, sets[0], sets[1]
 
 
-def noise_control_png(patch_png: Path, seed: int = 0) -> Path:
-    """The noise control as a PNG beside the patch: the patch job's own noise patch, same size."""
-    from physadv.artefact import Artefact
-    from physadv.harness.patch_eval import control_trials
-    from physadv.printing.export import load_artefact_image, save_png
-
-    patch = load_artefact_image(patch_png, (PATCH_MM, PATCH_MM)).image
-    path = patch_png.with_name("noise_control.png")
-    save_png(Artefact(control_trials(patch, seed)["noise_control"].patch, (PATCH_MM, PATCH_MM)), path, 72)
-    return path
-
-
 def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
     """Everything above; returns what the report shows (also in ``out/demo.json``)."""
     from physadv.attacks.person_patch import PatchConfig
     from physadv.defenses.catalogue import parse_defenses
     from physadv.jobs.defend_patch import run_patch_defenses
+    from physadv.jobs.patch import NOISE_PNG
     from physadv.printing.export import load_artefact_image
     from physadv.printing.palette import Palette
     from physadv.report.demo_report import write_demo_report
@@ -245,7 +234,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto") -> dict:
         patch_png,
         budget,
         device,
-        {"noise_control": noise_control_png(patch_png)},
+        {"noise_control": patch_png.with_name(NOISE_PNG)},  # the noise patch the patch job judged
     )
     lap("pedestrian replay")
     patch = load_artefact_image(patch_png, (PATCH_MM, PATCH_MM)).image

@@ -41,6 +41,7 @@ from physadv.scene.video import to_bgr8
 GRID_IMAGES = 6
 MIN_TRAIN_PEOPLE = 30  # fewer people than this to train on: the patch will not generalise (say so)
 MIN_HELD_OUT_PEOPLE = 20
+NOISE_PNG = "noise_control.png"
 
 
 def write_printables(patch: Artefact, out: Path, dpi: int, paper: str) -> list[str]:
@@ -52,6 +53,16 @@ def write_printables(patch: Artefact, out: Path, dpi: int, paper: str) -> list[s
     save_pdf(patch, out / "patch.pdf", dpi)
     save_pdf(patch, out / f"patch_{paper}.pdf", dpi, paper=paper, label="person patch")
     return ["patch.png", "patch.json", "patch.pdf", f"patch_{paper}.pdf"]
+
+
+def write_noise_control(patch: torch.Tensor, seed: int, size_mm: tuple, out: Path, dpi: int) -> str:
+    """noise_control.png: the noise patch the run judged beside the patch (same size, same pixels), to
+    replay or print as the control (``physadv eval … --patch noise_control.png``)."""
+    from physadv.printing.export import save_png
+
+    noise = control_trials(patch, seed)["noise_control"].patch
+    save_png(Artefact(noise, size_mm, provenance={"control": "noise", "seed": seed}), out / NOISE_PNG, dpi)
+    return NOISE_PNG
 
 
 def write_grid(
@@ -207,7 +218,9 @@ def run_patch_job(
         provenance["settings"] = job.to_dict()
     artefact = Artefact(patch, (size_mm, size_mm), provenance=provenance)
     files = write_printables(artefact, out, dpi, paper)
+    files.append(write_noise_control(patch, attack.config.seed, (size_mm, size_mm), out, dpi))
     (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in record["history"]))
+    files.append("history.jsonl")
     files.append(write_history_plot(record["history"], out / "history.png").name)
     judged = {}
     for what, held_out in held.items():
