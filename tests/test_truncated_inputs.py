@@ -178,6 +178,20 @@ def _zip(path: Path) -> None:
         zf.writestr("readme.txt", "hello")
 
 
+def _foreign_checkpoint(path: Path) -> None:
+    """A checkpoint pickling a class of a module this environment lacks (YOLOv5's ``models.yolo``)."""
+    import sys
+    import types
+
+    module = types.ModuleType("yolov5_models_stand_in")
+    exec("class Model:\n    pass\n", module.__dict__)
+    sys.modules[module.__name__] = module
+    try:
+        torch.save({"model": module.Model()}, path)
+    finally:
+        del sys.modules[module.__name__]
+
+
 def _cut_checkpoint(path: Path) -> None:
     from physadv.models.loading import embedded_detector_checkpoint
 
@@ -197,11 +211,25 @@ def _cut_checkpoint(path: Path) -> None:
             "is a Git LFS pointer, not the weights",
         ),
         (lambda p: p.write_bytes(b"\x00\x01\xfe\xff" * 40), "is neither a zip archive nor a pickle"),
+        (lambda p: p.write_text("<!DOCTYPE html><html><body>Sign in</body></html>"), "is an HTML page"),
+        (_foreign_checkpoint, "a checkpoint of another code base \\(unpickling it needs the module"),
         (lambda p: torch.save(torch.zeros(3), p), "holds a tensor, not a model"),
         (lambda p: torch.save({"w": torch.zeros(3)}, p), "holds a state dict \\(weights without"),
         (lambda p: torch.save({"epoch": 3, "model": None}, p), "holds a dict without a model"),
     ],
-    ids=["text", "empty", "zip", "truncated-zip", "lfs-pointer", "binary", "tensor", "state-dict", "dict"],
+    ids=[
+        "text",
+        "empty",
+        "zip",
+        "truncated-zip",
+        "lfs-pointer",
+        "binary",
+        "html",
+        "foreign",
+        "tensor",
+        "state-dict",
+        "dict",
+    ],  # fmt: skip
 )
 def test_a_file_that_is_not_a_model_says_what_it_is(tmp_path, make, said):
     from physadv.models import load_model
