@@ -42,7 +42,7 @@ def test_check_yolo26_via_cli_py_end2end():
         (lambda d: "missing.pt", "not found"),
         (
             lambda d: (d / "junk.pt").write_bytes(b"not a model") and str(d / "junk.pt"),
-            "cannot read model file",
+            "is a text file, not a PyTorch checkpoint",
         ),
         (lambda d: (d / "m.yaml").write_text("nc: [oops\n") and str(d / "m.yaml"), "cannot build a model"),
         (lambda d: "yolo11n-seg.yaml", "not a detection model|defines a segment model"),

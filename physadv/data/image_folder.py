@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from physadv.data.images import IMAGE_SUFFIXES, PHOTO_BACKGROUND, read_rgb8
+from physadv.data.images import IMAGE_SUFFIXES, PHOTO_BACKGROUND, read_rgb8, skipped_name
 from physadv.errors import PhysadvError
 
 
@@ -42,8 +42,8 @@ def load_image_folder(
                 continue
             try:
                 rgb, picture = read_rgb8(path)
-            except PhysadvError:
-                unreadable.append(f"{name}/{path.name}")
+            except PhysadvError as exc:
+                unreadable.append(skipped_name(f"{name}/{path.name}", exc))
                 continue
             transparent += picture.transparent
             images.append(np.asarray(Image.fromarray(rgb).resize(size[::-1], Image.BILINEAR)))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from physadv.data.class_map import ClassMap
-from physadv.data.images import IMAGE_SUFFIXES, PHOTO_BACKGROUND, letterbox, read_rgb8
+from physadv.data.images import IMAGE_SUFFIXES, PHOTO_BACKGROUND, letterbox, read_rgb8, skipped_name
 from physadv.data.label_log import LabelLog
 from physadv.data.yolo_labels import read_yolo_file
 from physadv.errors import PhysadvError
@@ -172,8 +172,8 @@ def load_image_set(
             progress()
         try:
             rgb, picture = read_rgb8(path)
-        except PhysadvError:
-            report.unreadable.append(path.name)
+        except PhysadvError as exc:
+            report.unreadable.append(skipped_name(path.name, exc))
             continue
         report.transparent += picture.transparent
         canvas, scale, left, top = letterbox(rgb, size)

@@ -15,6 +15,12 @@ every caller:
 
 Pixel data comes from OpenCV (``IMREAD_UNCHANGED``: every depth and channel count it supports),
 the EXIF tag from Pillow (the header only), with Pillow as the fallback decoder.
+
+A **truncated** file is unreadable, never half an image: libjpeg decodes a JPEG cut short into a
+picture grey below the cut (saying only "Premature end of JPEG file" on stderr, with no file name),
+so :func:`truncation` walks a JPEG's markers to its end-of-image marker (FF D9) and a PNG's chunks to
+IEND before anything is decoded — reading the bytes, not decoding them twice. Other formats OpenCV
+refuses when cut short; Pillow's "image file is truncated" is then the reason given.
 """
 
 from __future__ import annotations
@@ -31,6 +37,23 @@ LETTERBOX_FILL = 114 / 255  # Ultralytics' grey padding, as a float in [0, 1]
 PHOTO_BACKGROUND = LETTERBOX_FILL  # what transparent pixels of photos and frames are composited over
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 EXIF_ORIENTATION = 0x0112
+TRUNCATED = "truncated"
+
+
+class UnreadableImage(PhysadvError):
+    """An image file that cannot be used; ``reason`` is :data:`TRUNCATED` when the file is cut short
+    (readers of image sets name it beside the file), else None."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+
+
+def skipped_name(name: str, exc: PhysadvError) -> str:
+    """``name`` as a set of images lists it when :func:`read_image` refused it with ``exc``:
+    ``00005.jpg (truncated)`` where the reason is known, else ``00005.jpg``."""
+    reason = getattr(exc, "reason", None)
+    return f"{name} ({reason})" if reason else name
 
 
 @dataclass
@@ -98,22 +121,75 @@ def upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
 
 
-def _decode(path: Path) -> np.ndarray | None:
-    """Pixels as stored (OpenCV's channel order BGR/BGRA, any depth), or None."""
+def _jpeg_truncated(data: bytes) -> bool:
+    """Whether a JPEG ends before its end-of-image marker. Segments are skipped by their length (an
+    EXIF thumbnail's own FF D9 is inside APP1), entropy-coded data up to the next marker (inside it
+    FF is followed only by 00 or a restart marker D0–D7, ITU T.81 B.1.1.5)."""
+    raw = np.frombuffer(data, np.uint8)
+    ff = np.flatnonzero(raw[:-1] == 0xFF)
+    after = raw[ff + 1]
+    markers = ff[(after != 0) & (after != 0xFF) & ((after < 0xD0) | (after > 0xD7))]
+    i = 2
+    while i + 2 <= len(data):
+        if data[i] != 0xFF:
+            return False  # not where a marker should be: damaged, not cut short; the decoder judges it
+        marker = data[i + 1]
+        if marker == 0xD9:
+            return False
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, markers without length
+            i += 1 if marker == 0xFF else 2
+            continue
+        if i + 4 > len(data):
+            return True
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:  # start of scan: its entropy-coded data runs to the next marker
+            later = markers[np.searchsorted(markers, i) :]
+            if not len(later):
+                return True
+            i = int(later[0])
+    return True
+
+
+def _png_truncated(data: bytes) -> bool:
+    """Whether a PNG ends before its IEND chunk (chunks are length, type, data, CRC)."""
+    i = 8
+    while i + 8 <= len(data):
+        length, kind = int.from_bytes(data[i : i + 4], "big"), data[i + 4 : i + 8]
+        if kind == b"IEND":
+            return False
+        i += 12 + length
+    return True
+
+
+def truncation(path: Path) -> str | None:
+    """A one-phrase reason when ``path`` is a JPEG or PNG cut short, else None (complete, or another
+    format: those the decoders refuse when cut short)."""
+    data = Path(path).read_bytes()
+    if data[:3] == b"\xff\xd8\xff" and _jpeg_truncated(data):
+        return f"{TRUNCATED}: the JPEG ends before its end-of-image marker ({len(data)} bytes)"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and _png_truncated(data):
+        return f"{TRUNCATED}: the PNG ends before its IEND chunk ({len(data)} bytes)"
+    return None
+
+
+def _decode(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """Pixels as stored (OpenCV's channel order BGR/BGRA, any depth), or None and why (when known)."""
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is not None:
         if data.ndim == 3 and data.shape[2] in (3, 4):
             data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB if data.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-        return data
+        return data, None
     from PIL import Image
 
     try:  # formats OpenCV lacks; Pillow gives 8-bit RGB(A)
         with Image.open(path) as image:
             image.load()
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+            return np.asarray(image.convert("RGBA" if has_alpha else "RGB")), None
+    except OSError as exc:  # Pillow refuses a cut-short file unless LOAD_TRUNCATED_IMAGES is set
+        return None, TRUNCATED if "truncated" in str(exc) else None
     except Exception:
-        return None
+        return None, None
 
 
 def _scale(data: np.ndarray) -> tuple[np.ndarray, str]:
@@ -130,14 +206,19 @@ def read_image(path: str | Path, what: str = "image") -> Picture:
     """Read an image file upright, with its bit depth and alpha honoured (see the module docstring).
 
     Raises:
-        PhysadvError: one line naming the file, when it is missing or not an image this machine reads.
+        PhysadvError: one line naming the file, when it is missing; :class:`UnreadableImage` (a
+            PhysadvError) when it is truncated or not an image this machine reads.
     """
     path = Path(path)
     if not path.is_file():
         raise PhysadvError(f"{what} '{path}' not found")
-    data = _decode(path)
+    cut = truncation(path)
+    if cut:
+        raise UnreadableImage(f"cannot read {what} '{path}': {cut}", TRUNCATED)
+    data, reason = _decode(path)
     if data is None or data.size == 0:
-        raise PhysadvError(f"cannot read {what} '{path}': not an image this machine can read")
+        why = "truncated (the file ends early)" if reason else "not an image this machine can read"
+        raise UnreadableImage(f"cannot read {what} '{path}': {why}", reason)
     try:
         data, depth = _scale(data)
     except PhysadvError as exc:

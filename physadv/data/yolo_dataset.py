@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from physadv.data.images import truncation
 from physadv.data.label_log import LabelLog
 from physadv.data.yolo_labels import NormBox, read_yolo_file
 from physadv.errors import PhysadvError
@@ -33,6 +34,15 @@ class CheckedDataset:
     log: LabelLog = field(default_factory=LabelLog)
     images: int = 0
     copied: bool = False  # training uses a checked copy
+    truncated: list[str] = field(default_factory=list)  # image files cut short: left out of the copy
+
+    def lines(self) -> list[str]:
+        """What checking changed, in plain words (nothing when the dataset is used as it is)."""
+        out = [self.log.summary(f"labels of {self.images} images")]
+        if self.truncated:
+            shown = ", ".join(self.truncated[:5]) + (" …" if len(self.truncated) > 5 else "")
+            out.append(f"left out {len(self.truncated)} truncated image(s): {shown}")
+        return [line for line in out if line]
 
 
 def _image_files(source: str | list[str]) -> list[Path]:
@@ -69,8 +79,9 @@ def _link(source: Path, target: Path) -> None:
 
 
 def check_dataset(data: Path, work: Path) -> CheckedDataset:
-    """Check every label file of the dataset ``data``; return the yaml to train on (``data`` itself
-    when every line was fine, else a checked copy written under ``work``).
+    """Check every label file of the dataset ``data`` and every image for truncation; return the yaml
+    to train on (``data`` itself when all was fine, else a checked copy written under ``work``, without
+    the truncated images).
 
     Raises:
         PhysadvError: the yaml cannot be read or its image folders do not exist (one line).
@@ -88,10 +99,13 @@ def check_dataset(data: Path, work: Path) -> CheckedDataset:
         if not info.get(split):
             continue
         for image in _image_files(info[split]):
-            label = Path(img2label_paths([image])[0])
             result.images += 1
+            if truncation(image):  # Ultralytics would try to "restore" it, or train on a half-grey picture
+                result.truncated.append(f"{split}/{image.name}")
+                continue
+            label = Path(img2label_paths([image])[0])
             cleaned[(split, image)] = read_yolo_file(label, result.log, set(names)) if label.is_file() else []
-    if not result.log.total_dropped and not result.log.clipped:
+    if not result.log.total_dropped and not result.log.clipped and not result.truncated:
         return result
     result.data, result.copied = _write_copy(work, info, names, cleaned), True
     return result

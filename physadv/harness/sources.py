@@ -121,8 +121,9 @@ class FolderSource:
         for index, file in enumerate(self.files):
             try:
                 rgb, picture = read_rgb8(file)
-            except PhysadvError:
-                self.unread.add(index, f"unreadable image '{file.name}'")
+            except PhysadvError as exc:  # a truncated frame is named as such: 'f.jpg' (truncated)
+                why = getattr(exc, "reason", None)
+                self.unread.add(index, f"unreadable image '{file.name}'" + (f" ({why})" if why else ""))
                 continue
             if size is not None and rgb.shape[:2] != size:
                 self.unread.add(

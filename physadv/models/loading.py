@@ -209,20 +209,69 @@ def embedded_detector_checkpoint() -> Path:
     return target
 
 
-def _yolo_from_checkpoint(path: Path) -> nn.Module:
+EXPECTED = (
+    "want an Ultralytics .pt checkpoint (the whole model, as Ultralytics saves it), a TorchScript or "
+    "torch.export classifier, a .safetensors of physadv's, or a model yaml"
+)
+
+
+def _what_file(path: Path) -> str | None:
+    """What ``path`` is in plain words when its first bytes show it cannot be a PyTorch checkpoint
+    (a zip archive holding ``<name>/data.pkl``, or before PyTorch 1.6 a pickle), else None."""
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file (0 bytes)"
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                entries = zf.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return f"a damaged or truncated zip archive ({size} bytes: copy it again)"
+        if not any(n.endswith("data.pkl") for n in entries):
+            shown = ", ".join(entries[:3]) + (" …" if len(entries) > 3 else "")
+            return f"a zip archive without a PyTorch checkpoint's data.pkl (it holds {shown or 'nothing'})"
+        return None
+    if head[:1] == b"\x80":  # a pickle: the legacy torch.save format starts with one
+        return None
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the weights (run 'git lfs pull' where it was cloned)"
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ModelError(
-            f"cannot read model file '{path}': {_short(exc)} (corrupt or not a PyTorch file)"
-        ) from None
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "neither a zip archive nor a pickle"
+    return "an HTML page (a failed download?)" if "<html" in text.lower() else "a text file"
+
+
+def _load_checkpoint(path: Path):
+    """``torch.load`` with what the file is said in plain words when it is not a checkpoint."""
+    what = _what_file(path)
+    if what is None:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except ModuleNotFoundError as exc:  # pickled classes of another code base (YOLOv5's `models`)
+            what = f"a checkpoint of another code base (unpickling it needs the module '{exc.name}')"
+            raise ModelError(f"model file '{path}' is {what}; {EXPECTED}") from None
+        except Exception:  # the unpickler's reasons ("Memo value not found") help nobody
+            what = "a file torch.load cannot read (damaged, or another program's pickle)"
+    raise ModelError(f"model file '{path}' is {what}, not a PyTorch checkpoint; {EXPECTED}")
+
+
+def _yolo_from_checkpoint(path: Path) -> nn.Module:
+    ckpt = _load_checkpoint(path)
     model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else ckpt
     if isinstance(ckpt, dict) and model is None:
-        raise ModelError(
-            f"'{path}' holds a state dict, not a model; pass an Ultralytics checkpoint or a TorchScript file"
-        )
+        if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+            held = "a state dict (weights without the model's architecture)"
+        else:
+            held = (
+                f"a dict without a model under 'model' or 'ema' (keys: {', '.join(map(str, list(ckpt)[:6]))})"
+            )
+        raise ModelError(f"'{path}' holds {held}, not a model; {EXPECTED}")
     if not isinstance(model, nn.Module):
-        raise ModelError(f"'{path}' holds a {type(model).__name__}, not a model")
+        held = "a tensor" if isinstance(model, torch.Tensor) else f"a {type(model).__name__}"
+        raise ModelError(f"'{path}' holds {held}, not a model; {EXPECTED}")
     return _check_detect(model, str(path))
 
 

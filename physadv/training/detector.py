@@ -35,9 +35,9 @@ def _checked(data: Path, work: Path) -> Path:
     from physadv.data.yolo_dataset import check_dataset
 
     checked = check_dataset(data, work)
-    summary = checked.log.summary(f"labels of {checked.images} images")
-    if summary:
-        print(summary)
+    said = checked.lines()
+    if checked.copied:
+        print("\n".join(said))
         print(f"training on a checked copy of the labels: {checked.data} (images linked, not copied)")
     return checked.data
 
