@@ -46,3 +46,16 @@ def test_documented_commands_exist():
     assert len(shown) > 20  # the pages do show commands
     problems = [f"{name}: {p}" for name, c in shown if (p := _check(root, c))]
     assert not problems, "\n".join(problems)
+
+
+def test_relative_links_resolve():
+    """Every relative link and image of the README and docs/ points at a file that exists, from the
+    page's own folder (a user trial found docs/world.md's picture pointing at docs/docs/scenes.png)."""
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor in the page
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, "\n".join(broken)
