@@ -31,6 +31,13 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def steps_done(summary: dict, resumed: bool) -> str:
+    """ "12 steps in 164 s on cpu": a run's steps and optimising time, which count the runs it resumed
+    (the checkpoint carries both), so a resumed run says so."""
+    line = f"{count(summary['steps'], 'step')} in {summary['seconds']:.0f} s on {summary['device']}"
+    return line + (", with the run it resumed" if resumed else "")
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"

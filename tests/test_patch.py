@@ -220,6 +220,9 @@ def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
     assert again == {**written, "attack": {**written["attack"], "steps": 4}}
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [1, 2, 3, 4]  # steps 1–2 came from the checkpoint
+    # the step count and the time are the runs' together, and the resumed run says so
+    assert "2 steps in " in first.stdout and "resumed" not in first.stdout
+    assert "4 steps in " in resumed.stdout and ", with the run it resumed" in resumed.stdout
     finished = run_physadv(*args, "--steps", 4)  # without --resume: refused, the finished run is kept
     assert finished.returncode == 2 and "Traceback" not in finished.stderr
     assert f"{out} holds a checkpoint at step 4 of this command: add --resume" in finished.stderr

@@ -73,7 +73,7 @@ def patch(
     from physadv.harness.patch_eval import rate_line
     from physadv.jobs.patch import run_patch
     from physadv.jobs.patch_data import eot_components
-    from physadv.progress import count
+    from physadv.progress import steps_done
 
     if eot_off is not None:
         given["components"] = eot_components(eot_off)
@@ -82,7 +82,7 @@ def patch(
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return
     model, size_mm = job.model, job.attack.size_mm
-    typer.echo(f"{count(summary['steps'], 'step')} in {summary['seconds']:.0f} s on {summary['device']}")
+    typer.echo(steps_done(summary, resume))
     for what, per_model in summary["judged"].items():
         for name, judged in per_model.items():
             people = judged["independent"]["clean"]["objects"]

@@ -48,7 +48,7 @@ def sticker(
     drive-by, and write printables and OUT/summary.json."""
     given = {k: v for k, v in locals().items() if k not in ("out", "config", "resume")}
     from physadv.jobs.sticker import run_sticker
-    from physadv.progress import count
+    from physadv.progress import steps_done
 
     job = resolve(StickerJob, config, given)
     summary = run_sticker(job, out, resume)
@@ -64,7 +64,7 @@ def sticker(
     }[goal]
     typer.echo(
         f"sticker area: {100 * summary['sticker_area_fraction']:.1f}% of the sign face; "
-        f"{count(summary['steps'], 'step')} in {summary['seconds']:.0f} s on {summary['device']}"
+        + steps_done(summary, resume)
     )
     from physadv.harness.metrics import Rate
 

@@ -204,7 +204,7 @@ def patch_segmenter(
     from physadv.jobs.patch_segmenter import run_patch_segmenter
     from physadv.models import load_model
     from physadv.printing.export import load_artefact_image
-    from physadv.progress import count
+    from physadv.progress import steps_done
 
     settings = resolve(SegmenterTraining, None, given)
     if out.suffix != ".safetensors":
@@ -221,7 +221,7 @@ def patch_segmenter(
     )
     patches = {str(p): load_artefact_image(p, (1.0, 1.0)).image for p in patch}
     summary = run_patch_segmenter(detector, train_set, val_set, patches, settings, out, resume)
-    typer.echo(f"{count(summary['steps'], 'step')} in {summary['seconds']:.0f} s on {summary['device']}")
+    typer.echo(steps_done(summary, resume))
     for name, judged in summary["held_out"].items():
         cover = judged.get("patch_pixels_covered")
         also = "" if cover is None else f", {100 * cover:.1f} % of the patch's pixels covered"
