@@ -169,6 +169,8 @@ def test_two_gloo_ranks_make_the_single_process_patch(tmp_path):
     two = _patch(data, tmp_path / "two", 2)
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("steps in") == 1  # rank 0 alone reports
+    # … and says what it read once ("training: 6 images, … objects from …", the same for held-out)
+    assert two.stdout.count(" objects from ") == single.stdout.count(" objects from ") == 2, two.stdout
     one, both = _history(tmp_path / "one"), _history(tmp_path / "two")
     assert [h["step"] for h in both] == [1, 2]
     for a, b in zip(one, both, strict=True):

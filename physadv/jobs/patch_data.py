@@ -6,7 +6,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from physadv.distributed import ranks_from_env
 from physadv.errors import PhysadvError
+
+
+def _say(*args, **kwargs) -> None:
+    """print, by torchrun's rank 0 alone (every rank reads the same photos and would say the same)."""
+    if ranks_from_env().main:
+        print(*args, **kwargs)
 
 
 def class_names(model, classes: list[str]) -> list[str]:
@@ -60,14 +67,14 @@ def _load_set(folder: Path, labels: str, model, ids: list[int], options: dict, w
             folder, model.imgsz or 640, ids, label_dir, options["min_box"], advance, class_map
         )
     for line in report.lines(folder):
-        print(f"{what}: {line}", file=sys.stderr)
+        _say(f"{what}: {line}", file=sys.stderr)
     if label_dir is None:
         image_set = pseudo_label(image_set, model, ids, options["pseudo_conf"], options["min_box"])
         source = f"the model's own detections at confidence {options['pseudo_conf']:g} (pseudo ground truth)"
     else:
         source = f"labels in {label_dir}"
-        print(f"{what} label classes → model: {class_map.describe()}")
-    print(f"{what}: {len(image_set)} images, {image_set.objects} objects from {source}")
+        _say(f"{what} label classes → model: {class_map.describe()}")
+    _say(f"{what}: {len(image_set)} images, {image_set.objects} objects from {source}")
     return image_set
 
 
@@ -76,7 +83,7 @@ def _with_objects(image_set, names: list[str], what: str):
     usable = image_set.with_objects()
     left = len(image_set) - len(usable)
     if left:
-        print(f"{what}: {left} of {len(image_set)} images left out: no {' or '.join(names)} in them")
+        _say(f"{what}: {left} of {len(image_set)} images left out: no {' or '.join(names)} in them")
     if not usable.objects:
         raise PhysadvError(f"no {', '.join(names)} found in the {what} images: nothing to hide")
     return usable
@@ -112,7 +119,7 @@ def load_train_val(
         )
     train_set, val_set = split(train_set, holdout, seed)
     total = len(train_set) + len(val_set)
-    print(f"held out {len(val_set)} of the {total} images with objects (--holdout {holdout:g})")
+    _say(f"held out {len(val_set)} of the {total} images with objects (--holdout {holdout:g})")
     return train_set, val_set
 
 
@@ -145,7 +152,7 @@ def load_scenes(
             if held_out
             else None
         )
-    print(
+    _say(
         f"street: {pool} frames of {path} ({train.objects} people), {refresh:g} re-rendered per step"
         + (f"; held out: {held_out} frames ({val.objects} people)" if val else "")
     )
