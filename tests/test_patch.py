@@ -144,6 +144,63 @@ def test_attack_lowers_detection_and_leaves_the_model_unchanged(persons, detecto
     assert not detector.model.training
 
 
+def test_running_out_of_memory_mid_run_keeps_the_steps_done(persons, detector, tmp_path, monkeypatch):
+    """Not only Ctrl-C: a step that fails (here the allocator, raised for real at step 3) leaves the
+    checkpoint at the last finished step, though the next regular checkpoint was 25 steps away."""
+    from physadv.attacks.person_patch import PatchAttack, PatchConfig
+    from physadv.printing.palette import Palette
+    from physadv.statefile import load_state
+
+    folder = persons / "images" / "train"
+    image_set, _ = load_image_set(folder, 320, [0], label_folder_for(folder))
+    config = PatchConfig(["person"], steps=10, batch=2, resolution=32)
+    attack = PatchAttack([detector], config, image_set.with_objects(), Palette.default().colours)
+    calls, loss = [], attack.loss
+
+    def failing_loss(patch, gen):
+        calls.append(1)
+        if len(calls) == 3:
+            torch.empty(10**13, dtype=torch.uint8)  # more than any machine has: torch's own error
+        return loss(patch, gen)
+
+    monkeypatch.setattr(attack, "loss", failing_loss)
+    with pytest.raises(RuntimeError, match="allocate"):
+        attack.run(tmp_path / "ck.safetensors", checkpoint_every=25)
+    saved = load_state(tmp_path / "ck.safetensors", "checkpoint")
+    assert saved["state"]["step"] == 2 and [h["step"] for h in saved["state"]["history"]] == [1, 2]
+
+
+def test_out_of_memory_in_the_patch_command_is_one_line_and_resumes(persons, tmp_path, monkeypatch, capsys):
+    """The command as a user meets it: numpy's own MemoryError at step 3 → one line that says what to
+    lower and that the checkpoint is kept; ``--resume`` then finishes every step."""
+    from physadv import cli
+    from physadv.attacks.person_patch import PatchAttack
+
+    calls, loss = [], PatchAttack.loss
+
+    def failing_loss(self, patch, gen):
+        calls.append(1)
+        if len(calls) == 3:
+            np.empty(10**13, np.uint8)
+        return loss(self, patch, gen)
+
+    monkeypatch.setattr(PatchAttack, "loss", failing_loss)
+    out = tmp_path / "run"
+    args = ["patch", "--images", str(persons / "images" / "train"), "--val", str(persons / "images" / "val")]
+    args += ["--out", str(out), "--steps", "4", "--batch", "2", "--resolution", "32"]
+    with pytest.raises(SystemExit) as ended:
+        cli.main(args)
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ended.value.code == 2 and said.startswith("physadv: error: out of memory (9.09 TiB asked for")
+    assert said.endswith("its last checkpoint is written: continue with --resume")
+    monkeypatch.setattr(PatchAttack, "loss", loss)
+    with pytest.raises(SystemExit) as ended:
+        cli.main([*args, "--resume"])
+    assert ended.value.code in (0, None)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2, 3, 4]
+
+
 def test_patch_cli_end_to_end_resume_and_controls(persons, tmp_path):
     out = tmp_path / "run"
     args = ["patch", "--images", persons / "images" / "train", "--val", persons / "images" / "val"]

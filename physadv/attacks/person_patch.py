@@ -244,7 +244,7 @@ class PatchAttack:
                 due = (step + 1) % checkpoint_every == 0 or step + 1 == c.steps
                 if checkpoint is not None and due and self.ranks.main:  # rank 0 alone writes
                     save()
-        except KeyboardInterrupt:  # Ctrl-C: keep the steps done since the last checkpoint
+        except BaseException:  # Ctrl-C, out of memory, any failure: keep the steps done so far
             if checkpoint is not None and self.ranks.main:
                 state["history"] = [h for h in state["history"] if h["step"] <= state["step"]]
                 save()

@@ -267,7 +267,7 @@ class StickerAttack:
                 done = step + 1 == c.steps
                 if main and checkpoint is not None and ((step + 1) % checkpoint_every == 0 or done):
                     save()
-        except KeyboardInterrupt:  # Ctrl-C: keep the steps done since the last checkpoint
+        except BaseException:  # Ctrl-C, out of memory, any failure: keep the steps done so far
             if main and checkpoint is not None:
                 state["history"] = [h for h in state["history"] if h["step"] <= state["step"]]
                 save()

@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("PHYSADV_DEBUG"):
             raise
         if _out_of_memory(exc):
-            _say_error(f"physadv: error: {_out_of_memory(exc)}")
+            # the attacks' loops write their checkpoint on any failure, as on Ctrl-C
+            kept = f"; {AFTER_INTERRUPT[command]}" if command in ("sticker", "patch") else ""
+            _say_error(f"physadv: error: {_out_of_memory(exc)}{kept}")
             sys.exit(2)
         print(
             f"physadv: internal error: {type(exc).__name__}: {exc} (set PHYSADV_DEBUG=1 for details)",

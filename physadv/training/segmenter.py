@@ -157,7 +157,7 @@ def train_segmenter(
                 progress(1, f"loss {loss.item():.3f}")
             if (step + 1) % s.checkpoint_every == 0 or step + 1 == s.steps:
                 save()
-    except KeyboardInterrupt:  # Ctrl-C: keep the steps done since the last checkpoint
+    except BaseException:  # Ctrl-C, out of memory, any failure: keep the steps done so far
         state["history"] = state["history"][: state["step"]]
         save()
         raise
