@@ -176,10 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # never a bare traceback for a user; PHYSADV_DEBUG=1 shows it
         if os.environ.get("PHYSADV_DEBUG"):
             raise
-        if _out_of_memory(exc):
+        if memory := _out_of_memory(exc):
             # the attacks' loops write their checkpoint on any failure, as on Ctrl-C
             kept = f"; {AFTER_INTERRUPT[command]}" if command in ("sticker", "patch") else ""
-            _say_error(f"physadv: error: {_out_of_memory(exc)}{kept}")
+            _say_error(f"physadv: error: {memory}{kept}")
             sys.exit(2)
         print(
             f"physadv: internal error: {type(exc).__name__}: {exc} (set PHYSADV_DEBUG=1 for details)",

@@ -19,7 +19,7 @@ import torch
 
 from physadv.artefact import Artefact
 from physadv.data.groundtruth import GtObject
-from physadv.data.images import IMAGE_SUFFIXES, frame_files, read_rgb8
+from physadv.data.images import IMAGE_SUFFIXES, frame_files, read_rgb8, skipped_name
 from physadv.data.video import VIDEO_SUFFIXES, Frame, Unread, VideoSource, check_fps, from_bgr8
 from physadv.errors import PhysadvError
 from physadv.scene.render import MIN_VISIBLE
@@ -122,8 +122,7 @@ class FolderSource:
             try:
                 rgb, picture = read_rgb8(file)
             except PhysadvError as exc:  # a truncated frame is named as such: 'f.jpg' (truncated)
-                why = getattr(exc, "reason", None)
-                self.unread.add(index, f"unreadable image '{file.name}'" + (f" ({why})" if why else ""))
+                self.unread.add(index, f"unreadable image {skipped_name(repr(file.name), exc)}")
                 continue
             if size is not None and rgb.shape[:2] != size:
                 self.unread.add(
